@@ -1,0 +1,68 @@
+# BytePiece for SQLite.
+#   make          the loadable extension ./bytepiece.so and libbytepiece.a
+#   make test     C unit tests and the Tcl suite; ends with "N passed, N failed"
+#   make test-sanitize   the same under AddressSanitizer and UBSan
+#   make bench    encoding throughput against SentencePiece
+#   make demo     tokenize real text and print a token-length report
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+WARNINGS = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(WARNINGS) -Isrc $(CFLAGS)
+LIBS = -lutf8proc -lz -lm -lpthread
+SHARED = bytepiece.so
+PYTHON ?= /usr/bin/python3
+SHARED_DATA ?= ../shared
+
+LIB_SOURCES = $(wildcard src/*.c)
+EXT_SOURCES = $(wildcard ext/*.c)
+HEADERS = $(wildcard src/*.h) $(wildcard ext/*.h)
+BUILD = build
+
+LIB_OBJECTS = $(LIB_SOURCES:src/%.c=$(BUILD)/src/%.o)
+EXT_OBJECTS = $(EXT_SOURCES:ext/%.c=$(BUILD)/ext/%.o)
+
+.PHONY: all test test-sanitize bench demo clean
+
+all: $(SHARED) $(BUILD)/libbytepiece.a
+
+$(BUILD)/src/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/ext/%.o: ext/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libbytepiece.a: $(LIB_OBJECTS)
+	ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJECTS) $(EXT_OBJECTS)
+	$(CC) -shared $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/unit_tests: tests/unit/unit_tests.c $(BUILD)/libbytepiece.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbytepiece.a $(LIBS)
+
+$(BUILD)/bench_encode: tests/bench/bench_encode.c $(BUILD)/libbytepiece.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbytepiece.a $(LIBS)
+
+test: all $(BUILD)/unit_tests
+	@tests/run $(BUILD)/unit_tests ./$(SHARED)
+
+# Sanitizers: a separate build tree, the same tests. The extension is loaded
+# into tclsh, so the ASan runtime is preloaded.
+test-sanitize:
+	$(MAKE) BUILD=build-sanitize SHARED=build-sanitize/bytepiece.so \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  build-sanitize/bytepiece.so build-sanitize/unit_tests
+	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	  tests/run build-sanitize/unit_tests build-sanitize/bytepiece.so
+
+bench: all $(BUILD)/bench_encode
+	@SHARED_DATA=$(SHARED_DATA) PYTHON=$(PYTHON) tests/bench/bench.sh $(BUILD)/bench_encode ./$(SHARED)
+
+demo: all
+	@SHARED_DATA=$(SHARED_DATA) sql/demo.sh ./$(SHARED)
+
+clean:
+	rm -rf build build-sanitize $(SHARED)

@@ -1,0 +1,53 @@
+/*
+** binding.h: what the files of the SQLite binding share.
+**
+** The binding has four parts: registry.c (the bp_models table, the store
+** behind it, and turning a model argument into a compiled bp_model, shared
+** across connections), functions.c (the scalar functions), tables.c (the
+** bp_tokens and bp_vocab table-valued functions) and bytepiece.c (the entry
+** point). The tokenizer itself is the plain C library in ../src.
+*/
+#ifndef BYTEPIECE_BINDING_H
+#define BYTEPIECE_BINDING_H
+
+#include <sqlite3ext.h>
+#ifndef SQLITE_CORE
+extern const sqlite3_api_routines *sqlite3_api;
+#endif
+
+#include "bytepiece.h"
+
+/* Per-connection state: which compiled model each name resolves to. */
+typedef struct bp_connection bp_connection;
+
+bp_connection *bp_connection_new(sqlite3 *db);
+void bp_connection_free(void *connection);
+
+/* Resolves a model argument: a model name (TEXT), a model value (BLOB), or,
+** when `argument` is NULL, the default model. On success returns SQLITE_OK
+** with a reference in *model, to be released with bp_model_release. On
+** failure reports the error on `ctx` (prefixed with `function`) or, when
+** ctx is NULL, in *message (to free with sqlite3_free), and returns the
+** SQLite error code. */
+int bp_resolve_model(bp_connection *connection, sqlite3_value *argument,
+                     const char *function, sqlite3_context *ctx,
+                     char **message, bp_model **model);
+
+/* Registration, each returning an SQLite result code. */
+int bp_register_models_table(sqlite3 *db, bp_connection *connection);
+int bp_register_functions(sqlite3 *db, bp_connection *connection);
+int bp_register_tables(sqlite3 *db, bp_connection *connection);
+
+/* Maps a library result code to an SQLite one. */
+int bp_sqlite_code(int bp_code);
+
+/* The name of a value's type, for argument errors. */
+const char *bp_type_name(sqlite3_value *value);
+
+/* How a text argument is taken: TEXT as UTF-8 to normalize, BLOB as bytes.
+** Returns 0 for NULL, 1 for an input, -1 (error set) for another type. */
+int bp_text_argument(sqlite3_context *ctx, sqlite3_value *value,
+                     const char *function, int position, const char **text,
+                     size_t *len, int *input);
+
+#endif /* BYTEPIECE_BINDING_H */

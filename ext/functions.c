@@ -1,0 +1,557 @@
+/*
+** functions.c: the scalar SQL functions.
+**
+**     SELECT bp_encode('今天天气不错', 'zh80k');          -- [37037,40950,...]
+**     SELECT bp_encode(body, 'zh80k', '{"bos":true,"eos":true}') FROM docs;
+**     SELECT bp_encode_packed(body) FROM docs;           -- int32 LE BLOB
+**     SELECT bp_count(body, 'zh80k') FROM docs;
+**     SELECT bp_decode('[37037,40950]', 'zh80k');        -- TEXT
+**     SELECT bp_decode_bytes(x'..', 'zh80k');            -- exact bytes
+**     SELECT bp_model_load('m.zip'), bp_model_save('zh80k', 'm.model');
+**     SELECT bp_version();
+**
+** The model argument is a name in bp_models, a model value, or omitted for
+** the default model (registry.c). Text arguments are TEXT (normalized to
+** NFC, must be valid UTF-8) or BLOB (raw bytes). NULL text gives NULL.
+** Options are a JSON object, read once per statement when constant.
+*/
+#include "binding.h"
+
+#include <stdio.h>
+#include <string.h>
+
+SQLITE_EXTENSION_INIT3
+
+int bp_sqlite_code(int bp_code) {
+  switch (bp_code) {
+    case BP_OK: return SQLITE_OK;
+    case BP_NOMEM: return SQLITE_NOMEM;
+    case BP_TOOBIG: return SQLITE_TOOBIG;
+    case BP_INTERRUPT: return SQLITE_INTERRUPT;
+    default: return SQLITE_ERROR;
+  }
+}
+
+const char *bp_type_name(sqlite3_value *value) {
+  switch (sqlite3_value_type(value)) {
+    case SQLITE_INTEGER: return "INTEGER";
+    case SQLITE_FLOAT: return "REAL";
+    case SQLITE_TEXT: return "TEXT";
+    case SQLITE_BLOB: return "BLOB";
+    default: return "NULL";
+  }
+}
+
+/* Reports a library error on ctx, prefixed with the function name. */
+static void result_bp_error(sqlite3_context *ctx, const char *function,
+                            const bp_error *err) {
+  if (err->code == BP_NOMEM) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  char *message = sqlite3_mprintf("%s: %s", function, err->message);
+  if (!message) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  sqlite3_result_error(ctx, message, -1);
+  sqlite3_result_error_code(ctx, bp_sqlite_code(err->code));
+  sqlite3_free(message);
+}
+
+static void result_errorf(sqlite3_context *ctx, int code, const char *format, ...) {
+  va_list ap;
+  va_start(ap, format);
+  char *message = sqlite3_vmprintf(format, ap);
+  va_end(ap);
+  if (!message) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  sqlite3_result_error(ctx, message, -1);
+  sqlite3_result_error_code(ctx, code);
+  sqlite3_free(message);
+}
+
+int bp_text_argument(sqlite3_context *ctx, sqlite3_value *value,
+                     const char *function, int position, const char **text,
+                     size_t *len, int *input) {
+  switch (sqlite3_value_type(value)) {
+    case SQLITE_NULL:
+      return 0;
+    case SQLITE_TEXT:
+      *text = (const char *)sqlite3_value_text(value);
+      *input = BP_INPUT_TEXT;
+      break;
+    case SQLITE_BLOB:
+      *text = (const char *)sqlite3_value_blob(value);
+      *input = BP_INPUT_BYTES;
+      break;
+    default:
+      result_errorf(ctx, SQLITE_MISMATCH,
+                    "%s: argument %d must be TEXT or BLOB, not %s", function,
+                    position, bp_type_name(value));
+      return -1;
+  }
+  *len = (size_t)sqlite3_value_bytes(value);
+  if (!*text && *len == 0) *text = "";
+  if (!*text) {
+    sqlite3_result_error_nomem(ctx);
+    return -1;
+  }
+  return 1;
+}
+
+/* ---- Options -------------------------------------------------------------- */
+
+typedef struct encode_options {
+  int bos, eos;
+} encode_options;
+
+/* Reads an options object: calls `apply` for each key. Returns SQLITE_OK,
+** or an error code after reporting the error on ctx. */
+typedef int (*option_handler)(void *target, const char *key, const char *type,
+                              sqlite3_value *atom, char **message);
+
+static int read_options(sqlite3_context *ctx, sqlite3_value *json,
+                        const char *function, option_handler apply,
+                        void *target) {
+  if (sqlite3_value_type(json) != SQLITE_TEXT) {
+    result_errorf(ctx, SQLITE_MISMATCH,
+                  "%s: options must be a JSON object (TEXT), not %s", function,
+                  bp_type_name(json));
+    return SQLITE_MISMATCH;
+  }
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  sqlite3_stmt *stmt;
+  int rc = sqlite3_prepare_v2(db,
+      "SELECT key, type, atom FROM json_each(?1) WHERE json_type(?1) = 'object'",
+      -1, &stmt, NULL);
+  if (rc != SQLITE_OK) {
+    result_errorf(ctx, rc, "%s: %s", function, sqlite3_errmsg(db));
+    return rc;
+  }
+  sqlite3_bind_value(stmt, 1, json);
+  char *message = NULL;
+  int rows = 0;
+  while (!message && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    rows++;
+    const char *key = (const char *)sqlite3_column_text(stmt, 0);
+    const char *type = (const char *)sqlite3_column_text(stmt, 1);
+    if (!key || !type) rc = SQLITE_NOMEM;
+    else apply(target, key, type, sqlite3_column_value(stmt, 2), &message);
+    if (rc == SQLITE_NOMEM) break;
+  }
+  if (!message && rc == SQLITE_ERROR)
+    message = sqlite3_mprintf("options are not valid JSON");
+  else if (!message && rc == SQLITE_DONE && rows == 0) {
+    /* Either {} or not an object at all. */
+    sqlite3_reset(stmt);
+    sqlite3_finalize(stmt);
+    rc = sqlite3_prepare_v2(db, "SELECT json_type(?1) = 'object'", -1, &stmt, NULL);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_value(stmt, 1, json);
+      rc = sqlite3_step(stmt);
+      if (rc == SQLITE_ROW && !sqlite3_column_int(stmt, 0))
+        message = sqlite3_mprintf("options must be a JSON object");
+      else if (rc == SQLITE_ROW)
+        rc = SQLITE_DONE;
+    }
+  }
+  sqlite3_finalize(stmt);
+  if (message) {
+    result_errorf(ctx, SQLITE_ERROR, "%s: %s", function, message);
+    sqlite3_free(message);
+    return SQLITE_ERROR;
+  }
+  if (rc != SQLITE_DONE) {
+    if (rc == SQLITE_NOMEM) sqlite3_result_error_nomem(ctx);
+    else result_errorf(ctx, rc, "%s: %s", function, sqlite3_errmsg(db));
+    return rc;
+  }
+  return SQLITE_OK;
+}
+
+static int apply_flag(const char *key, const char *type, int *flag, char **message) {
+  if (strcmp(type, "true") == 0) *flag = 1;
+  else if (strcmp(type, "false") == 0) *flag = 0;
+  else if (strcmp(type, "integer") == 0) *flag = -1; /* decided by the caller */
+  else {
+    *message = sqlite3_mprintf("option '%s' must be true or false, not %s", key, type);
+    return 1;
+  }
+  return 0;
+}
+
+static int apply_encode_option(void *target, const char *key, const char *type,
+                               sqlite3_value *atom, char **message) {
+  encode_options *o = target;
+  int *flag = strcmp(key, "bos") == 0 ? &o->bos
+            : strcmp(key, "eos") == 0 ? &o->eos : NULL;
+  if (!flag) {
+    *message = sqlite3_mprintf("unknown option '%s' (expected bos, eos)", key);
+    return 1;
+  }
+  if (apply_flag(key, type, flag, message)) return 1;
+  if (*flag == -1) {
+    /* json_object('bos', 1) is how SQL spells true. */
+    sqlite3_int64 v = sqlite3_value_int64(atom);
+    if (v != 0 && v != 1) {
+      *message = sqlite3_mprintf("option '%s' must be true or false, not %lld",
+                                 key, (long long)v);
+      return 1;
+    }
+    *flag = (int)v;
+  }
+  return 0;
+}
+
+/* Reads the encoding options of argument `index` into *options, parsed
+** once per statement when the argument is constant. Returns 0 after
+** reporting an error. */
+static int encode_options_argument(sqlite3_context *ctx, int argc,
+                                   sqlite3_value **argv, int index,
+                                   const char *function, encode_options *options) {
+  memset(options, 0, sizeof *options);
+  if (argc <= index || sqlite3_value_type(argv[index]) == SQLITE_NULL) return 1;
+  const encode_options *cached = sqlite3_get_auxdata(ctx, index);
+  if (cached) {
+    *options = *cached;
+    return 1;
+  }
+  if (read_options(ctx, argv[index], function, apply_encode_option, options) !=
+      SQLITE_OK)
+    return 0;
+  encode_options *kept = sqlite3_malloc64(sizeof *kept);
+  if (kept) {
+    *kept = *options;
+    sqlite3_set_auxdata(ctx, index, kept, sqlite3_free); /* may free at once */
+  }
+  return 1;
+}
+
+/* ---- Encoding ------------------------------------------------------------- */
+
+/* The work shared by the encoding functions: resolves the arguments
+** (text, model, options) and encodes. Returns 1 with ids (or just a count
+** when `ids` is NULL), 0 when the text is NULL, -1 after reporting an error. */
+static int encode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **argv,
+                            const char *function, bp_ids *ids, size_t *count) {
+  const char *text;
+  size_t len;
+  int input;
+  int r = bp_text_argument(ctx, argv[0], function, 1, &text, &len, &input);
+  if (r <= 0) return r;
+  encode_options options;
+  if (!encode_options_argument(ctx, argc, argv, 2, function, &options)) return -1;
+  bp_model *model;
+  if (bp_resolve_model(sqlite3_user_data(ctx), argc > 1 ? argv[1] : NULL,
+                       function, ctx, NULL, &model) != SQLITE_OK)
+    return -1;
+  bp_error err;
+  int rc = BP_OK;
+  *count = 0;
+  if (ids) {
+    if (options.bos && !bp_ids_push(ids, BP_ID_BOS)) rc = err.code = BP_NOMEM;
+    if (rc == BP_OK) rc = bp_encode(model, text, len, input, ids, &err);
+    if (rc == BP_OK && options.eos && !bp_ids_push(ids, BP_ID_EOS))
+      rc = err.code = BP_NOMEM;
+    *count = ids->count;
+  } else {
+    rc = bp_count(model, text, len, input, count, &err);
+    *count += (size_t)options.bos + (size_t)options.eos;
+  }
+  bp_model_release(model);
+  if (rc != BP_OK) {
+    result_bp_error(ctx, function, &err);
+    return -1;
+  }
+  return 1;
+}
+
+static char *format_ids_json(const int32_t *ids, size_t n, size_t *len) {
+  char *json = sqlite3_malloc64((sqlite3_uint64)n * 11 + 3);
+  if (!json) return NULL;
+  char *o = json;
+  *o++ = '[';
+  for (size_t i = 0; i < n; i++) {
+    if (i) *o++ = ',';
+    char digits[12];
+    int k = 0;
+    uint32_t v = (uint32_t)ids[i];
+    do {
+      digits[k++] = (char)('0' + v % 10);
+      v /= 10;
+    } while (v);
+    while (k) *o++ = digits[--k];
+  }
+  *o++ = ']';
+  *len = (size_t)(o - json);
+  return json;
+}
+
+static void encode_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  bp_ids ids = {0};
+  size_t count;
+  int r = encode_arguments(ctx, argc, argv, "bp_encode", &ids, &count);
+  if (r > 0) {
+    size_t len;
+    char *json = format_ids_json(ids.ids, ids.count, &len);
+    if (json)
+      sqlite3_result_text64(ctx, json, len, sqlite3_free, SQLITE_UTF8);
+    else
+      sqlite3_result_error_nomem(ctx);
+  }
+  bp_ids_free(&ids);
+}
+
+static void encode_packed_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  bp_ids ids = {0};
+  size_t count;
+  int r = encode_arguments(ctx, argc, argv, "bp_encode_packed", &ids, &count);
+  if (r > 0) {
+    uint8_t *packed = sqlite3_malloc64((sqlite3_uint64)ids.count * 4 + 1);
+    if (packed) {
+      for (size_t i = 0; i < ids.count; i++) {
+        uint32_t v = (uint32_t)ids.ids[i];
+        packed[4 * i] = (uint8_t)v;
+        packed[4 * i + 1] = (uint8_t)(v >> 8);
+        packed[4 * i + 2] = (uint8_t)(v >> 16);
+        packed[4 * i + 3] = (uint8_t)(v >> 24);
+      }
+      sqlite3_result_blob64(ctx, packed, (sqlite3_uint64)ids.count * 4, sqlite3_free);
+    } else {
+      sqlite3_result_error_nomem(ctx);
+    }
+  }
+  bp_ids_free(&ids);
+}
+
+static void count_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  size_t count;
+  if (encode_arguments(ctx, argc, argv, "bp_count", NULL, &count) > 0)
+    sqlite3_result_int64(ctx, (sqlite3_int64)count);
+}
+
+/* ---- Decoding ------------------------------------------------------------- */
+
+/* Reads ids from a JSON array of integers or a packed int32 LE BLOB. Returns
+** 1 with a new array (sqlite3_free), 0 for NULL, -1 after reporting. */
+static int ids_argument(sqlite3_context *ctx, sqlite3_value *value,
+                        const char *function, int64_t **ids, size_t *n) {
+  *ids = NULL;
+  *n = 0;
+  int type = sqlite3_value_type(value);
+  if (type == SQLITE_NULL) return 0;
+  if (type == SQLITE_BLOB) {
+    const uint8_t *p = sqlite3_value_blob(value);
+    size_t len = (size_t)sqlite3_value_bytes(value);
+    if (len % 4) {
+      result_errorf(ctx, SQLITE_ERROR,
+                    "%s: a packed ids BLOB must be a multiple of 4 bytes long, "
+                    "not %zu", function, len);
+      return -1;
+    }
+    *n = len / 4;
+    *ids = sqlite3_malloc64(*n * sizeof **ids + 1);
+    if (!*ids) {
+      sqlite3_result_error_nomem(ctx);
+      return -1;
+    }
+    for (size_t i = 0; i < *n; i++)
+      (*ids)[i] = (int32_t)((uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 |
+                            (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24);
+    return 1;
+  }
+  if (type != SQLITE_TEXT) {
+    result_errorf(ctx, SQLITE_MISMATCH,
+                  "%s: argument 1 must be a JSON array of ids (TEXT) or packed "
+                  "ids (BLOB), not %s", function, bp_type_name(value));
+    return -1;
+  }
+  const char *p = (const char *)sqlite3_value_text(value);
+  size_t len = (size_t)sqlite3_value_bytes(value);
+  if (!p) {
+    sqlite3_result_error_nomem(ctx);
+    return -1;
+  }
+  const char *end = p + len;
+  /* At most one id per two characters: "1,". */
+  *ids = sqlite3_malloc64((len / 2 + 1) * sizeof **ids);
+  if (!*ids) {
+    sqlite3_result_error_nomem(ctx);
+    return -1;
+  }
+#define SKIP_SPACE() while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++
+  SKIP_SPACE();
+  if (p == end || *p++ != '[') goto malformed;
+  SKIP_SPACE();
+  if (p < end && *p == ']') {
+    p++;
+  } else {
+    for (;;) {
+      SKIP_SPACE();
+      int negative = p < end && *p == '-';
+      if (negative) p++;
+      const char *digits = p;
+      uint64_t v = 0;
+      while (p < end && *p >= '0' && *p <= '9') {
+        if (v > (uint64_t)INT64_MAX / 10) goto malformed;
+        v = v * 10 + (uint64_t)(*p++ - '0');
+      }
+      if (p == digits || v > (uint64_t)INT64_MAX) goto malformed;
+      (*ids)[(*n)++] = negative ? -(int64_t)v : (int64_t)v;
+      SKIP_SPACE();
+      if (p < end && *p == ',') { p++; continue; }
+      if (p < end && *p == ']') { p++; break; }
+      goto malformed;
+    }
+  }
+  SKIP_SPACE();
+  if (p != end) goto malformed;
+#undef SKIP_SPACE
+  return 1;
+malformed:
+  sqlite3_free(*ids);
+  *ids = NULL;
+  result_errorf(ctx, SQLITE_ERROR,
+                "%s: argument 1 is not a JSON array of integer ids", function);
+  return -1;
+}
+
+/* Decodes argv[0] with the model of argv[1]; returns the bytes or NULL. */
+static char *decode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **argv,
+                              const char *function, size_t *len) {
+  int64_t *ids;
+  size_t n;
+  if (ids_argument(ctx, argv[0], function, &ids, &n) <= 0) return NULL;
+  bp_model *model;
+  if (bp_resolve_model(sqlite3_user_data(ctx), argc > 1 ? argv[1] : NULL,
+                       function, ctx, NULL, &model) != SQLITE_OK) {
+    sqlite3_free(ids);
+    return NULL;
+  }
+  char *bytes;
+  bp_error err;
+  int rc = bp_decode(model, ids, n, &bytes, len, &err);
+  bp_model_release(model);
+  sqlite3_free(ids);
+  if (rc != BP_OK) {
+    result_bp_error(ctx, function, &err);
+    return NULL;
+  }
+  return bytes;
+}
+
+static void decode_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  size_t len;
+  char *bytes = decode_arguments(ctx, argc, argv, "bp_decode", &len);
+  if (!bytes) return;
+  len = bp_utf8_drop_invalid(bytes, len);
+  sqlite3_result_text64(ctx, bytes, len, bp_free, SQLITE_UTF8);
+}
+
+static void decode_bytes_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  size_t len;
+  char *bytes = decode_arguments(ctx, argc, argv, "bp_decode_bytes", &len);
+  if (bytes) sqlite3_result_blob64(ctx, bytes, len, bp_free);
+}
+
+/* ---- Model files ---------------------------------------------------------- */
+
+static const char *path_argument(sqlite3_context *ctx, sqlite3_value *value,
+                                 const char *function, int position) {
+  if (sqlite3_value_type(value) != SQLITE_TEXT) {
+    if (sqlite3_value_type(value) != SQLITE_NULL)
+      result_errorf(ctx, SQLITE_MISMATCH, "%s: argument %d must be a file path "
+                    "(TEXT), not %s", function, position, bp_type_name(value));
+    return NULL;
+  }
+  const char *path = (const char *)sqlite3_value_text(value);
+  if (!path) sqlite3_result_error_nomem(ctx);
+  return path;
+}
+
+static void model_load_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  const char *path = path_argument(ctx, argv[0], "bp_model_load", 1);
+  if (!path) return;
+  bp_model *model;
+  bp_error err;
+  uint8_t *value;
+  size_t len;
+  if (bp_model_load_file(path, &model, &err) != BP_OK) {
+    result_bp_error(ctx, "bp_model_load", &err);
+    return;
+  }
+  int rc = bp_model_serialize(model, &value, &len, &err);
+  bp_model_release(model);
+  if (rc != BP_OK) {
+    result_bp_error(ctx, "bp_model_load", &err);
+    return;
+  }
+  sqlite3_result_blob64(ctx, value, len, bp_free);
+}
+
+static void model_save_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  const char *path = path_argument(ctx, argv[1], "bp_model_save", 2);
+  if (!path) return;
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+    result_errorf(ctx, SQLITE_MISMATCH, "bp_model_save: argument 1 must be a "
+                  "model name or a model value, not NULL");
+    return;
+  }
+  bp_model *model;
+  if (bp_resolve_model(sqlite3_user_data(ctx), argv[0], "bp_model_save", ctx,
+                       NULL, &model) != SQLITE_OK)
+    return;
+  bp_error err;
+  size_t written;
+  int rc = bp_model_save_file(model, path, &written, &err);
+  bp_model_release(model);
+  if (rc != BP_OK) {
+    result_bp_error(ctx, "bp_model_save", &err);
+    return;
+  }
+  sqlite3_result_int64(ctx, (sqlite3_int64)written);
+}
+
+static void version_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc; (void)argv;
+  sqlite3_result_text(ctx, BP_VERSION, -1, SQLITE_STATIC);
+}
+
+/* ---- Registration --------------------------------------------------------- */
+
+#define READS_MODELS (SQLITE_UTF8 | SQLITE_INNOCUOUS)
+#define PURE (SQLITE_UTF8 | SQLITE_INNOCUOUS | SQLITE_DETERMINISTIC)
+#define TOUCHES_FILES (SQLITE_UTF8 | SQLITE_DIRECTONLY)
+
+static const struct {
+  const char *name;
+  int min_args, max_args;
+  int flags;
+  void (*function)(sqlite3_context *, int, sqlite3_value **);
+} scalar_functions[] = {
+    {"bp_encode", 1, 3, READS_MODELS, encode_function},
+    {"bp_encode_packed", 1, 3, READS_MODELS, encode_packed_function},
+    {"bp_count", 1, 3, READS_MODELS, count_function},
+    {"bp_decode", 1, 2, READS_MODELS, decode_function},
+    {"bp_decode_bytes", 1, 2, READS_MODELS, decode_bytes_function},
+    {"bp_model_load", 1, 1, TOUCHES_FILES, model_load_function},
+    {"bp_model_save", 2, 2, TOUCHES_FILES, model_save_function},
+    {"bp_version", 0, 0, PURE, version_function},
+};
+
+int bp_register_functions(sqlite3 *db, bp_connection *connection) {
+  for (size_t i = 0; i < sizeof scalar_functions / sizeof scalar_functions[0]; i++)
+    for (int n = scalar_functions[i].min_args; n <= scalar_functions[i].max_args; n++) {
+      int rc = sqlite3_create_function_v2(db, scalar_functions[i].name, n,
+                                          scalar_functions[i].flags, connection,
+                                          scalar_functions[i].function, NULL,
+                                          NULL, NULL);
+      if (rc != SQLITE_OK) return rc;
+    }
+  return SQLITE_OK;
+}

@@ -1,0 +1,395 @@
+/*
+** tables.c: the table-valued functions bp_tokens and bp_vocab.
+**
+**     SELECT * FROM bp_tokens('今天天气不错', 'zh80k');
+**       -- position, id, piece (BLOB), text, start, end (byte offsets)
+**     SELECT * FROM bp_vocab('zh80k') WHERE id = 37037;
+**       -- id, piece (BLOB), text, count, score
+**
+** Both are eponymous virtual tables whose arguments are hidden columns.
+** bp_tokens encodes once in xFilter and walks the ids; offsets are into the
+** text as segmented, i.e. its NFC form (equal to the input when the input
+** is already NFC, as nearly all text is). bp_vocab lists every id,
+** including the reserved ids 0..2 (piece, count and score NULL).
+*/
+#include "binding.h"
+
+#include <string.h>
+
+SQLITE_EXTENSION_INIT3
+
+static int set_error(sqlite3_vtab *vtab, char *message) {
+  sqlite3_free(vtab->zErrMsg);
+  vtab->zErrMsg = message;
+  return message ? SQLITE_ERROR : SQLITE_NOMEM;
+}
+
+/* Returns, in piece_text, a piece's bytes with invalid UTF-8 dropped. */
+static void result_piece_text(sqlite3_context *ctx, const uint8_t *bytes,
+                              uint32_t length) {
+  char *text = sqlite3_malloc64(length + 1);
+  if (!text) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  memcpy(text, bytes, length);
+  size_t n = bp_utf8_drop_invalid(text, length);
+  sqlite3_result_text64(ctx, text, n, sqlite3_free, SQLITE_UTF8);
+}
+
+/* Finds usable EQ constraints on the hidden argument columns first..last
+** and passes them to xFilter in order; idxNum has bit k set when argument k
+** is given. Returns SQLITE_CONSTRAINT when an argument is present but not
+** usable, so that SQLite picks a plan where it is. */
+static int plan_arguments(sqlite3_index_info *info, int first, int last) {
+  int where[8], present = 0, usable = 0;
+  for (int k = 0; k <= last - first; k++) where[k] = -1;
+  for (int i = 0; i < info->nConstraint; i++) {
+    const struct sqlite3_index_constraint *c = &info->aConstraint[i];
+    if (c->iColumn < first || c->iColumn > last || c->op != SQLITE_INDEX_CONSTRAINT_EQ)
+      continue;
+    int k = c->iColumn - first;
+    present |= 1 << k;
+    if (c->usable) {
+      usable |= 1 << k;
+      where[k] = i;
+    }
+  }
+  if (present & ~usable) return SQLITE_CONSTRAINT;
+  int argv_index = 1;
+  for (int k = 0; k <= last - first; k++)
+    if (where[k] >= 0) {
+      info->aConstraintUsage[where[k]].argvIndex = argv_index++;
+      info->aConstraintUsage[where[k]].omit = 1;
+    }
+  info->idxNum = usable;
+  return SQLITE_OK;
+}
+
+/* ---- bp_tokens ------------------------------------------------------------ */
+
+enum {
+  TOKENS_POSITION, TOKENS_ID, TOKENS_PIECE, TOKENS_TEXT, TOKENS_START,
+  TOKENS_END, TOKENS_INPUT, TOKENS_MODEL
+};
+
+typedef struct tokens_table {
+  sqlite3_vtab base;
+  bp_connection *connection;
+} tokens_table;
+
+typedef struct tokens_cursor {
+  sqlite3_vtab_cursor base;
+  bp_model *model;
+  bp_ids ids;
+  size_t position;
+  size_t start; /* byte offset of the current token */
+} tokens_cursor;
+
+static int tokens_connect(sqlite3 *db, void *aux, int argc,
+                          const char *const *argv, sqlite3_vtab **vtab,
+                          char **error) {
+  (void)argc; (void)argv; (void)error;
+  int rc = sqlite3_declare_vtab(db,
+      "CREATE TABLE x(position INTEGER, id INTEGER, piece BLOB, text TEXT, "
+      "start INTEGER, \"end\" INTEGER, input HIDDEN, model HIDDEN)");
+  if (rc != SQLITE_OK) return rc;
+  tokens_table *t = sqlite3_malloc64(sizeof *t);
+  if (!t) return SQLITE_NOMEM;
+  memset(t, 0, sizeof *t);
+  t->connection = aux;
+  *vtab = &t->base;
+  sqlite3_vtab_config(db, SQLITE_VTAB_INNOCUOUS);
+  return SQLITE_OK;
+}
+
+static int table_disconnect(sqlite3_vtab *vtab) {
+  sqlite3_free(vtab);
+  return SQLITE_OK;
+}
+
+static int tokens_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
+  (void)vtab;
+  int rc = plan_arguments(info, TOKENS_INPUT, TOKENS_MODEL);
+  if (rc != SQLITE_OK) return rc;
+  info->estimatedCost = 1000;
+  info->estimatedRows = 1000;
+  if (info->nOrderBy == 1 && info->aOrderBy[0].iColumn == TOKENS_POSITION &&
+      !info->aOrderBy[0].desc)
+    info->orderByConsumed = 1;
+  return SQLITE_OK;
+}
+
+static int tokens_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **cursor) {
+  (void)vtab;
+  tokens_cursor *c = sqlite3_malloc64(sizeof *c);
+  if (!c) return SQLITE_NOMEM;
+  memset(c, 0, sizeof *c);
+  *cursor = &c->base;
+  return SQLITE_OK;
+}
+
+static void tokens_reset(tokens_cursor *c) {
+  bp_model_release(c->model);
+  c->model = NULL;
+  bp_ids_free(&c->ids);
+  c->position = 0;
+  c->start = 0;
+}
+
+static int tokens_close(sqlite3_vtab_cursor *cursor) {
+  tokens_reset((tokens_cursor *)cursor);
+  sqlite3_free(cursor);
+  return SQLITE_OK;
+}
+
+static int tokens_filter(sqlite3_vtab_cursor *cursor, int idx_num,
+                         const char *idx_str, int argc, sqlite3_value **argv) {
+  (void)idx_str; (void)argc;
+  tokens_cursor *c = (tokens_cursor *)cursor;
+  tokens_table *t = (tokens_table *)cursor->pVtab;
+  tokens_reset(c);
+  if (!(idx_num & 1))
+    return set_error(cursor->pVtab, sqlite3_mprintf(
+        "bp_tokens: the text argument is required, as in "
+        "bp_tokens('some text', 'model')"));
+  sqlite3_value *input = argv[0];
+  sqlite3_value *model_argument = (idx_num & 2) ? argv[1] : NULL;
+  int type = sqlite3_value_type(input);
+  if (type == SQLITE_NULL) return SQLITE_OK; /* no rows */
+  if (type != SQLITE_TEXT && type != SQLITE_BLOB)
+    return set_error(cursor->pVtab, sqlite3_mprintf(
+        "bp_tokens: argument 1 must be TEXT or BLOB, not %s", bp_type_name(input)));
+  char *message;
+  int rc = bp_resolve_model(t->connection, model_argument, "bp_tokens", NULL,
+                            &message, &c->model);
+  if (rc != SQLITE_OK) return rc == SQLITE_NOMEM ? rc : set_error(cursor->pVtab, message);
+  const char *text = type == SQLITE_TEXT ? (const char *)sqlite3_value_text(input)
+                                         : (const char *)sqlite3_value_blob(input);
+  size_t len = (size_t)sqlite3_value_bytes(input);
+  if (!text && len) return SQLITE_NOMEM;
+  bp_error err;
+  if (bp_encode(c->model, text ? text : "", len,
+                type == SQLITE_TEXT ? BP_INPUT_TEXT : BP_INPUT_BYTES, &c->ids,
+                &err) != BP_OK)
+    return err.code == BP_NOMEM ? SQLITE_NOMEM : set_error(cursor->pVtab,
+        sqlite3_mprintf("bp_tokens: %s", err.message));
+  return SQLITE_OK;
+}
+
+static uint32_t token_length(const tokens_cursor *c) {
+  uint32_t length;
+  bp_model_piece(c->model, (uint32_t)c->ids.ids[c->position], &length);
+  return length;
+}
+
+static int tokens_next(sqlite3_vtab_cursor *cursor) {
+  tokens_cursor *c = (tokens_cursor *)cursor;
+  c->start += token_length(c);
+  c->position++;
+  return SQLITE_OK;
+}
+
+static int tokens_eof(sqlite3_vtab_cursor *cursor) {
+  tokens_cursor *c = (tokens_cursor *)cursor;
+  return c->position >= c->ids.count;
+}
+
+static int tokens_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx,
+                         int column) {
+  tokens_cursor *c = (tokens_cursor *)cursor;
+  uint32_t id = (uint32_t)c->ids.ids[c->position], length;
+  const uint8_t *piece = bp_model_piece(c->model, id, &length);
+  switch (column) {
+    case TOKENS_POSITION: sqlite3_result_int64(ctx, (sqlite3_int64)c->position); break;
+    case TOKENS_ID: sqlite3_result_int64(ctx, id); break;
+    case TOKENS_PIECE: sqlite3_result_blob(ctx, piece, (int)length, SQLITE_TRANSIENT); break;
+    case TOKENS_TEXT: result_piece_text(ctx, piece, length); break;
+    case TOKENS_START: sqlite3_result_int64(ctx, (sqlite3_int64)c->start); break;
+    case TOKENS_END: sqlite3_result_int64(ctx, (sqlite3_int64)(c->start + length)); break;
+    default: break; /* hidden arguments read back as NULL */
+  }
+  return SQLITE_OK;
+}
+
+static int tokens_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
+  *rowid = (sqlite3_int64)((tokens_cursor *)cursor)->position;
+  return SQLITE_OK;
+}
+
+static sqlite3_module tokens_module = {
+    0,                 /* iVersion */
+    NULL,              /* xCreate: eponymous only */
+    tokens_connect,    /* xConnect */
+    tokens_best_index, /* xBestIndex */
+    table_disconnect,  /* xDisconnect */
+    NULL,              /* xDestroy */
+    tokens_open,       /* xOpen */
+    tokens_close,      /* xClose */
+    tokens_filter,     /* xFilter */
+    tokens_next,       /* xNext */
+    tokens_eof,        /* xEof */
+    tokens_column,     /* xColumn */
+    tokens_rowid,      /* xRowid */
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+};
+
+/* ---- bp_vocab ------------------------------------------------------------- */
+
+enum { VOCAB_ID, VOCAB_PIECE, VOCAB_TEXT, VOCAB_COUNT, VOCAB_SCORE, VOCAB_MODEL };
+
+typedef struct vocab_cursor {
+  sqlite3_vtab_cursor base;
+  bp_model *model;
+  sqlite3_int64 id, last;
+} vocab_cursor;
+
+static int vocab_connect(sqlite3 *db, void *aux, int argc,
+                         const char *const *argv, sqlite3_vtab **vtab,
+                         char **error) {
+  (void)argc; (void)argv; (void)error;
+  int rc = sqlite3_declare_vtab(db,
+      "CREATE TABLE x(id INTEGER, piece BLOB, text TEXT, count INTEGER, "
+      "score REAL, model HIDDEN)");
+  if (rc != SQLITE_OK) return rc;
+  tokens_table *t = sqlite3_malloc64(sizeof *t);
+  if (!t) return SQLITE_NOMEM;
+  memset(t, 0, sizeof *t);
+  t->connection = aux;
+  *vtab = &t->base;
+  sqlite3_vtab_config(db, SQLITE_VTAB_INNOCUOUS);
+  return SQLITE_OK;
+}
+
+static int vocab_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
+  (void)vtab;
+  int rc = plan_arguments(info, VOCAB_MODEL, VOCAB_MODEL);
+  if (rc != SQLITE_OK) return rc;
+  info->estimatedCost = 100000;
+  info->estimatedRows = 100000;
+  /* WHERE id = ? reads one row. */
+  for (int i = 0; i < info->nConstraint; i++) {
+    const struct sqlite3_index_constraint *c = &info->aConstraint[i];
+    if (c->usable && c->iColumn == VOCAB_ID && c->op == SQLITE_INDEX_CONSTRAINT_EQ) {
+      info->aConstraintUsage[i].argvIndex = (info->idxNum & 1) ? 2 : 1;
+      info->aConstraintUsage[i].omit = 1;
+      info->idxNum |= 2;
+      info->estimatedCost = 1;
+      info->estimatedRows = 1;
+      info->idxFlags = SQLITE_INDEX_SCAN_UNIQUE;
+      break;
+    }
+  }
+  if (info->nOrderBy == 1 && info->aOrderBy[0].iColumn == VOCAB_ID &&
+      !info->aOrderBy[0].desc)
+    info->orderByConsumed = 1;
+  return SQLITE_OK;
+}
+
+static int vocab_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **cursor) {
+  (void)vtab;
+  vocab_cursor *c = sqlite3_malloc64(sizeof *c);
+  if (!c) return SQLITE_NOMEM;
+  memset(c, 0, sizeof *c);
+  *cursor = &c->base;
+  return SQLITE_OK;
+}
+
+static int vocab_close(sqlite3_vtab_cursor *cursor) {
+  bp_model_release(((vocab_cursor *)cursor)->model);
+  sqlite3_free(cursor);
+  return SQLITE_OK;
+}
+
+static int vocab_filter(sqlite3_vtab_cursor *cursor, int idx_num,
+                        const char *idx_str, int argc, sqlite3_value **argv) {
+  (void)idx_str; (void)argc;
+  vocab_cursor *c = (vocab_cursor *)cursor;
+  tokens_table *t = (tokens_table *)cursor->pVtab;
+  bp_model_release(c->model);
+  c->model = NULL;
+  c->id = 0;
+  c->last = -1;
+  char *message;
+  int rc = bp_resolve_model(t->connection, (idx_num & 1) ? argv[0] : NULL,
+                            "bp_vocab", NULL, &message, &c->model);
+  if (rc != SQLITE_OK) return rc == SQLITE_NOMEM ? rc : set_error(cursor->pVtab, message);
+  c->last = (sqlite3_int64)bp_model_vocab_size(c->model) - 1;
+  if (idx_num & 2) {
+    sqlite3_value *wanted = argv[(idx_num & 1) ? 1 : 0];
+    sqlite3_int64 id = sqlite3_value_int64(wanted);
+    int numeric = sqlite3_value_numeric_type(wanted) == SQLITE_INTEGER;
+    if (!numeric || id < 0 || id > c->last) {
+      c->last = -1; /* no such row */
+    } else {
+      c->id = id;
+      c->last = id;
+    }
+  }
+  return SQLITE_OK;
+}
+
+static int vocab_next(sqlite3_vtab_cursor *cursor) {
+  ((vocab_cursor *)cursor)->id++;
+  return SQLITE_OK;
+}
+
+static int vocab_eof(sqlite3_vtab_cursor *cursor) {
+  vocab_cursor *c = (vocab_cursor *)cursor;
+  return c->id > c->last;
+}
+
+static int vocab_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx,
+                        int column) {
+  static const char *const reserved[] = {"<pad>", "<bos>", "<eos>"};
+  vocab_cursor *c = (vocab_cursor *)cursor;
+  uint32_t id = (uint32_t)c->id, length;
+  const uint8_t *piece = bp_model_piece(c->model, id, &length);
+  switch (column) {
+    case VOCAB_ID: sqlite3_result_int64(ctx, id); break;
+    case VOCAB_PIECE:
+      if (piece) sqlite3_result_blob(ctx, piece, (int)length, SQLITE_TRANSIENT);
+      break;
+    case VOCAB_TEXT:
+      if (piece) result_piece_text(ctx, piece, length);
+      else sqlite3_result_text(ctx, reserved[id], -1, SQLITE_STATIC);
+      break;
+    case VOCAB_COUNT:
+      if (piece) sqlite3_result_int64(ctx, (sqlite3_int64)bp_model_count(c->model, id));
+      break;
+    case VOCAB_SCORE:
+      if (piece) sqlite3_result_double(ctx, bp_model_score(c->model, id));
+      break;
+    default: break;
+  }
+  return SQLITE_OK;
+}
+
+static int vocab_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
+  *rowid = ((vocab_cursor *)cursor)->id;
+  return SQLITE_OK;
+}
+
+static sqlite3_module vocab_module = {
+    0,                /* iVersion */
+    NULL,             /* xCreate: eponymous only */
+    vocab_connect,    /* xConnect */
+    vocab_best_index, /* xBestIndex */
+    table_disconnect, /* xDisconnect */
+    NULL,             /* xDestroy */
+    vocab_open,       /* xOpen */
+    vocab_close,      /* xClose */
+    vocab_filter,     /* xFilter */
+    vocab_next,       /* xNext */
+    vocab_eof,        /* xEof */
+    vocab_column,     /* xColumn */
+    vocab_rowid,      /* xRowid */
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+};
+
+int bp_register_tables(sqlite3 *db, bp_connection *connection) {
+  int rc = sqlite3_create_module(db, "bp_tokens", &tokens_module, connection);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_create_module(db, "bp_vocab", &vocab_module, connection);
+  return rc;
+}

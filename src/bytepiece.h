@@ -1,0 +1,181 @@
+/*
+** bytepiece.h: the public interface of the BytePiece tokenizer library.
+**
+** BytePiece is a byte-based Unigram tokenizer. A model is a list of pieces
+** (byte strings) with training counts; a piece's score is
+** log(count) - log(sum of counts). Encoding normalizes text to NFC, cuts it
+** into chunks after every run of newlines, and segments each chunk into the
+** pieces whose scores sum highest (Viterbi). Ids 0, 1, 2 are <pad>, <bos>,
+** <eos>; piece ids start at 3.
+**
+** The library has no SQLite types. Every allocation goes through the hook set
+** by bp_set_allocator(), so a host can route memory through its own allocator
+** (the SQLite binding uses sqlite3_malloc64) and inject failures in tests.
+**
+** Typical use:
+**
+**     bp_model *m; bp_error err;
+**     if (bp_model_load_file("bytepiece_80k.zip", &m, &err) != BP_OK) ...
+**     bp_ids ids = {0};
+**     bp_encode(m, text, len, BP_INPUT_TEXT, &ids, &err);
+**     ...
+**     bp_ids_free(&ids);
+**     bp_model_release(m);
+*/
+#ifndef BYTEPIECE_H
+#define BYTEPIECE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BP_VERSION "0.1.0"
+
+/* Result codes. */
+enum {
+  BP_OK = 0,
+  BP_NOMEM,     /* an allocation failed */
+  BP_IO,        /* a file could not be read or written */
+  BP_FORMAT,    /* malformed model file or model value */
+  BP_INVALID,   /* invalid argument: bad UTF-8, unknown id, ... */
+  BP_TOOBIG,    /* input or output beyond a documented limit */
+  BP_INTERRUPT  /* the caller's interrupt check asked to stop */
+};
+
+/* An error: a code and a message that says what went wrong and where. */
+typedef struct bp_error {
+  int code;
+  char message[512];
+} bp_error;
+
+/* The reserved ids. */
+enum { BP_ID_PAD = 0, BP_ID_BOS = 1, BP_ID_EOS = 2, BP_FIRST_PIECE_ID = 3 };
+
+/* Pieces longer than this are refused when a model is built. */
+#define BP_MAX_PIECE_BYTES 255
+
+/* Route all of the library's allocations through these three functions.
+** Passing NULLs restores malloc/realloc/free. Not thread-safe: call it once,
+** before any other use of the library. */
+void bp_set_allocator(void *(*malloc_fn)(size_t),
+                      void *(*realloc_fn)(void *, size_t),
+                      void (*free_fn)(void *));
+
+/* ---- Models ---------------------------------------------------------------
+** A bp_model is immutable once built and may be used from several threads at
+** once. It is reference counted: bp_model_retain/bp_model_release.
+*/
+typedef struct bp_model bp_model;
+
+/* One piece as given to bp_model_build: its bytes, id and training count. */
+typedef struct bp_piece {
+  const uint8_t *bytes;
+  uint32_t length;
+  uint32_t id;
+  uint64_t count;
+} bp_piece;
+
+/* Builds a model from pieces. Ids must be exactly 3..n+2, each once; every
+** single byte must be a piece; counts must be positive. */
+int bp_model_build(const bp_piece *pieces, size_t n, bp_model **out,
+                   bp_error *err);
+
+/* Reads a model file: BytePiece JSON, or a zip archive holding one .model
+** member. Error messages name the file. */
+int bp_model_load_file(const char *path, bp_model **out, bp_error *err);
+
+/* Parses BytePiece JSON held in memory. `source` names it in messages. */
+int bp_model_from_json(const char *json, size_t len, const char *source,
+                       bp_model **out, bp_error *err);
+
+/* Writes BytePiece JSON, byte for byte as the reference's Trainer.save()
+** lays it out, into a new buffer (*json, *len) to be freed with bp_free. */
+int bp_model_to_json(const bp_model *m, char **json, size_t *len,
+                     bp_error *err);
+
+/* Writes BytePiece JSON to `path` through a temporary file in the same
+** directory, flushed and then renamed, so a crash never leaves a truncated
+** file under `path`. Sets *written_bytes to the file's size. */
+int bp_model_save_file(const bp_model *m, const char *path,
+                       size_t *written_bytes, bp_error *err);
+
+/* The compact binary model value (what the SQLite binding stores):
+** header "BPMODEL\0", u32 format version, u32 piece count, 32-byte SHA-256 of
+** the payload; then for each piece in id order: varint length, bytes,
+** varint count. Equal models give equal values. */
+#define BP_VALUE_HEADER_BYTES 48
+#define BP_VALUE_DIGEST_OFFSET 16
+int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
+                       bp_error *err);
+int bp_model_deserialize(const uint8_t *value, size_t len, bp_model **out,
+                         bp_error *err);
+/* Checks a value's header and copies out its digest without decoding it. */
+int bp_value_digest(const uint8_t *value, size_t len, uint8_t digest[32]);
+
+bp_model *bp_model_retain(bp_model *m);
+void bp_model_release(bp_model *m);
+
+/* Vocabulary: ids 0..vocab_size-1, of which 0..2 are the reserved ids. */
+uint32_t bp_model_vocab_size(const bp_model *m);
+/* A piece's bytes, count and score; NULL/0 for reserved or unknown ids. */
+const uint8_t *bp_model_piece(const bp_model *m, uint32_t id, uint32_t *length);
+uint64_t bp_model_count(const bp_model *m, uint32_t id);
+double bp_model_score(const bp_model *m, uint32_t id);
+const uint8_t *bp_model_digest(const bp_model *m);
+/* Bytes of memory the compiled model holds. */
+size_t bp_model_memory(const bp_model *m);
+
+/* ---- Encoding ------------------------------------------------------------ */
+
+/* A growable array of token ids. Zero-initialize before first use. */
+typedef struct bp_ids {
+  int32_t *ids;
+  size_t count;
+  size_t capacity;
+} bp_ids;
+void bp_ids_free(bp_ids *ids);
+/* Appends one id; returns 0 when out of memory. */
+int bp_ids_push(bp_ids *ids, int32_t id);
+
+/* How input bytes are taken. */
+enum {
+  BP_INPUT_TEXT = 0, /* UTF-8 text: validated and normalized to NFC */
+  BP_INPUT_BYTES = 1 /* raw bytes: no validation, no normalization */
+};
+
+/* Appends the ids of `text` to `out`. Invalid UTF-8 in BP_INPUT_TEXT mode is
+** BP_INVALID, with the byte offset in the message. */
+int bp_encode(const bp_model *m, const char *text, size_t len, int input,
+              bp_ids *out, bp_error *err);
+
+/* The number of tokens bp_encode would produce, without storing them. */
+int bp_count(const bp_model *m, const char *text, size_t len, int input,
+             size_t *count, bp_error *err);
+
+/* The text that is actually segmented: for BP_INPUT_TEXT the NFC form (a new
+** buffer to free with bp_free, or NULL with *normalized_len == len when the
+** text is already NFC). Lets callers relate token offsets to text. */
+int bp_normalize(const char *text, size_t len, char **normalized,
+                 size_t *normalized_len, bp_error *err);
+
+/* ---- Decoding ------------------------------------------------------------ */
+
+/* The concatenated bytes of the pieces of `ids`; reserved ids 0..2 add
+** nothing. An id outside the vocabulary is BP_INVALID naming the id. The
+** result (to free with bp_free) is exact bytes and may be invalid UTF-8. */
+int bp_decode(const bp_model *m, const int64_t *ids, size_t n, char **bytes,
+              size_t *len, bp_error *err);
+
+/* Drops every byte that is not part of a well-formed UTF-8 sequence, in
+** place, as Python's bytes.decode('utf-8', 'ignore') does. Returns the new
+** length. */
+size_t bp_utf8_drop_invalid(char *bytes, size_t len);
+
+/* Offset of the first byte that is not well-formed UTF-8, or len. */
+size_t bp_utf8_invalid_offset(const char *bytes, size_t len);
+
+/* ---- Memory -------------------------------------------------------------- */
+void *bp_malloc(size_t n);
+void *bp_realloc(void *p, size_t n);
+void bp_free(void *p);
+
+#endif /* BYTEPIECE_H */

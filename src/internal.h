@@ -1,0 +1,109 @@
+/*
+** internal.h: helpers shared by the library's source files and not part of
+** the public interface: error reporting, a growable byte buffer, SHA-256,
+** the Aho-Corasick matcher, the zip reader and NFC normalization.
+*/
+#ifndef BYTEPIECE_INTERNAL_H
+#define BYTEPIECE_INTERNAL_H
+
+#include "bytepiece.h"
+#include <stdbool.h>
+
+/* Sets err->code and a printf-style message; returns the code. */
+int bp_fail(bp_error *err, int code, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+int bp_fail_nomem(bp_error *err);
+
+/* A growable byte buffer. Zero-initialize before first use. */
+typedef struct bp_buffer {
+  char *data;
+  size_t length;
+  size_t capacity;
+} bp_buffer;
+bool bp_buffer_reserve(bp_buffer *b, size_t extra);
+bool bp_buffer_append(bp_buffer *b, const void *bytes, size_t n);
+void bp_buffer_free(bp_buffer *b);
+
+/* SHA-256 (FIPS 180-4). */
+void bp_sha256(const uint8_t *data, size_t len, uint8_t digest[32]);
+
+/* ---- Matcher --------------------------------------------------------------
+** An Aho-Corasick automaton over all pieces, stored as a double-array trie.
+** Feeding it one byte at a time yields, for each end position, every piece
+** that ends there, longest first: exactly the candidate order of the
+** reference's Viterbi.
+*/
+typedef struct bp_matcher_cell {
+  int32_t base;  /* children of this node are at base + byte */
+  int32_t check; /* the parent's slot; -1 for a free slot */
+  int32_t fail;  /* slot of the longest proper suffix that is a trie node */
+  int32_t out;   /* index of the longest piece that is a suffix here, or -1 */
+} bp_matcher_cell;
+
+typedef struct bp_matcher_piece {
+  double score;     /* log(count) - log(total) */
+  uint32_t length;  /* bytes */
+  int32_t next_out; /* next shorter piece that is a suffix of this one, or -1 */
+} bp_matcher_piece;
+
+typedef struct bp_matcher {
+  bp_matcher_cell *cells;
+  size_t cell_count;
+  bp_matcher_piece *pieces; /* by piece index (id - 3) */
+} bp_matcher;
+
+/* Builds the automaton over pieces[i] = bytes + offsets[i] .. offsets[i+1].
+** `pieces` of the result must already hold score and length. */
+int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes,
+                     const uint32_t *offsets, size_t n, bp_error *err);
+void bp_matcher_free(bp_matcher *mt);
+
+/* The root is slot 0; every byte has an edge from it because every single
+** byte is a piece, so the failure walk below always ends. */
+static inline int32_t bp_matcher_step(const bp_matcher_cell *cells,
+                                      int32_t state, uint8_t byte) {
+  for (;;) {
+    int32_t next = cells[state].base + byte;
+    if (cells[next].check == state) return next;
+    state = cells[state].fail;
+  }
+}
+
+/* ---- Model internals ------------------------------------------------------ */
+struct bp_model {
+  int references;           /* atomically updated */
+  uint32_t piece_count;     /* vocab_size - 3 */
+  uint32_t max_piece_bytes;
+  uint32_t *offsets;        /* piece i is bytes[offsets[i] .. offsets[i+1]) */
+  uint8_t *bytes;
+  uint64_t *counts;
+  bp_matcher matcher;
+  uint8_t digest[32];       /* SHA-256 of the serialized payload */
+};
+
+/* ---- Files ---------------------------------------------------------------- */
+
+/* Reads a whole file into a new buffer (to free with bp_free). */
+int bp_read_file(const char *path, char **data, size_t *len, bp_error *err);
+
+/* If `data` is a zip archive, extracts its single member ending in ".model"
+** (or its only member) into a new buffer and returns BP_OK with *member set;
+** if it is not a zip archive, returns BP_OK with *member NULL. */
+int bp_zip_extract_model(const char *path, const uint8_t *data, size_t len,
+                         char **member, size_t *member_len, bp_error *err);
+
+/* ---- Normalization ------------------------------------------------------- */
+
+/* True when every code point of the (valid UTF-8) text is one that NFC never
+** changes or combines: then the text is already NFC. Sets *invalid_at to the
+** offset of the first ill-formed byte, or len. */
+bool bp_nfc_quick_check(const uint8_t *text, size_t len, size_t *invalid_at);
+
+/* NFC of valid UTF-8 text into a new buffer (to free with bp_free). */
+int bp_nfc(const uint8_t *text, size_t len, uint8_t **out, size_t *out_len,
+           bp_error *err);
+
+#endif /* BYTEPIECE_INTERNAL_H */

@@ -1,0 +1,275 @@
+/*
+** matcher.c: builds the Aho-Corasick automaton that finds every piece
+** ending at each position of a text in one left-to-right pass.
+**
+** Construction: sort the pieces, lay them out as a trie in preorder, place
+** the trie into a double array breadth first (a node's children sit at
+** base + byte, and `check` names the parent, so a transition is two loads),
+** then compute failure links and output links breadth first. Each cell's
+** `out` names the longest piece that is a suffix of the cell's string; each
+** piece's `next_out` names the next shorter one, so the pieces ending at a
+** position come out longest first.
+*/
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct sorted_piece {
+  const uint8_t *bytes;
+  uint32_t length;
+  int32_t index;
+} sorted_piece;
+
+static int compare_pieces(const void *a, const void *b) {
+  const sorted_piece *x = a, *y = b;
+  uint32_t n = x->length < y->length ? x->length : y->length;
+  int c = memcmp(x->bytes, y->bytes, n);
+  if (c) return c;
+  return (x->length > y->length) - (x->length < y->length);
+}
+
+/* The trie before placement: node 0 is the root. */
+typedef struct trie {
+  int32_t *first_child, *next_sibling, *last_child, *piece;
+  uint8_t *label;
+  size_t count;
+} trie;
+
+static void trie_free(trie *t) {
+  bp_free(t->first_child);
+  bp_free(t->next_sibling);
+  bp_free(t->last_child);
+  bp_free(t->piece);
+  bp_free(t->label);
+}
+
+/* Returns BP_FORMAT with *duplicate set to the index of a piece that
+** appears twice. */
+static int trie_build(trie *t, const sorted_piece *sorted, size_t n,
+                      size_t max_nodes, int32_t duplicate[2]) {
+  t->first_child = bp_malloc(max_nodes * sizeof(int32_t));
+  t->next_sibling = bp_malloc(max_nodes * sizeof(int32_t));
+  t->last_child = bp_malloc(max_nodes * sizeof(int32_t));
+  t->piece = bp_malloc(max_nodes * sizeof(int32_t));
+  t->label = bp_malloc(max_nodes);
+  if (!t->first_child || !t->next_sibling || !t->last_child || !t->piece ||
+      !t->label)
+    return BP_NOMEM;
+  t->count = 1;
+  t->first_child[0] = t->next_sibling[0] = t->last_child[0] = -1;
+  t->piece[0] = -1;
+  t->label[0] = 0;
+  int32_t path[BP_MAX_PIECE_BYTES + 1];
+  path[0] = 0;
+  const sorted_piece *previous = NULL;
+  for (size_t k = 0; k < n; k++) {
+    const sorted_piece *p = &sorted[k];
+    uint32_t shared = 0;
+    if (previous) {
+      uint32_t limit = p->length < previous->length ? p->length : previous->length;
+      while (shared < limit && p->bytes[shared] == previous->bytes[shared]) shared++;
+    }
+    /* Sorted order makes every new node the last child of its parent. */
+    for (uint32_t d = shared; d < p->length; d++) {
+      int32_t node = (int32_t)t->count++;
+      int32_t parent = path[d];
+      t->first_child[node] = t->last_child[node] = t->next_sibling[node] = -1;
+      t->piece[node] = -1;
+      t->label[node] = p->bytes[d];
+      if (t->last_child[parent] < 0)
+        t->first_child[parent] = node;
+      else
+        t->next_sibling[t->last_child[parent]] = node;
+      t->last_child[parent] = node;
+      path[d + 1] = node;
+    }
+    int32_t *terminal = &t->piece[path[p->length]];
+    if (*terminal >= 0) {
+      duplicate[0] = *terminal;
+      duplicate[1] = p->index;
+      return BP_FORMAT;
+    }
+    *terminal = p->index;
+    previous = p;
+  }
+  return BP_OK;
+}
+
+/* Slots of the double array under construction, with a sorted doubly linked
+** list of the free ones. */
+typedef struct placement {
+  bp_matcher_cell *cells;
+  int32_t *next_free, *previous_free;
+  size_t capacity;
+  int32_t first_free;
+  int32_t highest_used;
+} placement;
+
+static void placement_free(placement *pl) {
+  bp_free(pl->cells);
+  bp_free(pl->next_free);
+  bp_free(pl->previous_free);
+}
+
+static int placement_grow(placement *pl, size_t want) {
+  if (want <= pl->capacity) return BP_OK;
+  size_t capacity = pl->capacity ? pl->capacity : 1024;
+  while (capacity < want) capacity *= 2;
+  if (capacity > INT32_MAX) return BP_TOOBIG;
+  bp_matcher_cell *cells = bp_realloc(pl->cells, capacity * sizeof *cells);
+  if (!cells) return BP_NOMEM;
+  pl->cells = cells;
+  int32_t *next = bp_realloc(pl->next_free, capacity * sizeof *next);
+  if (!next) return BP_NOMEM;
+  pl->next_free = next;
+  int32_t *previous = bp_realloc(pl->previous_free, capacity * sizeof *previous);
+  if (!previous) return BP_NOMEM;
+  pl->previous_free = previous;
+  /* Append the new slots to the free list; they are higher than any slot
+  ** already there, so the list stays sorted. */
+  int32_t last = pl->first_free;
+  if (last >= 0)
+    while (pl->next_free[last] >= 0) last = pl->next_free[last];
+  for (size_t i = pl->capacity; i < capacity; i++) {
+    cells[i] = (bp_matcher_cell){0, -1, 0, -1};
+    next[i] = i + 1 < capacity ? (int32_t)(i + 1) : -1;
+    previous[i] = (int32_t)i - 1;
+  }
+  previous[pl->capacity] = last;
+  if (last >= 0)
+    next[last] = (int32_t)pl->capacity;
+  else
+    pl->first_free = (int32_t)pl->capacity;
+  pl->capacity = capacity;
+  return BP_OK;
+}
+
+static void placement_take(placement *pl, int32_t slot, int32_t parent) {
+  int32_t next = pl->next_free[slot], previous = pl->previous_free[slot];
+  if (previous >= 0)
+    pl->next_free[previous] = next;
+  else
+    pl->first_free = next;
+  if (next >= 0) pl->previous_free[next] = previous;
+  pl->cells[slot].check = parent;
+  if (slot > pl->highest_used) pl->highest_used = slot;
+}
+
+/* Finds a base where every child label lands on a free slot. */
+static int32_t placement_find_base(placement *pl, const uint8_t *labels,
+                                   int count) {
+  for (int32_t f = pl->first_free;; f = pl->next_free[f]) {
+    int32_t base = f - labels[0];
+    if (base < 1) continue;
+    int k = 1;
+    while (k < count && pl->cells[base + labels[k]].check == -1) k++;
+    if (k == count) return base;
+  }
+}
+
+int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes,
+                     const uint32_t *offsets, size_t n, bp_error *err) {
+  int rc = BP_NOMEM;
+  trie t = {0};
+  placement pl = {0};
+  pl.first_free = -1;
+  int32_t *queue = NULL, *slot_of = NULL;
+  sorted_piece *sorted = bp_malloc(n * sizeof *sorted);
+  if (!sorted) goto done;
+  size_t max_nodes = 1;
+  for (size_t i = 0; i < n; i++) {
+    sorted[i] = (sorted_piece){bytes + offsets[i], offsets[i + 1] - offsets[i],
+                               (int32_t)i};
+    max_nodes += sorted[i].length;
+  }
+  qsort(sorted, n, sizeof *sorted, compare_pieces);
+  int32_t duplicate[2];
+  if ((rc = trie_build(&t, sorted, n, max_nodes, duplicate)) != BP_OK) {
+    if (rc == BP_FORMAT)
+      bp_fail(err, rc, "duplicate piece: ids %d and %d have the same bytes",
+              (int)duplicate[0] + BP_FIRST_PIECE_ID,
+              (int)duplicate[1] + BP_FIRST_PIECE_ID);
+    goto done;
+  }
+  bp_free(sorted);
+  sorted = NULL;
+
+  rc = BP_NOMEM;
+  queue = bp_malloc(t.count * sizeof *queue);
+  slot_of = bp_malloc(t.count * sizeof *slot_of);
+  if (!queue || !slot_of) goto done;
+  if ((rc = placement_grow(&pl, 1024)) != BP_OK) goto done;
+  placement_take(&pl, 0, -2); /* the root; -2 is nobody's slot */
+  slot_of[0] = 0;
+
+  /* Breadth-first placement. */
+  size_t head = 0, tail = 0;
+  queue[tail++] = 0;
+  while (head < tail) {
+    int32_t node = queue[head++];
+    bp_matcher_cell *cell = &pl.cells[slot_of[node]];
+    uint8_t labels[256];
+    int count = 0;
+    for (int32_t c = t.first_child[node]; c >= 0; c = t.next_sibling[c])
+      labels[count++] = t.label[c];
+    if (count == 0) {
+      cell->base = 0; /* base + byte lands on the root or its children */
+      continue;
+    }
+    if ((rc = placement_grow(&pl, (size_t)pl.highest_used + 513)) != BP_OK)
+      goto done;
+    cell = &pl.cells[slot_of[node]];
+    int32_t base = placement_find_base(&pl, labels, count);
+    cell->base = base;
+    for (int32_t c = t.first_child[node]; c >= 0; c = t.next_sibling[c]) {
+      slot_of[c] = base + t.label[c];
+      placement_take(&pl, slot_of[c], slot_of[node]);
+      queue[tail++] = c;
+    }
+  }
+  /* Any base + byte must stay inside the array. */
+  if ((rc = placement_grow(&pl, (size_t)pl.highest_used + 257)) != BP_OK)
+    goto done;
+
+  /* Failure and output links, breadth first: both point to shallower nodes. */
+  bp_matcher_cell *cells = pl.cells;
+  for (size_t q = 0; q < tail; q++) {
+    int32_t node = queue[q];
+    int32_t slot = slot_of[node];
+    for (int32_t c = t.first_child[node]; c >= 0; c = t.next_sibling[c]) {
+      int32_t child = slot_of[c];
+      int32_t fail = node == 0 ? 0 : bp_matcher_step(cells, cells[slot].fail, t.label[c]);
+      cells[child].fail = fail;
+      int32_t piece = t.piece[c];
+      if (piece >= 0) {
+        mt->pieces[piece].next_out = cells[fail].out;
+        cells[child].out = piece;
+      } else {
+        cells[child].out = cells[fail].out;
+      }
+    }
+  }
+  cells[0].fail = 0;
+  cells[0].out = -1;
+  mt->cells = pl.cells;
+  mt->cell_count = pl.capacity;
+  pl.cells = NULL;
+  rc = BP_OK;
+
+done:
+  if (rc == BP_NOMEM) bp_fail_nomem(err);
+  else if (rc == BP_TOOBIG) bp_fail(err, rc, "model too large for the matcher");
+  bp_free(sorted);
+  bp_free(queue);
+  bp_free(slot_of);
+  trie_free(&t);
+  placement_free(&pl);
+  return rc;
+}
+
+void bp_matcher_free(bp_matcher *mt) {
+  bp_free(mt->cells);
+  bp_free(mt->pieces);
+  memset(mt, 0, sizeof *mt);
+}

@@ -1,0 +1,283 @@
+/*
+** model.c: building a model from pieces (validation, scores, the matcher),
+** reference counting, accessors, and the compact binary model value that
+** the SQLite binding stores.
+*/
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char value_magic[8] = {'B', 'P', 'M', 'O', 'D', 'E', 'L', 0};
+enum { VALUE_FORMAT_VERSION = 1 };
+
+static void model_free(bp_model *m) {
+  if (!m) return;
+  bp_free(m->offsets);
+  bp_free(m->bytes);
+  bp_free(m->counts);
+  bp_matcher_free(&m->matcher);
+  bp_free(m);
+}
+
+static int model_validate(const bp_piece *pieces, size_t n, bp_error *err) {
+  if (n + BP_FIRST_PIECE_ID > INT32_MAX)
+    return bp_fail(err, BP_TOOBIG, "too many pieces (%zu)", n);
+  bool seen_byte[256] = {false};
+  for (size_t i = 0; i < n; i++) {
+    const bp_piece *p = &pieces[i];
+    if (p->id < BP_FIRST_PIECE_ID || p->id >= n + BP_FIRST_PIECE_ID)
+      return bp_fail(err, BP_FORMAT,
+                     "piece id %u is out of range: ids must run from 3 to %zu "
+                     "without gaps",
+                     p->id, n + BP_FIRST_PIECE_ID - 1);
+    if (p->length == 0)
+      return bp_fail(err, BP_FORMAT, "piece id %u is empty", p->id);
+    if (p->length > BP_MAX_PIECE_BYTES)
+      return bp_fail(err, BP_FORMAT,
+                     "piece id %u is %u bytes long; the limit is %d", p->id,
+                     p->length, BP_MAX_PIECE_BYTES);
+    if (p->count == 0)
+      return bp_fail(err, BP_FORMAT, "piece id %u has count 0; counts must "
+                     "be positive", p->id);
+    if (p->length == 1) seen_byte[p->bytes[0]] = true;
+  }
+  for (int b = 0; b < 256; b++)
+    if (!seen_byte[b])
+      return bp_fail(err, BP_FORMAT,
+                     "the single byte 0x%02X is not a piece; every byte must be",
+                     b);
+  return BP_OK;
+}
+
+int bp_model_build(const bp_piece *pieces, size_t n, bp_model **out,
+                   bp_error *err) {
+  *out = NULL;
+  int rc = model_validate(pieces, n, err);
+  if (rc != BP_OK) return rc;
+  bp_model *m = bp_malloc(sizeof *m);
+  if (!m) return bp_fail_nomem(err);
+  memset(m, 0, sizeof *m);
+  m->references = 1;
+  m->piece_count = (uint32_t)n;
+  size_t total_bytes = 0;
+  for (size_t i = 0; i < n; i++) total_bytes += pieces[i].length;
+  if (total_bytes > UINT32_MAX) {
+    bp_free(m);
+    return bp_fail(err, BP_TOOBIG, "the pieces add up to more than 4 GiB");
+  }
+  m->offsets = bp_malloc((n + 1) * sizeof *m->offsets);
+  m->bytes = bp_malloc(total_bytes);
+  m->counts = bp_malloc(n * sizeof *m->counts);
+  m->matcher.pieces = bp_malloc(n * sizeof *m->matcher.pieces);
+  int32_t *position = bp_malloc(n * sizeof *position);
+  if (!m->offsets || !m->bytes || !m->counts || !m->matcher.pieces ||
+      !position) {
+    bp_free(position);
+    model_free(m);
+    return bp_fail_nomem(err);
+  }
+  for (size_t i = 0; i < n; i++) position[i] = -1;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t index = pieces[i].id - BP_FIRST_PIECE_ID;
+    if (position[index] >= 0) {
+      bp_free(position);
+      model_free(m);
+      return bp_fail(err, BP_FORMAT, "piece id %u appears twice", pieces[i].id);
+    }
+    position[index] = (int32_t)i;
+  }
+  /* Lay the pieces out in id order and sum the counts. */
+  uint64_t total = 0;
+  size_t offset = 0;
+  for (size_t index = 0; index < n; index++) {
+    const bp_piece *p = &pieces[position[index]];
+    m->offsets[index] = (uint32_t)offset;
+    memcpy(m->bytes + offset, p->bytes, p->length);
+    offset += p->length;
+    m->counts[index] = p->count;
+    if (p->count > UINT64_MAX - total) {
+      bp_free(position);
+      model_free(m);
+      return bp_fail(err, BP_FORMAT, "the piece counts add up to more than "
+                     "2^64");
+    }
+    total += p->count;
+    if (p->length > m->max_piece_bytes) m->max_piece_bytes = p->length;
+  }
+  m->offsets[n] = (uint32_t)offset;
+  bp_free(position);
+  /* The reference's score: log(count) - log(total), in double. */
+  double log_total = log((double)total);
+  for (size_t i = 0; i < n; i++) {
+    m->matcher.pieces[i].score = log((double)m->counts[i]) - log_total;
+    m->matcher.pieces[i].length = m->offsets[i + 1] - m->offsets[i];
+    m->matcher.pieces[i].next_out = -1;
+  }
+  rc = bp_matcher_build(&m->matcher, m->bytes, m->offsets, n, err);
+  if (rc != BP_OK) {
+    model_free(m);
+    return rc;
+  }
+  /* The digest identifies the model by content, whatever it was read from. */
+  uint8_t *value;
+  size_t value_len;
+  rc = bp_model_serialize(m, &value, &value_len, err);
+  if (rc != BP_OK) {
+    model_free(m);
+    return rc;
+  }
+  memcpy(m->digest, value + BP_VALUE_DIGEST_OFFSET, 32);
+  bp_free(value);
+  *out = m;
+  return BP_OK;
+}
+
+bp_model *bp_model_retain(bp_model *m) {
+  if (m) __atomic_add_fetch(&m->references, 1, __ATOMIC_RELAXED);
+  return m;
+}
+
+void bp_model_release(bp_model *m) {
+  if (m && __atomic_sub_fetch(&m->references, 1, __ATOMIC_ACQ_REL) == 0)
+    model_free(m);
+}
+
+uint32_t bp_model_vocab_size(const bp_model *m) {
+  return m->piece_count + BP_FIRST_PIECE_ID;
+}
+
+const uint8_t *bp_model_piece(const bp_model *m, uint32_t id, uint32_t *length) {
+  if (id < BP_FIRST_PIECE_ID || id >= bp_model_vocab_size(m)) {
+    *length = 0;
+    return NULL;
+  }
+  uint32_t index = id - BP_FIRST_PIECE_ID;
+  *length = m->offsets[index + 1] - m->offsets[index];
+  return m->bytes + m->offsets[index];
+}
+
+uint64_t bp_model_count(const bp_model *m, uint32_t id) {
+  if (id < BP_FIRST_PIECE_ID || id >= bp_model_vocab_size(m)) return 0;
+  return m->counts[id - BP_FIRST_PIECE_ID];
+}
+
+double bp_model_score(const bp_model *m, uint32_t id) {
+  if (id < BP_FIRST_PIECE_ID || id >= bp_model_vocab_size(m)) return 0;
+  return m->matcher.pieces[id - BP_FIRST_PIECE_ID].score;
+}
+
+const uint8_t *bp_model_digest(const bp_model *m) { return m->digest; }
+
+size_t bp_model_memory(const bp_model *m) {
+  return sizeof *m + (m->piece_count + 1) * sizeof *m->offsets +
+         m->offsets[m->piece_count] + m->piece_count * sizeof *m->counts +
+         m->piece_count * sizeof *m->matcher.pieces +
+         m->matcher.cell_count * sizeof *m->matcher.cells;
+}
+
+/* ---- The binary model value ---------------------------------------------- */
+
+static size_t put_varint(uint8_t *p, uint64_t v) {
+  size_t n = 0;
+  while (v >= 0x80) {
+    p[n++] = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  p[n++] = (uint8_t)v;
+  return n;
+}
+
+/* Returns the bytes read, or 0 when the varint is truncated or too long. */
+static size_t get_varint(const uint8_t *p, const uint8_t *end, uint64_t *v) {
+  uint64_t result = 0;
+  for (size_t n = 0; n < 10 && p + n < end; n++) {
+    uint64_t byte = p[n];
+    if (n == 9 && byte > 1) return 0;
+    result |= (byte & 0x7F) << (7 * n);
+    if (!(byte & 0x80)) {
+      *v = result;
+      return n + 1;
+    }
+  }
+  return 0;
+}
+
+static void put_u32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+         (uint32_t)p[3] << 24;
+}
+
+int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
+                       bp_error *err) {
+  size_t n = m->piece_count;
+  size_t bound = BP_VALUE_HEADER_BYTES + m->offsets[n] + n * (5 + 10);
+  uint8_t *v = bp_malloc(bound);
+  if (!v) return bp_fail_nomem(err);
+  memcpy(v, value_magic, 8);
+  put_u32(v + 8, VALUE_FORMAT_VERSION);
+  put_u32(v + 12, (uint32_t)n);
+  uint8_t *p = v + BP_VALUE_HEADER_BYTES;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t length = m->offsets[i + 1] - m->offsets[i];
+    p += put_varint(p, length);
+    memcpy(p, m->bytes + m->offsets[i], length);
+    p += length;
+    p += put_varint(p, m->counts[i]);
+  }
+  size_t payload = (size_t)(p - v) - BP_VALUE_HEADER_BYTES;
+  bp_sha256(v + BP_VALUE_HEADER_BYTES, payload, v + BP_VALUE_DIGEST_OFFSET);
+  *value = v;
+  *len = (size_t)(p - v);
+  return BP_OK;
+}
+
+int bp_value_digest(const uint8_t *value, size_t len, uint8_t digest[32]) {
+  if (len < BP_VALUE_HEADER_BYTES || memcmp(value, value_magic, 8) != 0 ||
+      get_u32(value + 8) != VALUE_FORMAT_VERSION)
+    return BP_FORMAT;
+  memcpy(digest, value + BP_VALUE_DIGEST_OFFSET, 32);
+  return BP_OK;
+}
+
+int bp_model_deserialize(const uint8_t *value, size_t len, bp_model **out,
+                         bp_error *err) {
+  *out = NULL;
+  uint8_t digest[32];
+  if (bp_value_digest(value, len, digest) != BP_OK)
+    return bp_fail(err, BP_FORMAT, "not a BytePiece model value");
+  bp_sha256(value + BP_VALUE_HEADER_BYTES, len - BP_VALUE_HEADER_BYTES,
+            digest);
+  if (memcmp(digest, value + BP_VALUE_DIGEST_OFFSET, 32) != 0)
+    return bp_fail(err, BP_FORMAT, "model value is corrupt (digest mismatch)");
+  uint32_t n = get_u32(value + 12);
+  if ((uint64_t)n * 3 > len)
+    return bp_fail(err, BP_FORMAT, "model value is corrupt (piece count)");
+  bp_piece *pieces = bp_malloc((size_t)n * sizeof *pieces);
+  if (!pieces) return bp_fail_nomem(err);
+  const uint8_t *p = value + BP_VALUE_HEADER_BYTES, *end = value + len;
+  for (uint32_t i = 0; i < n; i++) {
+    uint64_t length, count;
+    size_t k = get_varint(p, end, &length);
+    if (!k || length > (uint64_t)(end - p - k)) goto corrupt;
+    p += k;
+    pieces[i] = (bp_piece){p, (uint32_t)length, i + BP_FIRST_PIECE_ID, 0};
+    if (length > BP_MAX_PIECE_BYTES) pieces[i].length = BP_MAX_PIECE_BYTES + 1;
+    p += length;
+    if (!(k = get_varint(p, end, &count))) goto corrupt;
+    pieces[i].count = count;
+    p += k;
+  }
+  if (p != end) goto corrupt;
+  int rc = bp_model_build(pieces, n, out, err);
+  bp_free(pieces);
+  return rc;
+corrupt:
+  bp_free(pieces);
+  return bp_fail(err, BP_FORMAT, "model value is corrupt (truncated piece)");
+}

@@ -1,0 +1,259 @@
+/*
+** unit_tests.c: tests of the C library in ../../src, with no SQLite.
+** Prints "unit: N passed, N failed" last.
+*/
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int passed, failed;
+
+#define CHECK(condition)                                                    \
+  do {                                                                      \
+    if (condition) {                                                        \
+      passed++;                                                             \
+    } else {                                                                \
+      failed++;                                                             \
+      printf("FAILED %s:%d: %s\n", __FILE__, __LINE__, #condition);         \
+    }                                                                       \
+  } while (0)
+
+#define CHECK_MESSAGE(err, text)                                            \
+  do {                                                                      \
+    if (strcmp((err).message, text) == 0) {                                 \
+      passed++;                                                             \
+    } else {                                                                \
+      failed++;                                                             \
+      printf("FAILED %s:%d: message\n  expected: %s\n  got:      %s\n",     \
+             __FILE__, __LINE__, text, (err).message);                      \
+    }                                                                       \
+  } while (0)
+
+/* A model of all 256 bytes (count 1, except a, c: 10) plus extra pieces. */
+typedef struct extra_piece {
+  const char *bytes;
+  uint64_t count;
+} extra_piece;
+
+static int build_test_model(const extra_piece *extra, size_t extra_count,
+                            bp_model **model, bp_error *err) {
+  bp_piece pieces[300];
+  uint8_t single[256];
+  size_t n = 0;
+  for (int b = 0; b < 256; b++) {
+    single[b] = (uint8_t)b;
+    pieces[n] = (bp_piece){&single[b], 1, (uint32_t)(n + 3),
+                           (b == 'a' || b == 'c') ? 10 : 1};
+    n++;
+  }
+  for (size_t i = 0; i < extra_count; i++, n++)
+    pieces[n] = (bp_piece){(const uint8_t *)extra[i].bytes,
+                           (uint32_t)strlen(extra[i].bytes), (uint32_t)(n + 3),
+                           extra[i].count};
+  return bp_model_build(pieces, n, model, err);
+}
+
+static bool ids_equal(const bp_ids *ids, const int32_t *expected, size_t n) {
+  return ids->count == n && memcmp(ids->ids, expected, n * sizeof *expected) == 0;
+}
+
+static void test_sha256(void) {
+  uint8_t digest[32];
+  bp_sha256((const uint8_t *)"abc", 3, digest);
+  static const uint8_t abc[4] = {0xba, 0x78, 0x16, 0xbf};
+  CHECK(memcmp(digest, abc, 4) == 0 && digest[31] == 0xad);
+  /* 56 bytes: the padding spills into a second block. */
+  const char *two_blocks = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  bp_sha256((const uint8_t *)two_blocks, strlen(two_blocks), digest);
+  CHECK(digest[0] == 0x24 && digest[1] == 0x8d && digest[31] == 0xc1);
+}
+
+static void test_viterbi_ties_and_chunks(void) {
+  /* "abc": a|bc and ab|c score exactly the same; the reference visits the
+  ** longer piece ending at each position first and keeps it on a tie. */
+  extra_piece extra[] = {{"ab", 20}, {"bc", 20}};
+  bp_model *m;
+  bp_error err;
+  CHECK(build_test_model(extra, 2, &m, &err) == BP_OK);
+  if (!m) return;
+  CHECK(bp_model_vocab_size(m) == 261);
+  bp_ids ids = {0};
+  CHECK(bp_encode(m, "abc", 3, BP_INPUT_TEXT, &ids, &err) == BP_OK);
+  int32_t tie[] = {'a' + 3, 260};
+  CHECK(ids_equal(&ids, tie, 2));
+  /* Chunks end after each run of newlines; pieces never span chunks. */
+  bp_ids_free(&ids);
+  CHECK(bp_encode(m, "a\n\nbc\n", 6, BP_INPUT_TEXT, &ids, &err) == BP_OK);
+  int32_t chunked[] = {'a' + 3, '\n' + 3, '\n' + 3, 260, '\n' + 3};
+  CHECK(ids_equal(&ids, chunked, 5));
+  size_t count;
+  CHECK(bp_count(m, "a\n\nbc\n", 6, BP_INPUT_TEXT, &count, &err) == BP_OK && count == 5);
+  CHECK(bp_count(m, "", 0, BP_INPUT_TEXT, &count, &err) == BP_OK && count == 0);
+  bp_ids_free(&ids);
+  /* Raw bytes are not validated; invalid UTF-8 text is refused. */
+  CHECK(bp_encode(m, "\xff\xfe", 2, BP_INPUT_BYTES, &ids, &err) == BP_OK && ids.count == 2);
+  bp_ids_free(&ids);
+  CHECK(bp_encode(m, "ab\xff", 3, BP_INPUT_TEXT, &ids, &err) == BP_INVALID);
+  CHECK_MESSAGE(err, "invalid UTF-8 at byte offset 2");
+  bp_ids_free(&ids);
+  /* Decoding: reserved ids add nothing; unknown ids are errors. */
+  int64_t some[] = {1, 259, 'c' + 3, 2};
+  char *bytes;
+  size_t len;
+  CHECK(bp_decode(m, some, 4, &bytes, &len, &err) == BP_OK && len == 3 &&
+        memcmp(bytes, "abc", 3) == 0);
+  bp_free(bytes);
+  int64_t unknown[] = {5, 261};
+  CHECK(bp_decode(m, unknown, 2, &bytes, &len, &err) == BP_INVALID);
+  CHECK_MESSAGE(err, "unknown id 261 (vocab_size is 261)");
+  int64_t negative[] = {-1};
+  CHECK(bp_decode(m, negative, 1, &bytes, &len, &err) == BP_INVALID);
+  CHECK_MESSAGE(err, "unknown id -1 (vocab_size is 261)");
+  /* Scores are log(count) - log(total). */
+  double total = 256 + 18 + 40;
+  CHECK(bp_model_score(m, 259) == log(20.0) - log(total));
+  bp_model_release(m);
+}
+
+static void test_model_validation(void) {
+  bp_model *m;
+  bp_error err;
+  extra_piece duplicate[] = {{"ab", 2}, {"ab", 3}};
+  CHECK(build_test_model(duplicate, 2, &m, &err) == BP_FORMAT);
+  CHECK_MESSAGE(err, "duplicate piece: ids 259 and 260 have the same bytes");
+  extra_piece zero[] = {{"ab", 0}};
+  CHECK(build_test_model(zero, 1, &m, &err) == BP_FORMAT);
+  CHECK_MESSAGE(err, "piece id 259 has count 0; counts must be positive");
+  extra_piece empty[] = {{"", 4}};
+  CHECK(build_test_model(empty, 1, &m, &err) == BP_FORMAT);
+  CHECK_MESSAGE(err, "piece id 259 is empty");
+  bp_piece few[1] = {{(const uint8_t *)"a", 1, 3, 1}};
+  CHECK(bp_model_build(few, 1, &m, &err) == BP_FORMAT);
+  CHECK_MESSAGE(err, "the single byte 0x00 is not a piece; every byte must be");
+  bp_piece gap[1] = {{(const uint8_t *)"a", 1, 5, 1}};
+  CHECK(bp_model_build(gap, 1, &m, &err) == BP_FORMAT);
+  CHECK_MESSAGE(err, "piece id 5 is out of range: ids must run from 3 to 3 without gaps");
+}
+
+static void test_json_round_trip(void) {
+  extra_piece extra[] = {{"ab", 20}, {"\xe4\xbd", 7}, {"\"\\\n", 3}};
+  bp_model *m, *again;
+  bp_error err;
+  CHECK(build_test_model(extra, 3, &m, &err) == BP_OK);
+  char *json;
+  size_t len;
+  CHECK(bp_model_to_json(m, &json, &len, &err) == BP_OK);
+  /* The display text drops invalid UTF-8 and escapes as Python does. */
+  CHECK(strstr(json, "\"5L0=\": [\n        260,\n        \"\",\n        7\n    ]") != NULL);
+  CHECK(strstr(json, "\"IlwK\": [\n        261,\n        \"\\\"\\\\\\n\",") != NULL);
+  CHECK(strstr(json, "\"AA==\": [\n        3,\n        \"\\u0000\",") != NULL);
+  CHECK(json[len - 1] == '}');
+  CHECK(bp_model_from_json(json, len, "test.model", &again, &err) == BP_OK);
+  CHECK(again && memcmp(bp_model_digest(m), bp_model_digest(again), 32) == 0);
+  bp_model_release(again);
+  /* Binary values round-trip and detect corruption. */
+  uint8_t *value;
+  size_t value_len;
+  CHECK(bp_model_serialize(m, &value, &value_len, &err) == BP_OK);
+  CHECK(bp_model_deserialize(value, value_len, &again, &err) == BP_OK);
+  bp_model_release(again);
+  value[value_len - 1] ^= 1;
+  CHECK(bp_model_deserialize(value, value_len, &again, &err) == BP_FORMAT);
+  CHECK_MESSAGE(err, "model value is corrupt (digest mismatch)");
+  CHECK(bp_model_deserialize(value, 10, &again, &err) == BP_FORMAT);
+  CHECK_MESSAGE(err, "not a BytePiece model value");
+  bp_free(value);
+  bp_free(json);
+  bp_model_release(m);
+}
+
+static void test_json_errors(void) {
+  bp_model *m;
+  bp_error err;
+  const char *cases[][2] = {
+      {"[]", "t.model: expected '{' (a BytePiece model is a JSON object) at line 1, column 1"},
+      {"{\"YQ==\": [3, \"a\", 1.5]}", "t.model: piece count must be an integer at line 1, column 19"},
+      {"{\"YQ==\": [3, \"a\", -2]}", "t.model: piece count must not be negative at line 1, column 19"},
+      {"{\"Y!==\": [3, \"a\", 2]}", "t.model: piece key is not valid base64 at line 1, column 2"},
+      {"{\"YQ==\": [3, \"a\"]}", "t.model: expected ',' at line 1, column 17"},
+      {"{\"YQ==\": [3, \"a\", 2]} x", "t.model: unexpected text after the model object at line 1, column 23"},
+      {"{\n\"YQ==\": [3, \"a\", 2],\n", "t.model: expected a string at line 3, column 1"},
+      {"{\"YQ==\": [3, \"a\", 99999999999999999999]}", "t.model: piece count is too large at line 1, column 19"},
+      {"{\"YQ==\": [3, \"a\", 2]}", "t.model: the single byte 0x00 is not a piece; every byte must be"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    CHECK(bp_model_from_json(cases[i][0], strlen(cases[i][0]), "t.model", &m, &err) == BP_FORMAT);
+    CHECK_MESSAGE(err, cases[i][1]);
+  }
+  CHECK(bp_model_load_file("/nonexistent/x.model", &m, &err) == BP_IO);
+  CHECK_MESSAGE(err, "cannot open '/nonexistent/x.model': No such file or directory");
+}
+
+static void test_normalization(void) {
+  char *out;
+  size_t len;
+  bp_error err;
+  /* e + combining acute composes. */
+  CHECK(bp_normalize("e\xcc\x81", 3, &out, &len, &err) == BP_OK && out &&
+        len == 2 && memcmp(out, "\xc3\xa9", 2) == 0);
+  bp_free(out);
+  /* Already NFC: no copy. */
+  CHECK(bp_normalize("caf\xc3\xa9 \xe4\xbb\x8a", 9, &out, &len, &err) == BP_OK &&
+        out == NULL && len == 9);
+  /* U+212B ANGSTROM SIGN becomes U+00C5. */
+  CHECK(bp_normalize("\xe2\x84\xab", 3, &out, &len, &err) == BP_OK && out &&
+        len == 2 && memcmp(out, "\xc3\x85", 2) == 0);
+  bp_free(out);
+  /* Hangul L V T composes to one syllable. */
+  CHECK(bp_normalize("\xe1\x84\x80\xe1\x85\xa1\xe1\x86\xa8", 9, &out, &len, &err) == BP_OK &&
+        out && len == 3 && memcmp(out, "\xea\xb0\x81", 3) == 0);
+  bp_free(out);
+  CHECK(bp_normalize("ok\xed\xa0\x80", 5, &out, &len, &err) == BP_INVALID);
+  CHECK_MESSAGE(err, "invalid UTF-8 at byte offset 2");
+  /* Dropping invalid bytes keeps every well-formed sequence. */
+  char bad[] = "a\xe4\xbd" "b\xc0\x80\xf0\x9f\x98\x80\xed\xa0\x80z\xe4";
+  size_t kept = bp_utf8_drop_invalid(bad, sizeof bad - 1);
+  CHECK(kept == 7 && memcmp(bad, "ab\xf0\x9f\x98\x80z", 7) == 0);
+  CHECK(bp_utf8_invalid_offset("abc\xf4\x90\x80\x80", 7) == 3);
+  CHECK(bp_utf8_invalid_offset("abc", 3) == 3);
+}
+
+static void test_published_model(void) {
+  const char *path = "../shared/models/bytepiece_80k.zip";
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    printf("skipped published model test: %s not found\n", path);
+    return;
+  }
+  fclose(f);
+  bp_model *m;
+  bp_error err;
+  CHECK(bp_model_load_file(path, &m, &err) == BP_OK);
+  if (!m) return;
+  const char *text = "今天天气不错 hello world 123";
+  bp_ids ids = {0};
+  CHECK(bp_encode(m, text, strlen(text), BP_INPUT_TEXT, &ids, &err) == BP_OK);
+  int32_t expected[] = {37037, 40950, 36144, 29161, 30241, 10177};
+  CHECK(ids_equal(&ids, expected, 6));
+  bp_ids_free(&ids);
+  CHECK(bp_model_vocab_size(m) == 79896);
+  bp_model_release(m);
+  /* A file that is neither JSON nor a good zip. */
+  CHECK(bp_model_load_file("../shared/models/bytepiece.eu.plus.80k.sp.model", &m, &err) == BP_FORMAT);
+  CHECK(strstr(err.message, "expected '{'") != NULL);
+}
+
+int main(void) {
+  test_sha256();
+  test_viterbi_ties_and_chunks();
+  test_model_validation();
+  test_json_round_trip();
+  test_json_errors();
+  test_normalization();
+  test_published_model();
+  printf("unit: %d passed, %d failed\n", passed, failed);
+  return failed != 0;
+}
