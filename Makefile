@@ -44,7 +44,7 @@ $(BUILD)/unit_tests: tests/unit/unit_tests.c $(BUILD)/libbytepiece.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbytepiece.a $(LIBS)
 
 $(BUILD)/bench_encode: tests/bench/bench_encode.c $(BUILD)/libbytepiece.a
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbytepiece.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbytepiece.a -lsqlite3 $(LIBS)
 
 test: all $(BUILD)/unit_tests
 	@tests/run $(BUILD)/unit_tests ./$(SHARED)

@@ -33,6 +33,9 @@ int bp_resolve_model(bp_connection *connection, sqlite3_value *argument,
                      const char *function, sqlite3_context *ctx,
                      char **message, bp_model **model);
 
+/* How many models this process compiled, and how many it holds now. */
+void bp_registry_statistics(long *compiled, int *shared);
+
 /* Registration, each returning an SQLite result code. */
 int bp_register_models_table(sqlite3 *db, bp_connection *connection);
 int bp_register_functions(sqlite3 *db, bp_connection *connection);

@@ -349,7 +349,7 @@ static int ids_argument(sqlite3_context *ctx, sqlite3_value *value,
     if (len % 4) {
       result_errorf(ctx, SQLITE_ERROR,
                     "%s: a packed ids BLOB must be a multiple of 4 bytes long, "
-                    "not %zu", function, len);
+                    "not %llu", function, (unsigned long long)len);
       return -1;
     }
     *n = len / 4;
@@ -522,6 +522,21 @@ static void version_function(sqlite3_context *ctx, int argc, sqlite3_value **arg
   sqlite3_result_text(ctx, BP_VERSION, -1, SQLITE_STATIC);
 }
 
+/* A JSON object describing the build and the compiled-model cache. */
+static void debug_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc; (void)argv;
+  long compiled;
+  int shared;
+  bp_registry_statistics(&compiled, &shared);
+  char *json = sqlite3_mprintf(
+      "{\"version\":\"%s\",\"sqlite\":\"%s\",\"utf8proc\":\"%s\","
+      "\"models_compiled\":%ld,\"models_in_memory\":%d}",
+      BP_VERSION, sqlite3_libversion(), bp_unicode_library_version(), compiled,
+      shared);
+  if (json) sqlite3_result_text(ctx, json, -1, sqlite3_free);
+  else sqlite3_result_error_nomem(ctx);
+}
+
 /* ---- Registration --------------------------------------------------------- */
 
 #define READS_MODELS (SQLITE_UTF8 | SQLITE_INNOCUOUS)
@@ -542,6 +557,7 @@ static const struct {
     {"bp_model_load", 1, 1, TOUCHES_FILES, model_load_function},
     {"bp_model_save", 2, 2, TOUCHES_FILES, model_save_function},
     {"bp_version", 0, 0, PURE, version_function},
+    {"bp_debug", 0, 0, SQLITE_UTF8, debug_function},
 };
 
 int bp_register_functions(sqlite3 *db, bp_connection *connection) {

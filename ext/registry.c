@@ -16,7 +16,7 @@
 ** remembers which compiled model each name resolved to; the memory is
 ** trusted while the database's data version (which changes on every commit,
 ** by this connection or another) and this connection's own bp_models writes
-** are unchanged. Otherwise a name is re-resolved by reading the 48-byte
+** are unchanged (so a change takes effect by the next statement). Otherwise a name is re-resolved by reading the 48-byte
 ** header of its stored value: if the digest is the same, nothing is
 ** compiled again.
 */
@@ -41,6 +41,15 @@ typedef struct shared_model {
 
 static shared_model *shared_models;
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static long compilations; /* for bp_debug(); under shared_lock */
+
+void bp_registry_statistics(long *compiled, int *shared) {
+  pthread_mutex_lock(&shared_lock);
+  *compiled = compilations;
+  *shared = 0;
+  for (shared_model *s = shared_models; s; s = s->next) (*shared)++;
+  pthread_mutex_unlock(&shared_lock);
+}
 
 /* A compiled model with this digest, with one more user, or NULL. */
 static bp_model *shared_acquire(const uint8_t digest[32]) {
@@ -143,9 +152,16 @@ void bp_connection_free(void *connection) {
   sqlite3_free(c);
 }
 
-/* Advances the epoch when anything may have changed bp_models. */
+/* Advances the epoch when anything may have changed bp_models. The pager's
+** data version is current only inside a read transaction; a statement that
+** reads no table has none, so then every name is confirmed again (a header
+** read, not a recompilation). */
 static void connection_refresh(bp_connection *c) {
   unsigned version = 0;
+  if (sqlite3_txn_state(c->db, "main") == SQLITE_TXN_NONE) {
+    c->epoch++;
+    return;
+  }
   sqlite3_file_control(c->db, "main", SQLITE_FCNTL_DATA_VERSION, &version);
   if (version != c->data_version || c->writes != c->seen_writes) {
     c->data_version = version;
@@ -300,6 +316,9 @@ static int compile_value(const uint8_t *value, size_t len,
   bp_model *fresh;
   int rc = bp_model_deserialize(value, len, &fresh, err);
   if (rc != BP_OK) return rc;
+  pthread_mutex_lock(&shared_lock);
+  compilations++;
+  pthread_mutex_unlock(&shared_lock);
   if (!(*model = shared_publish(fresh))) {
     err->code = BP_NOMEM;
     return BP_NOMEM;

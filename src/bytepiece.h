@@ -173,6 +173,9 @@ size_t bp_utf8_drop_invalid(char *bytes, size_t len);
 /* Offset of the first byte that is not well-formed UTF-8, or len. */
 size_t bp_utf8_invalid_offset(const char *bytes, size_t len);
 
+/* The version of the Unicode library used for NFC (utf8proc). */
+const char *bp_unicode_library_version(void);
+
 /* ---- Memory -------------------------------------------------------------- */
 void *bp_malloc(size_t n);
 void *bp_realloc(void *p, size_t n);

@@ -183,3 +183,5 @@ int bp_normalize(const char *text, size_t len, char **normalized,
   return bp_nfc((const uint8_t *)text, len, (uint8_t **)normalized,
                 normalized_len, err);
 }
+
+const char *bp_unicode_library_version(void) { return utf8proc_version(); }

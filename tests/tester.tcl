@@ -124,3 +124,27 @@ proc load_golden_ids {db table path} {
   }
   return $n
 }
+
+# Writes a small BytePiece model file: every byte (count 1, but 'a' and 'c'
+# 10), then the given extra pieces {bytes count ...} with ids from 259.
+proc write_model {path {extra {ab 20 bc 20}}} {
+  set entries {}
+  for {set b 0} {$b < 256} {incr b} {
+    set count [expr {$b == 97 || $b == 99 ? 10 : 1}]
+    lappend entries "\"[binary encode base64 [binary format c $b]]\": \[[expr {$b + 3}], \"\", $count\]"
+  }
+  set id 259
+  foreach {piece count} $extra {
+    set bytes [encoding convertto utf-8 $piece]
+    lappend entries "\"[binary encode base64 $bytes]\": \[$id, \"\", $count\]"
+    incr id
+  }
+  set f [open $path wb]
+  puts -nonewline $f "{[join $entries ,\n]}"
+  close $f
+  return $path
+}
+
+proc temp_path {name} {
+  return [file join [expr {[info exists ::env(TMPDIR)] ? $::env(TMPDIR) : "/tmp"}] "bp-test-[pid]-$name"]
+}
