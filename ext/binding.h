@@ -53,4 +53,17 @@ int bp_text_argument(sqlite3_context *ctx, sqlite3_value *value,
                      const char *function, int position, const char **text,
                      size_t *len, int *input);
 
+/* Reads SQL alpha and seed arguments (either may be NULL or absent). On
+** error returns the SQLite code with *message (to sqlite3_free) set. */
+int bp_alpha_and_seed(sqlite3_value *alpha, sqlite3_value *seed,
+                      const char *function, int position, int *has_alpha,
+                      double *alpha_value, int *has_seed,
+                      sqlite3_int64 *seed_value, char **message);
+
+/* Seeds *sampler when alpha is given and >= 0 (*sampling = 1); a missing
+** seed is drawn from sqlite3_randomness. Negative alpha means Viterbi. */
+int bp_sampler_from_options(const char *function, int has_alpha, double alpha,
+                            int has_seed, sqlite3_int64 seed,
+                            bp_sampler *sampler, int *sampling, char **message);
+
 #endif /* BYTEPIECE_BINDING_H */

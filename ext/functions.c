@@ -3,6 +3,7 @@
 **
 **     SELECT bp_encode('今天天气不错', 'zh80k');          -- [37037,40950,...]
 **     SELECT bp_encode(body, 'zh80k', '{"bos":true,"eos":true}') FROM docs;
+**     SELECT bp_encode(body, 'zh80k', 0.1, 42) FROM docs;  -- sampled, seeded
 **     SELECT bp_encode_packed(body) FROM docs;           -- int32 LE BLOB
 **     SELECT bp_count(body, 'zh80k') FROM docs;
 **     SELECT bp_decode('[37037,40950]', 'zh80k');        -- TEXT
@@ -13,7 +14,8 @@
 ** The model argument is a name in bp_models, a model value, or omitted for
 ** the default model (registry.c). Text arguments are TEXT (normalized to
 ** NFC, must be valid UTF-8) or BLOB (raw bytes). NULL text gives NULL.
-** Options are a JSON object, read once per statement when constant.
+** Argument 3 is alpha (a number: sampling when >= 0) or an options object
+** (JSON, read once per statement when constant); argument 4 is the seed.
 */
 #include "binding.h"
 
@@ -104,8 +106,12 @@ int bp_text_argument(sqlite3_context *ctx, sqlite3_value *value,
 
 /* ---- Options -------------------------------------------------------------- */
 
+/* What the third and fourth arguments of the encoding functions say. */
 typedef struct encode_options {
   int bos, eos;
+  int has_alpha, has_seed;
+  double alpha;
+  sqlite3_int64 seed;
 } encode_options;
 
 /* Reads an options object: calls `apply` for each key. Returns SQLITE_OK,
@@ -116,12 +122,6 @@ typedef int (*option_handler)(void *target, const char *key, const char *type,
 static int read_options(sqlite3_context *ctx, sqlite3_value *json,
                         const char *function, option_handler apply,
                         void *target) {
-  if (sqlite3_value_type(json) != SQLITE_TEXT) {
-    result_errorf(ctx, SQLITE_MISMATCH,
-                  "%s: options must be a JSON object (TEXT), not %s", function,
-                  bp_type_name(json));
-    return SQLITE_MISMATCH;
-  }
   sqlite3 *db = sqlite3_context_db_handle(ctx);
   sqlite3_stmt *stmt;
   int rc = sqlite3_prepare_v2(db,
@@ -138,15 +138,16 @@ static int read_options(sqlite3_context *ctx, sqlite3_value *json,
     rows++;
     const char *key = (const char *)sqlite3_column_text(stmt, 0);
     const char *type = (const char *)sqlite3_column_text(stmt, 1);
-    if (!key || !type) rc = SQLITE_NOMEM;
-    else apply(target, key, type, sqlite3_column_value(stmt, 2), &message);
-    if (rc == SQLITE_NOMEM) break;
+    if (!key || !type) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    apply(target, key, type, sqlite3_column_value(stmt, 2), &message);
   }
   if (!message && rc == SQLITE_ERROR)
     message = sqlite3_mprintf("options are not valid JSON");
   else if (!message && rc == SQLITE_DONE && rows == 0) {
     /* Either {} or not an object at all. */
-    sqlite3_reset(stmt);
     sqlite3_finalize(stmt);
     rc = sqlite3_prepare_v2(db, "SELECT json_type(?1) = 'object'", -1, &stmt, NULL);
     if (rc == SQLITE_OK) {
@@ -172,60 +173,121 @@ static int read_options(sqlite3_context *ctx, sqlite3_value *json,
   return SQLITE_OK;
 }
 
-static int apply_flag(const char *key, const char *type, int *flag, char **message) {
-  if (strcmp(type, "true") == 0) *flag = 1;
-  else if (strcmp(type, "false") == 0) *flag = 0;
-  else if (strcmp(type, "integer") == 0) *flag = -1; /* decided by the caller */
-  else {
-    *message = sqlite3_mprintf("option '%s' must be true or false, not %s", key, type);
-    return 1;
-  }
-  return 0;
-}
-
 static int apply_encode_option(void *target, const char *key, const char *type,
                                sqlite3_value *atom, char **message) {
   encode_options *o = target;
-  int *flag = strcmp(key, "bos") == 0 ? &o->bos
-            : strcmp(key, "eos") == 0 ? &o->eos : NULL;
-  if (!flag) {
-    *message = sqlite3_mprintf("unknown option '%s' (expected bos, eos)", key);
-    return 1;
-  }
-  if (apply_flag(key, type, flag, message)) return 1;
-  if (*flag == -1) {
+  int is_integer = strcmp(type, "integer") == 0;
+  if (strcmp(key, "bos") == 0 || strcmp(key, "eos") == 0) {
+    int *flag = key[0] == 'b' ? &o->bos : &o->eos;
     /* json_object('bos', 1) is how SQL spells true. */
-    sqlite3_int64 v = sqlite3_value_int64(atom);
-    if (v != 0 && v != 1) {
-      *message = sqlite3_mprintf("option '%s' must be true or false, not %lld",
-                                 key, (long long)v);
-      return 1;
+    sqlite3_int64 v = is_integer ? sqlite3_value_int64(atom) : -1;
+    if (strcmp(type, "true") == 0 || v == 1) *flag = 1;
+    else if (strcmp(type, "false") == 0 || v == 0) *flag = 0;
+    else if (is_integer)
+      *message = sqlite3_mprintf("option '%s' must be true or false, not %lld", key, v);
+    else
+      *message = sqlite3_mprintf("option '%s' must be true or false, not %s", key, type);
+  } else if (strcmp(key, "alpha") == 0) {
+    if (is_integer || strcmp(type, "real") == 0) {
+      o->has_alpha = 1;
+      o->alpha = sqlite3_value_double(atom);
+    } else {
+      *message = sqlite3_mprintf("option 'alpha' must be a number, not %s", type);
     }
-    *flag = (int)v;
+  } else if (strcmp(key, "seed") == 0) {
+    if (is_integer) {
+      o->has_seed = 1;
+      o->seed = sqlite3_value_int64(atom);
+    } else {
+      *message = sqlite3_mprintf("option 'seed' must be an integer, not %s", type);
+    }
+  } else {
+    *message = sqlite3_mprintf("unknown option '%s' (expected alpha, seed, bos, eos)", key);
   }
-  return 0;
+  return *message != NULL;
 }
 
-/* Reads the encoding options of argument `index` into *options, parsed
-** once per statement when the argument is constant. Returns 0 after
-** reporting an error. */
+int bp_sampler_from_options(const char *function, int has_alpha, double alpha,
+                            int has_seed, sqlite3_int64 seed, bp_sampler *sampler,
+                            int *sampling, char **message) {
+  *sampling = 0;
+  *message = NULL;
+  if (!has_alpha || alpha < 0) return SQLITE_OK; /* the Viterbi result */
+  if (!(alpha <= 1e300)) {
+    *message = sqlite3_mprintf("%s: alpha must be a finite number", function);
+    return *message ? SQLITE_ERROR : SQLITE_NOMEM;
+  }
+  uint64_t fresh;
+  if (!has_seed) sqlite3_randomness(sizeof fresh, &fresh);
+  bp_sampler_init(sampler, alpha, has_seed ? (uint64_t)seed : fresh);
+  *sampling = 1;
+  return SQLITE_OK;
+}
+
+int bp_alpha_and_seed(sqlite3_value *alpha, sqlite3_value *seed,
+                      const char *function, int position, int *has_alpha,
+                      double *alpha_value, int *has_seed, sqlite3_int64 *seed_value,
+                      char **message) {
+  *message = NULL;
+  *has_alpha = *has_seed = 0;
+  if (alpha && sqlite3_value_type(alpha) != SQLITE_NULL) {
+    int type = sqlite3_value_type(alpha);
+    if (type != SQLITE_INTEGER && type != SQLITE_FLOAT) {
+      *message = sqlite3_mprintf("%s: argument %d (alpha) must be a number, not %s",
+                                 function, position, bp_type_name(alpha));
+      return *message ? SQLITE_MISMATCH : SQLITE_NOMEM;
+    }
+    *has_alpha = 1;
+    *alpha_value = sqlite3_value_double(alpha);
+  }
+  if (seed && sqlite3_value_type(seed) != SQLITE_NULL) {
+    if (sqlite3_value_type(seed) != SQLITE_INTEGER) {
+      *message = sqlite3_mprintf("%s: argument %d (seed) must be an INTEGER, not %s",
+                                 function, position + 1, bp_type_name(seed));
+      return *message ? SQLITE_MISMATCH : SQLITE_NOMEM;
+    }
+    *has_seed = 1;
+    *seed_value = sqlite3_value_int64(seed);
+  }
+  return SQLITE_OK;
+}
+
+/* Reads arguments 3 and 4 of an encoding function into *options: alpha and
+** seed, or an options object in argument 3 (parsed once per statement when
+** it is constant). Returns 0 after reporting an error. */
 static int encode_options_argument(sqlite3_context *ctx, int argc,
-                                   sqlite3_value **argv, int index,
-                                   const char *function, encode_options *options) {
+                                   sqlite3_value **argv, const char *function,
+                                   encode_options *options) {
   memset(options, 0, sizeof *options);
-  if (argc <= index || sqlite3_value_type(argv[index]) == SQLITE_NULL) return 1;
-  const encode_options *cached = sqlite3_get_auxdata(ctx, index);
+  if (argc < 3) return 1;
+  char *message;
+  if (sqlite3_value_type(argv[2]) != SQLITE_TEXT) {
+    int rc = bp_alpha_and_seed(argv[2], argc > 3 ? argv[3] : NULL, function, 3,
+                               &options->has_alpha, &options->alpha,
+                               &options->has_seed, &options->seed, &message);
+    if (rc != SQLITE_OK) {
+      result_errorf(ctx, rc, "%s", message);
+      sqlite3_free(message);
+      return 0;
+    }
+    return 1;
+  }
+  if (argc > 3) {
+    result_errorf(ctx, SQLITE_ERROR, "%s: with an options object as argument 3, "
+                  "give the seed as its \"seed\" key", function);
+    return 0;
+  }
+  const encode_options *cached = sqlite3_get_auxdata(ctx, 2);
   if (cached) {
     *options = *cached;
     return 1;
   }
-  if (read_options(ctx, argv[index], function, apply_encode_option, options) !=
-      SQLITE_OK)
+  if (read_options(ctx, argv[2], function, apply_encode_option, options) != SQLITE_OK)
     return 0;
   encode_options *kept = sqlite3_malloc64(sizeof *kept);
   if (kept) {
     *kept = *options;
-    sqlite3_set_auxdata(ctx, index, kept, sqlite3_free); /* may free at once */
+    sqlite3_set_auxdata(ctx, 2, kept, sqlite3_free); /* may free it at once */
   }
   return 1;
 }
@@ -233,8 +295,9 @@ static int encode_options_argument(sqlite3_context *ctx, int argc,
 /* ---- Encoding ------------------------------------------------------------- */
 
 /* The work shared by the encoding functions: resolves the arguments
-** (text, model, options) and encodes. Returns 1 with ids (or just a count
-** when `ids` is NULL), 0 when the text is NULL, -1 after reporting an error. */
+** (text, model, alpha or options, seed) and encodes. Returns 1 with ids (or
+** just a count when `ids` is NULL), 0 when the text is NULL, -1 after
+** reporting an error. */
 static int encode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **argv,
                             const char *function, bp_ids *ids, size_t *count) {
   const char *text;
@@ -243,22 +306,34 @@ static int encode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **argv
   int r = bp_text_argument(ctx, argv[0], function, 1, &text, &len, &input);
   if (r <= 0) return r;
   encode_options options;
-  if (!encode_options_argument(ctx, argc, argv, 2, function, &options)) return -1;
+  if (!encode_options_argument(ctx, argc, argv, function, &options)) return -1;
+  bp_sampler sampler;
+  int sampling;
+  char *message;
+  int rc = bp_sampler_from_options(function, options.has_alpha, options.alpha,
+                                   options.has_seed, options.seed, &sampler,
+                                   &sampling, &message);
+  if (rc != SQLITE_OK) {
+    result_errorf(ctx, rc, "%s", message);
+    sqlite3_free(message);
+    return -1;
+  }
   bp_model *model;
   if (bp_resolve_model(sqlite3_user_data(ctx), argc > 1 ? argv[1] : NULL,
                        function, ctx, NULL, &model) != SQLITE_OK)
     return -1;
   bp_error err;
-  int rc = BP_OK;
+  bp_sampler *random = sampling ? &sampler : NULL;
+  rc = BP_OK;
   *count = 0;
   if (ids) {
     if (options.bos && !bp_ids_push(ids, BP_ID_BOS)) rc = err.code = BP_NOMEM;
-    if (rc == BP_OK) rc = bp_encode(model, text, len, input, ids, &err);
+    if (rc == BP_OK) rc = bp_encode(model, text, len, input, random, ids, &err);
     if (rc == BP_OK && options.eos && !bp_ids_push(ids, BP_ID_EOS))
       rc = err.code = BP_NOMEM;
     *count = ids->count;
   } else {
-    rc = bp_count(model, text, len, input, count, &err);
+    rc = bp_count(model, text, len, input, random, count, &err);
     *count += (size_t)options.bos + (size_t)options.eos;
   }
   bp_model_release(model);
@@ -549,9 +624,9 @@ static const struct {
   int flags;
   void (*function)(sqlite3_context *, int, sqlite3_value **);
 } scalar_functions[] = {
-    {"bp_encode", 1, 3, READS_MODELS, encode_function},
-    {"bp_encode_packed", 1, 3, READS_MODELS, encode_packed_function},
-    {"bp_count", 1, 3, READS_MODELS, count_function},
+    {"bp_encode", 1, 4, READS_MODELS, encode_function},
+    {"bp_encode_packed", 1, 4, READS_MODELS, encode_packed_function},
+    {"bp_count", 1, 4, READS_MODELS, count_function},
     {"bp_decode", 1, 2, READS_MODELS, decode_function},
     {"bp_decode_bytes", 1, 2, READS_MODELS, decode_bytes_function},
     {"bp_model_load", 1, 1, TOUCHES_FILES, model_load_function},

@@ -3,6 +3,7 @@
 **
 **     SELECT * FROM bp_tokens('今天天气不错', 'zh80k');
 **       -- position, id, piece (BLOB), text, start, end (byte offsets)
+**     SELECT * FROM bp_tokens('今天天气不错', 'zh80k', 0.5, 7);  -- sampled
 **     SELECT * FROM bp_vocab('zh80k') WHERE id = 37037;
 **       -- id, piece (BLOB), text, count, score
 **
@@ -22,6 +23,38 @@ static int set_error(sqlite3_vtab *vtab, char *message) {
   sqlite3_free(vtab->zErrMsg);
   vtab->zErrMsg = message;
   return message ? SQLITE_ERROR : SQLITE_NOMEM;
+}
+
+/* Both tables: a vtab that knows the connection's model registry. */
+typedef struct function_table {
+  sqlite3_vtab base;
+  bp_connection *connection;
+} function_table;
+
+static int connect_function_table(sqlite3 *db, void *aux, const char *schema,
+                                  sqlite3_vtab **vtab) {
+  int rc = sqlite3_declare_vtab(db, schema);
+  if (rc != SQLITE_OK) return rc;
+  function_table *t = sqlite3_malloc64(sizeof *t);
+  if (!t) return SQLITE_NOMEM;
+  memset(t, 0, sizeof *t);
+  t->connection = aux;
+  *vtab = &t->base;
+  return sqlite3_vtab_config(db, SQLITE_VTAB_INNOCUOUS);
+}
+
+static int disconnect_function_table(sqlite3_vtab *vtab) {
+  sqlite3_free(vtab);
+  return SQLITE_OK;
+}
+
+/* Allocates a zeroed cursor of `size` bytes. */
+static int open_cursor(size_t size, sqlite3_vtab_cursor **cursor) {
+  sqlite3_vtab_cursor *c = sqlite3_malloc64(size);
+  if (!c) return SQLITE_NOMEM;
+  memset(c, 0, size);
+  *cursor = c;
+  return SQLITE_OK;
 }
 
 /* Returns, in piece_text, a piece's bytes with invalid UTF-8 dropped. */
@@ -70,13 +103,8 @@ static int plan_arguments(sqlite3_index_info *info, int first, int last) {
 
 enum {
   TOKENS_POSITION, TOKENS_ID, TOKENS_PIECE, TOKENS_TEXT, TOKENS_START,
-  TOKENS_END, TOKENS_INPUT, TOKENS_MODEL
+  TOKENS_END, TOKENS_INPUT, TOKENS_MODEL, TOKENS_ALPHA, TOKENS_SEED
 };
-
-typedef struct tokens_table {
-  sqlite3_vtab base;
-  bp_connection *connection;
-} tokens_table;
 
 typedef struct tokens_cursor {
   sqlite3_vtab_cursor base;
@@ -90,27 +118,16 @@ static int tokens_connect(sqlite3 *db, void *aux, int argc,
                           const char *const *argv, sqlite3_vtab **vtab,
                           char **error) {
   (void)argc; (void)argv; (void)error;
-  int rc = sqlite3_declare_vtab(db,
+  return connect_function_table(db, aux,
       "CREATE TABLE x(position INTEGER, id INTEGER, piece BLOB, text TEXT, "
-      "start INTEGER, \"end\" INTEGER, input HIDDEN, model HIDDEN)");
-  if (rc != SQLITE_OK) return rc;
-  tokens_table *t = sqlite3_malloc64(sizeof *t);
-  if (!t) return SQLITE_NOMEM;
-  memset(t, 0, sizeof *t);
-  t->connection = aux;
-  *vtab = &t->base;
-  sqlite3_vtab_config(db, SQLITE_VTAB_INNOCUOUS);
-  return SQLITE_OK;
+      "start INTEGER, \"end\" INTEGER, input HIDDEN, model HIDDEN, "
+      "alpha HIDDEN, seed HIDDEN)", vtab);
 }
 
-static int table_disconnect(sqlite3_vtab *vtab) {
-  sqlite3_free(vtab);
-  return SQLITE_OK;
-}
 
 static int tokens_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
   (void)vtab;
-  int rc = plan_arguments(info, TOKENS_INPUT, TOKENS_MODEL);
+  int rc = plan_arguments(info, TOKENS_INPUT, TOKENS_SEED);
   if (rc != SQLITE_OK) return rc;
   info->estimatedCost = 1000;
   info->estimatedRows = 1000;
@@ -122,11 +139,7 @@ static int tokens_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
 
 static int tokens_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **cursor) {
   (void)vtab;
-  tokens_cursor *c = sqlite3_malloc64(sizeof *c);
-  if (!c) return SQLITE_NOMEM;
-  memset(c, 0, sizeof *c);
-  *cursor = &c->base;
-  return SQLITE_OK;
+  return open_cursor(sizeof(tokens_cursor), cursor);
 }
 
 static void tokens_reset(tokens_cursor *c) {
@@ -147,31 +160,44 @@ static int tokens_filter(sqlite3_vtab_cursor *cursor, int idx_num,
                          const char *idx_str, int argc, sqlite3_value **argv) {
   (void)idx_str; (void)argc;
   tokens_cursor *c = (tokens_cursor *)cursor;
-  tokens_table *t = (tokens_table *)cursor->pVtab;
+  function_table *t = (function_table *)cursor->pVtab;
   tokens_reset(c);
-  if (!(idx_num & 1))
+  /* argv holds the given arguments in column order; bit k of idx_num says
+  ** whether argument k (input, model, alpha, seed) is among them. */
+  sqlite3_value *given[4] = {NULL, NULL, NULL, NULL};
+  for (int k = 0, next = 0; k < 4; k++)
+    if (idx_num & (1 << k)) given[k] = argv[next++];
+  if (!given[0])
     return set_error(cursor->pVtab, sqlite3_mprintf(
         "bp_tokens: the text argument is required, as in "
         "bp_tokens('some text', 'model')"));
-  sqlite3_value *input = argv[0];
-  sqlite3_value *model_argument = (idx_num & 2) ? argv[1] : NULL;
-  int type = sqlite3_value_type(input);
+  int type = sqlite3_value_type(given[0]);
   if (type == SQLITE_NULL) return SQLITE_OK; /* no rows */
   if (type != SQLITE_TEXT && type != SQLITE_BLOB)
     return set_error(cursor->pVtab, sqlite3_mprintf(
-        "bp_tokens: argument 1 must be TEXT or BLOB, not %s", bp_type_name(input)));
+        "bp_tokens: argument 1 must be TEXT or BLOB, not %s", bp_type_name(given[0])));
+  int has_alpha, has_seed, sampling = 0;
+  double alpha = -1;
+  sqlite3_int64 seed = 0;
+  bp_sampler sampler;
   char *message;
-  int rc = bp_resolve_model(t->connection, model_argument, "bp_tokens", NULL,
-                            &message, &c->model);
+  int rc = bp_alpha_and_seed(given[2], given[3], "bp_tokens", 3, &has_alpha,
+                             &alpha, &has_seed, &seed, &message);
+  if (rc == SQLITE_OK)
+    rc = bp_sampler_from_options("bp_tokens", has_alpha, alpha, has_seed, seed,
+                                 &sampler, &sampling, &message);
+  if (rc == SQLITE_OK)
+    rc = bp_resolve_model(t->connection, given[1], "bp_tokens", NULL, &message,
+                          &c->model);
   if (rc != SQLITE_OK) return rc == SQLITE_NOMEM ? rc : set_error(cursor->pVtab, message);
-  const char *text = type == SQLITE_TEXT ? (const char *)sqlite3_value_text(input)
-                                         : (const char *)sqlite3_value_blob(input);
-  size_t len = (size_t)sqlite3_value_bytes(input);
+  const char *text = type == SQLITE_TEXT ? (const char *)sqlite3_value_text(given[0])
+                                         : (const char *)sqlite3_value_blob(given[0]);
+  size_t len = (size_t)sqlite3_value_bytes(given[0]);
   if (!text && len) return SQLITE_NOMEM;
   bp_error err;
   if (bp_encode(c->model, text ? text : "", len,
-                type == SQLITE_TEXT ? BP_INPUT_TEXT : BP_INPUT_BYTES, &c->ids,
-                &err) != BP_OK)
+                type == SQLITE_TEXT ? BP_INPUT_TEXT : BP_INPUT_BYTES,
+                sampling ? &sampler : NULL, &c->ids, &err) != BP_OK)
     return err.code == BP_NOMEM ? SQLITE_NOMEM : set_error(cursor->pVtab,
         sqlite3_mprintf("bp_tokens: %s", err.message));
   return SQLITE_OK;
@@ -222,7 +248,7 @@ static sqlite3_module tokens_module = {
     NULL,              /* xCreate: eponymous only */
     tokens_connect,    /* xConnect */
     tokens_best_index, /* xBestIndex */
-    table_disconnect,  /* xDisconnect */
+    disconnect_function_table, /* xDisconnect */
     NULL,              /* xDestroy */
     tokens_open,       /* xOpen */
     tokens_close,      /* xClose */
@@ -248,17 +274,9 @@ static int vocab_connect(sqlite3 *db, void *aux, int argc,
                          const char *const *argv, sqlite3_vtab **vtab,
                          char **error) {
   (void)argc; (void)argv; (void)error;
-  int rc = sqlite3_declare_vtab(db,
+  return connect_function_table(db, aux,
       "CREATE TABLE x(id INTEGER, piece BLOB, text TEXT, count INTEGER, "
-      "score REAL, model HIDDEN)");
-  if (rc != SQLITE_OK) return rc;
-  tokens_table *t = sqlite3_malloc64(sizeof *t);
-  if (!t) return SQLITE_NOMEM;
-  memset(t, 0, sizeof *t);
-  t->connection = aux;
-  *vtab = &t->base;
-  sqlite3_vtab_config(db, SQLITE_VTAB_INNOCUOUS);
-  return SQLITE_OK;
+      "score REAL, model HIDDEN)", vtab);
 }
 
 static int vocab_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
@@ -288,11 +306,7 @@ static int vocab_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
 
 static int vocab_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **cursor) {
   (void)vtab;
-  vocab_cursor *c = sqlite3_malloc64(sizeof *c);
-  if (!c) return SQLITE_NOMEM;
-  memset(c, 0, sizeof *c);
-  *cursor = &c->base;
-  return SQLITE_OK;
+  return open_cursor(sizeof(vocab_cursor), cursor);
 }
 
 static int vocab_close(sqlite3_vtab_cursor *cursor) {
@@ -305,7 +319,7 @@ static int vocab_filter(sqlite3_vtab_cursor *cursor, int idx_num,
                         const char *idx_str, int argc, sqlite3_value **argv) {
   (void)idx_str; (void)argc;
   vocab_cursor *c = (vocab_cursor *)cursor;
-  tokens_table *t = (tokens_table *)cursor->pVtab;
+  function_table *t = (function_table *)cursor->pVtab;
   bp_model_release(c->model);
   c->model = NULL;
   c->id = 0;
@@ -375,7 +389,7 @@ static sqlite3_module vocab_module = {
     NULL,             /* xCreate: eponymous only */
     vocab_connect,    /* xConnect */
     vocab_best_index, /* xBestIndex */
-    table_disconnect, /* xDisconnect */
+    disconnect_function_table, /* xDisconnect */
     NULL,             /* xDestroy */
     vocab_open,       /* xOpen */
     vocab_close,      /* xClose */

@@ -142,14 +142,32 @@ enum {
   BP_INPUT_BYTES = 1 /* raw bytes: no validation, no normalization */
 };
 
-/* Appends the ids of `text` to `out`. Invalid UTF-8 in BP_INPUT_TEXT mode is
-** BP_INVALID, with the byte offset in the message. */
+/* Random segmentation (subword regularization). With alpha >= 0 each
+** chunk's segmentation is drawn with probability proportional to the
+** product of p(piece)^alpha over its pieces, exactly, in one pass; alpha 0
+** is uniform over all segmentations, large alpha approaches Viterbi. The
+** random numbers come from xoshiro256** seeded through SplitMix64, so a
+** seed gives the same draws on every platform. A sampler is not shared
+** between threads. */
+typedef struct bp_sampler {
+  double alpha;
+  uint64_t state[4];
+} bp_sampler;
+
+/* Seeds a sampler. alpha must be finite and >= 0. */
+void bp_sampler_init(bp_sampler *s, double alpha, uint64_t seed);
+/* The next uniform double in [0, 1), with 53 random bits. */
+double bp_sampler_uniform(bp_sampler *s);
+
+/* Appends the ids of `text` to `out`: the Viterbi segmentation, or a random
+** one drawn with `sampler` when it is not NULL. Invalid UTF-8 in
+** BP_INPUT_TEXT mode is BP_INVALID, with the byte offset in the message. */
 int bp_encode(const bp_model *m, const char *text, size_t len, int input,
-              bp_ids *out, bp_error *err);
+              bp_sampler *sampler, bp_ids *out, bp_error *err);
 
 /* The number of tokens bp_encode would produce, without storing them. */
 int bp_count(const bp_model *m, const char *text, size_t len, int input,
-             size_t *count, bp_error *err);
+             bp_sampler *sampler, size_t *count, bp_error *err);
 
 /* The text that is actually segmented: for BP_INPUT_TEXT the NFC form (a new
 ** buffer to free with bp_free, or NULL with *normalized_len == len when the

@@ -8,6 +8,14 @@
 ** better, so on an exact tie the longer piece wins, as in the reference.
 ** Only the last 256 best scores are kept (no piece is longer than 255
 ** bytes); back pointers take 4 bytes per byte of the longest chunk.
+**
+** Sampling replaces the maximum by a sum over the same lattice: Z[e] is the
+** log of the total weight of all segmentations of chunk[0..e), where a
+** piece weighs p^alpha, and the last piece ending at e is drawn with
+** probability weight(path to its start) * p^alpha / exp(Z[e]). Following the
+** drawn back pointers from the end yields a segmentation with probability
+** proportional to its weight: the reference's one-pass "perfect sampling",
+** drawing once per position instead of once per candidate.
 */
 #include "internal.h"
 
@@ -17,20 +25,29 @@
 #define SCORE_RING 256 /* a power of two above BP_MAX_PIECE_BYTES */
 #define STACK_BACK_POINTERS 4096
 
-/* Fills back[1..len] with the piece index ending the best segmentation of
-** chunk[0..e). */
-static void viterbi(const bp_model *m, const uint8_t *chunk, size_t len,
-                    int32_t *back) {
+/* Records in out[1..len] the longest piece ending at each position. The
+** automaton's walk is a chain of dependent loads; doing it apart from the
+** scoring leaves the scoring's loads independent of each other. */
+static void match_chunk(const bp_model *m, const uint8_t *chunk, size_t len,
+                        int32_t *out) {
   const bp_matcher_cell *cells = m->matcher.cells;
-  const bp_matcher_piece *pieces = m->matcher.pieces;
-  double best[SCORE_RING];
-  best[0] = 0.0;
   int32_t state = 0;
   for (size_t e = 1; e <= len; e++) {
     state = bp_matcher_step(cells, state, chunk[e - 1]);
+    out[e] = cells[state].out;
+  }
+}
+
+/* Replaces back[1..len], as filled by match_chunk, with the piece ending the
+** best segmentation of chunk[0..e). */
+static void viterbi(const bp_model *m, size_t len, int32_t *back) {
+  const bp_matcher_piece *pieces = m->matcher.pieces;
+  double best[SCORE_RING];
+  best[0] = 0.0;
+  for (size_t e = 1; e <= len; e++) {
     double top = -INFINITY;
     int32_t choice = -1;
-    for (int32_t p = cells[state].out; p >= 0; p = pieces[p].next_out) {
+    for (int32_t p = back[e]; p >= 0; p = pieces[p].next_out) {
       double v = best[(e - pieces[p].length) & (SCORE_RING - 1)] + pieces[p].score;
       if (v > top) {
         top = v;
@@ -42,14 +59,50 @@ static void viterbi(const bp_model *m, const uint8_t *chunk, size_t len,
   }
 }
 
+/* Replaces back[1..len], as filled by match_chunk, with a piece drawn as
+** described above. */
+static void sample(const bp_model *m, size_t len, bp_sampler *sampler,
+                   int32_t *back) {
+  const bp_matcher_piece *pieces = m->matcher.pieces;
+  const double alpha = sampler->alpha;
+  double log_total[SCORE_RING];
+  double weight[BP_MAX_PIECE_BYTES];
+  int32_t candidate[BP_MAX_PIECE_BYTES];
+  log_total[0] = 0.0;
+  for (size_t e = 1; e <= len; e++) {
+    int n = 0;
+    double top = -INFINITY;
+    for (int32_t p = back[e]; p >= 0; p = pieces[p].next_out) {
+      double w = log_total[(e - pieces[p].length) & (SCORE_RING - 1)] +
+                 alpha * pieces[p].score;
+      if (w > top) top = w;
+      weight[n] = w;
+      candidate[n++] = p;
+    }
+    if (n == 1) {
+      log_total[e & (SCORE_RING - 1)] = weight[0];
+      back[e] = candidate[0];
+      continue;
+    }
+    double sum = 0.0;
+    for (int k = 0; k < n; k++) sum += weight[k] = exp(weight[k] - top);
+    log_total[e & (SCORE_RING - 1)] = top + log(sum);
+    double u = bp_sampler_uniform(sampler) * sum;
+    int k = 0;
+    while (k < n - 1 && (u -= weight[k]) >= 0) k++;
+    back[e] = candidate[k];
+  }
+}
+
 /* Segments raw bytes chunk by chunk; appends ids to `out` when it is not
 ** NULL and adds the number of tokens to *count. */
 static int segment(const bp_model *m, const uint8_t *text, size_t len,
-                   bp_ids *out, size_t *count, bp_error *err) {
+                   bp_sampler *sampler, bp_ids *out, size_t *count,
+                   bp_error *err) {
   int32_t stack_back[STACK_BACK_POINTERS];
   int32_t *back = stack_back;
   size_t back_capacity = STACK_BACK_POINTERS;
-  const uint32_t *offsets = m->offsets;
+  const bp_matcher_piece *pieces = m->matcher.pieces;
   const uint8_t *end = text + len;
   size_t tokens = 0;
   int rc = BP_OK;
@@ -69,12 +122,13 @@ static int segment(const bp_model *m, const uint8_t *text, size_t len,
       }
       back_capacity = chunk_len + 1;
     }
-    viterbi(m, text, chunk_len, back);
+    match_chunk(m, text, chunk_len, back);
+    if (sampler)
+      sample(m, chunk_len, sampler, back);
+    else
+      viterbi(m, chunk_len, back);
     size_t chunk_tokens = 0;
-    for (size_t e = chunk_len; e > 0; chunk_tokens++) {
-      int32_t p = back[e];
-      e -= offsets[p + 1] - offsets[p];
-    }
+    for (size_t e = chunk_len; e > 0; chunk_tokens++) e -= pieces[back[e]].length;
     if (out) {
       if (chunk_tokens > out->capacity - out->count) {
         size_t capacity = out->capacity ? out->capacity : 64;
@@ -92,7 +146,7 @@ static int segment(const bp_model *m, const uint8_t *text, size_t len,
       for (size_t e = chunk_len; e > 0;) {
         int32_t p = back[e];
         *--slot = p + BP_FIRST_PIECE_ID;
-        e -= offsets[p + 1] - offsets[p];
+        e -= pieces[p].length;
       }
       out->count += chunk_tokens;
     }
@@ -106,29 +160,59 @@ static int segment(const bp_model *m, const uint8_t *text, size_t len,
 
 /* Runs `segment` on the text as the reference sees it: NFC for text. */
 static int encode_input(const bp_model *m, const char *text, size_t len,
-                        int input, bp_ids *out, size_t *count, bp_error *err) {
+                        int input, bp_sampler *sampler, bp_ids *out,
+                        size_t *count, bp_error *err) {
   if (input == BP_INPUT_BYTES)
-    return segment(m, (const uint8_t *)text, len, out, count, err);
+    return segment(m, (const uint8_t *)text, len, sampler, out, count, err);
   char *normalized;
   size_t normalized_len;
   int rc = bp_normalize(text, len, &normalized, &normalized_len, err);
   if (rc != BP_OK) return rc;
   rc = segment(m, (const uint8_t *)(normalized ? normalized : text),
-               normalized_len, out, count, err);
+               normalized_len, sampler, out, count, err);
   bp_free(normalized);
   return rc;
 }
 
 int bp_encode(const bp_model *m, const char *text, size_t len, int input,
-              bp_ids *out, bp_error *err) {
+              bp_sampler *sampler, bp_ids *out, bp_error *err) {
   size_t count = 0;
-  return encode_input(m, text, len, input, out, &count, err);
+  return encode_input(m, text, len, input, sampler, out, &count, err);
 }
 
 int bp_count(const bp_model *m, const char *text, size_t len, int input,
-             size_t *count, bp_error *err) {
+             bp_sampler *sampler, size_t *count, bp_error *err) {
   *count = 0;
-  return encode_input(m, text, len, input, NULL, count, err);
+  return encode_input(m, text, len, input, sampler, NULL, count, err);
+}
+
+/* SplitMix64 (Steele, Lea and Flood, 2014) spreads the seed over the state. */
+static uint64_t splitmix64(uint64_t *x) {
+  uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+void bp_sampler_init(bp_sampler *s, double alpha, uint64_t seed) {
+  s->alpha = alpha;
+  for (int i = 0; i < 4; i++) s->state[i] = splitmix64(&seed);
+}
+
+static uint64_t rotate_left(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+/* xoshiro256** (Blackman and Vigna, 2018). */
+double bp_sampler_uniform(bp_sampler *s) {
+  uint64_t *q = s->state;
+  uint64_t result = rotate_left(q[1] * 5, 7) * 9;
+  uint64_t t = q[1] << 17;
+  q[2] ^= q[0];
+  q[3] ^= q[1];
+  q[1] ^= q[2];
+  q[0] ^= q[3];
+  q[2] ^= t;
+  q[3] = rotate_left(q[3], 45);
+  return (double)(result >> 11) * 0x1.0p-53;
 }
 
 int bp_decode(const bp_model *m, const int64_t *ids, size_t n, char **bytes,

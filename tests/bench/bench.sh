@@ -51,6 +51,23 @@ done
 [ "$sp_s" = 0 ] || line "SentencePiece, bytepiece.eu.plus.80k.sp.model" "$sp_s" "$sp_mb" "$sp_tok" "$sp_rss" "$sp_s"
 
 echo
+echo "Sampling (alpha 0.1, seeded per document), same corpus; ratio against SentencePiece's sampling"
+echo "  (enable_sampling=True, alpha=0.1, nbest_size=-1)"
+if [ "$sp_s" != 0 ]; then
+  read -r _ sps_s sps_mb sps_tok sps_rss < <($python "$here/bench_sentencepiece.py" "$db" "$sp_model" 0.1)
+else
+  sps_s=0
+fi
+model=bytepiece.eu.plus.80k
+read -r _ det_s _ _ _ < <("$bench" lib "$db" "$models/$model.zip")
+read -r _ s mb tok rss < <("$bench" lib "$db" "$models/$model.zip" 0.1)
+line "bytepiece C library, $model" "$s" "$mb" "$tok" "$rss" "$sps_s"
+awk -v s="$s" -v d="$det_s" 'BEGIN { printf "  %-44s %8.2fx the deterministic time\n", "", s / d }'
+read -r _ s mb tok rss < <("$bench" sql "$db" "$models/$model.zip" "$extension" 0.1)
+line "bytepiece SQL bp_count(.., 0.1, rowid), $model" "$s" "$mb" "$tok" "$rss" "$sps_s"
+[ "$sps_s" = 0 ] || line "SentencePiece sampling, $model.sp.model" "$sps_s" "$sps_mb" "$sps_tok" "$sps_rss" "$sps_s"
+
+echo
 echo "Compiling a stored model value (best of 20)"
 for model in bytepiece_80k bytepiece.eu.plus.80k; do
   read -r _ s mb memory rss < <("$bench" compile "$models/$model.zip")

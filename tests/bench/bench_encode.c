@@ -2,9 +2,11 @@
 ** bench_encode.c: encoding throughput of the C library and of the SQL
 ** functions, on documents stored in an SQLite table corpus(text).
 **
-**   bench_encode lib DB MODEL_FILE     the library alone (bp_count per document)
-**   bench_encode sql DB MODEL_FILE EXTENSION
-**                                      SELECT sum(bp_count(text, 'm')) FROM corpus
+**   bench_encode lib DB MODEL_FILE [ALPHA]
+**                          the library alone (bp_count per document); with
+**                          ALPHA, sampling, seeded with the document number
+**   bench_encode sql DB MODEL_FILE EXTENSION [ALPHA]
+**                          SELECT sum(bp_count(text, 'm' [, ALPHA, rowid])) FROM corpus
 **   bench_encode compile MODEL_FILE    model value -> compiled model, and its memory
 **
 ** Each prints one line: "name seconds megabytes tokens peak_rss_kb", the best
@@ -92,6 +94,8 @@ int main(int argc, char **argv) {
   }
   if (argc < 4) die("usage", "bench_encode lib|sql DB MODEL_FILE [EXTENSION]");
   corpus c = read_corpus(argv[2]);
+  const char *alpha = strcmp(mode, "lib") == 0 ? (argc > 4 ? argv[4] : NULL)
+                                               : (argc > 5 ? argv[5] : NULL);
   double best = 1e9;
   long long tokens = 0;
   if (strcmp(mode, "lib") == 0) {
@@ -102,7 +106,10 @@ int main(int argc, char **argv) {
       double t0 = now();
       for (size_t i = 0; i < c.count; i++) {
         size_t n;
-        if (bp_count(m, c.texts[i], c.lengths[i], BP_INPUT_TEXT, &n, &err) != BP_OK)
+        bp_sampler sampler;
+        if (alpha) bp_sampler_init(&sampler, atof(alpha), i + 1);
+        if (bp_count(m, c.texts[i], c.lengths[i], BP_INPUT_TEXT,
+                     alpha ? &sampler : NULL, &n, &err) != BP_OK)
           die("encode", err.message);
         tokens += (long long)n;
       }
@@ -122,9 +129,11 @@ int main(int argc, char **argv) {
     if (sqlite3_exec(db, sql, NULL, NULL, &message) != SQLITE_OK) die("load model", message);
     sqlite3_free(sql);
     sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v2(db, "SELECT sum(bp_count(text, 'bench')) FROM corpus", -1,
-                           &stmt, NULL) != SQLITE_OK)
+    sql = alpha ? sqlite3_mprintf("SELECT sum(bp_count(text, 'bench', %s, rowid)) FROM corpus", alpha)
+                : sqlite3_mprintf("SELECT sum(bp_count(text, 'bench')) FROM corpus");
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
       die("prepare", sqlite3_errmsg(db));
+    sqlite3_free(sql);
     for (int run = 0; run < 5; run++) {
       double t0 = now();
       if (sqlite3_step(stmt) != SQLITE_ROW) die("step", sqlite3_errmsg(db));

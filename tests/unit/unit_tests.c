@@ -81,22 +81,22 @@ static void test_viterbi_ties_and_chunks(void) {
   if (!m) return;
   CHECK(bp_model_vocab_size(m) == 261);
   bp_ids ids = {0};
-  CHECK(bp_encode(m, "abc", 3, BP_INPUT_TEXT, &ids, &err) == BP_OK);
+  CHECK(bp_encode(m, "abc", 3, BP_INPUT_TEXT, NULL, &ids, &err) == BP_OK);
   int32_t tie[] = {'a' + 3, 260};
   CHECK(ids_equal(&ids, tie, 2));
   /* Chunks end after each run of newlines; pieces never span chunks. */
   bp_ids_free(&ids);
-  CHECK(bp_encode(m, "a\n\nbc\n", 6, BP_INPUT_TEXT, &ids, &err) == BP_OK);
+  CHECK(bp_encode(m, "a\n\nbc\n", 6, BP_INPUT_TEXT, NULL, &ids, &err) == BP_OK);
   int32_t chunked[] = {'a' + 3, '\n' + 3, '\n' + 3, 260, '\n' + 3};
   CHECK(ids_equal(&ids, chunked, 5));
   size_t count;
-  CHECK(bp_count(m, "a\n\nbc\n", 6, BP_INPUT_TEXT, &count, &err) == BP_OK && count == 5);
-  CHECK(bp_count(m, "", 0, BP_INPUT_TEXT, &count, &err) == BP_OK && count == 0);
+  CHECK(bp_count(m, "a\n\nbc\n", 6, BP_INPUT_TEXT, NULL, &count, &err) == BP_OK && count == 5);
+  CHECK(bp_count(m, "", 0, BP_INPUT_TEXT, NULL, &count, &err) == BP_OK && count == 0);
   bp_ids_free(&ids);
   /* Raw bytes are not validated; invalid UTF-8 text is refused. */
-  CHECK(bp_encode(m, "\xff\xfe", 2, BP_INPUT_BYTES, &ids, &err) == BP_OK && ids.count == 2);
+  CHECK(bp_encode(m, "\xff\xfe", 2, BP_INPUT_BYTES, NULL, &ids, &err) == BP_OK && ids.count == 2);
   bp_ids_free(&ids);
-  CHECK(bp_encode(m, "ab\xff", 3, BP_INPUT_TEXT, &ids, &err) == BP_INVALID);
+  CHECK(bp_encode(m, "ab\xff", 3, BP_INPUT_TEXT, NULL, &ids, &err) == BP_INVALID);
   CHECK_MESSAGE(err, "invalid UTF-8 at byte offset 2");
   bp_ids_free(&ids);
   /* Decoding: reserved ids add nothing; unknown ids are errors. */
@@ -115,6 +115,35 @@ static void test_viterbi_ties_and_chunks(void) {
   /* Scores are log(count) - log(total). */
   double total = 256 + 18 + 40;
   CHECK(bp_model_score(m, 259) == log(20.0) - log(total));
+  bp_model_release(m);
+}
+
+static void test_sampler(void) {
+  /* xoshiro256** seeded through SplitMix64: pinned, platform-independent. */
+  bp_sampler s;
+  bp_sampler_init(&s, 1.0, 42);
+  CHECK(bp_sampler_uniform(&s) == 0.083862971059882163);
+  CHECK(bp_sampler_uniform(&s) == 0.37898025066266861);
+  CHECK(bp_sampler_uniform(&s) == 0.68004341102813937);
+  bp_sampler_init(&s, 1.0, 0);
+  CHECK(bp_sampler_uniform(&s) == 0.60126299941790484);
+  /* Seeded draws repeat; alpha 0 over "abc" with ab and bc reaches all three
+  ** segmentations. */
+  extra_piece extra[] = {{"ab", 20}, {"bc", 20}};
+  bp_model *m;
+  bp_error err;
+  CHECK(build_test_model(extra, 2, &m, &err) == BP_OK);
+  int seen[4] = {0}, errors = 0;
+  for (uint64_t seed = 0; seed < 300; seed++) {
+    bp_ids ids = {0};
+    bp_sampler_init(&s, 0.0, seed);
+    if (bp_encode(m, "abc", 3, BP_INPUT_TEXT, &s, &ids, &err) != BP_OK) errors++;
+    else seen[ids.count]++;
+    bp_ids_free(&ids);
+  }
+  CHECK(errors == 0);
+  /* two tokens (ab|c or a|bc) about twice as often as three (a|b|c) */
+  CHECK(seen[3] > 70 && seen[3] < 130 && seen[2] == 300 - seen[3]);
   bp_model_release(m);
 }
 
@@ -235,7 +264,7 @@ static void test_published_model(void) {
   if (!m) return;
   const char *text = "今天天气不错 hello world 123";
   bp_ids ids = {0};
-  CHECK(bp_encode(m, text, strlen(text), BP_INPUT_TEXT, &ids, &err) == BP_OK);
+  CHECK(bp_encode(m, text, strlen(text), BP_INPUT_TEXT, NULL, &ids, &err) == BP_OK);
   int32_t expected[] = {37037, 40950, 36144, 29161, 30241, 10177};
   CHECK(ids_equal(&ids, expected, 6));
   bp_ids_free(&ids);
@@ -249,6 +278,7 @@ static void test_published_model(void) {
 int main(void) {
   test_sha256();
   test_viterbi_ties_and_chunks();
+  test_sampler();
   test_model_validation();
   test_json_round_trip();
   test_json_errors();
