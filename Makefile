@@ -8,7 +8,7 @@
 CC ?= cc
 CFLAGS ?= -O2 -g
 WARNINGS = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(WARNINGS) -Isrc $(CFLAGS)
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -ffp-contract=off $(WARNINGS) -Isrc $(CFLAGS)
 LIBS = -lutf8proc -lz -lm -lpthread
 SHARED = bytepiece.so
 PYTHON ?= /usr/bin/python3

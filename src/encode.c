@@ -59,10 +59,51 @@ static void viterbi(const bp_model *m, size_t len, int32_t *back) {
   }
 }
 
+/* Draws back[e] among the n candidates ending at e, given their weights
+** relative to the same scale; returns nothing, stores the choice. */
+static inline int32_t draw(bp_sampler *sampler, const double *weight,
+                           const int32_t *candidate, int n, double sum) {
+  double u = bp_sampler_uniform(sampler) * sum;
+  int k = 0;
+  while (k < n - 1 && (u -= weight[k]) >= 0) k++;
+  return candidate[k];
+}
+
 /* Replaces back[1..len], as filled by match_chunk, with a piece drawn as
-** described above. */
-static void sample(const bp_model *m, size_t len, bp_sampler *sampler,
-                   int32_t *back) {
+** described above, keeping the totals in the linear domain: weights[p] is
+** p^alpha, and the totals of the last 256 positions are rescaled together
+** by a power of two whenever the newest leaves [2^-128, 2^128], which keeps
+** their ratios exact. */
+static void sample_linear(const bp_model *m, size_t len, bp_sampler *sampler,
+                          const double *weights, int32_t *back) {
+  const bp_matcher_piece *pieces = m->matcher.pieces;
+  double total[SCORE_RING];
+  double weight[BP_MAX_PIECE_BYTES];
+  int32_t candidate[BP_MAX_PIECE_BYTES];
+  total[0] = 1.0;
+  for (size_t e = 1; e <= len; e++) {
+    int n = 0;
+    double sum = 0.0;
+    for (int32_t p = back[e]; p >= 0; p = pieces[p].next_out) {
+      double w = total[(e - pieces[p].length) & (SCORE_RING - 1)] * weights[p];
+      sum += w;
+      weight[n] = w;
+      candidate[n++] = p;
+    }
+    back[e] = n == 1 ? candidate[0] : draw(sampler, weight, candidate, n, sum);
+    total[e & (SCORE_RING - 1)] = sum;
+    if (sum > 0x1p128 || sum < 0x1p-128) {
+      int exponent;
+      frexp(sum, &exponent);
+      double scale = ldexp(1.0, -exponent);
+      for (int i = 0; i < SCORE_RING; i++) total[i] *= scale;
+    }
+  }
+}
+
+/* The same in the log domain, for alphas so large that p^alpha underflows. */
+static void sample_log(const bp_model *m, size_t len, bp_sampler *sampler,
+                       int32_t *back) {
   const bp_matcher_piece *pieces = m->matcher.pieces;
   const double alpha = sampler->alpha;
   double log_total[SCORE_RING];
@@ -79,19 +120,17 @@ static void sample(const bp_model *m, size_t len, bp_sampler *sampler,
       weight[n] = w;
       candidate[n++] = p;
     }
-    if (n == 1) {
-      log_total[e & (SCORE_RING - 1)] = weight[0];
-      back[e] = candidate[0];
-      continue;
-    }
     double sum = 0.0;
-    for (int k = 0; k < n; k++) sum += weight[k] = exp(weight[k] - top);
-    log_total[e & (SCORE_RING - 1)] = top + log(sum);
-    double u = bp_sampler_uniform(sampler) * sum;
-    int k = 0;
-    while (k < n - 1 && (u -= weight[k]) >= 0) k++;
-    back[e] = candidate[k];
+    for (int k = 0; k < n; k++) sum += weight[k] = bp_exp_nonpositive(weight[k] - top);
+    back[e] = n == 1 ? candidate[0] : draw(sampler, weight, candidate, n, sum);
+    log_total[e & (SCORE_RING - 1)] = top + bp_log_at_least_one(sum);
   }
+}
+
+/* Which way to sample depends on the model and alpha only, so that a seed
+** always gives the same draws: linear while every p^alpha >= 2^-577. */
+static bool sample_in_linear_domain(const bp_model *m, double alpha) {
+  return alpha * m->lowest_score >= -400.0;
 }
 
 /* Segments raw bytes chunk by chunk; appends ids to `out` when it is not
@@ -106,6 +145,13 @@ static int segment(const bp_model *m, const uint8_t *text, size_t len,
   const uint8_t *end = text + len;
   size_t tokens = 0;
   int rc = BP_OK;
+  const double *weights = NULL;
+  double *owned_weights = NULL;
+  if (sampler && sample_in_linear_domain(m, sampler->alpha) && len > 0) {
+    /* The model caches weights; the cache is its only mutable state. */
+    weights = bp_model_alpha_weights((bp_model *)m, sampler->alpha, &owned_weights);
+    if (!weights) return bp_fail_nomem(err);
+  }
   while (text < end) {
     /* A chunk: everything up to a newline, then the whole run of newlines. */
     const uint8_t *newline = memchr(text, '\n', (size_t)(end - text));
@@ -123,10 +169,12 @@ static int segment(const bp_model *m, const uint8_t *text, size_t len,
       back_capacity = chunk_len + 1;
     }
     match_chunk(m, text, chunk_len, back);
-    if (sampler)
-      sample(m, chunk_len, sampler, back);
-    else
+    if (!sampler)
       viterbi(m, chunk_len, back);
+    else if (weights)
+      sample_linear(m, chunk_len, sampler, weights, back);
+    else
+      sample_log(m, chunk_len, sampler, back);
     size_t chunk_tokens = 0;
     for (size_t e = chunk_len; e > 0; chunk_tokens++) e -= pieces[back[e]].length;
     if (out) {
@@ -154,6 +202,7 @@ static int segment(const bp_model *m, const uint8_t *text, size_t len,
     text = chunk_end;
   }
   if (back != stack_back) bp_free(back);
+  bp_free(owned_weights);
   *count += tokens;
   return rc;
 }

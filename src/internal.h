@@ -7,6 +7,7 @@
 #define BYTEPIECE_INTERNAL_H
 
 #include "bytepiece.h"
+#include <pthread.h>
 #include <stdbool.h>
 
 /* Sets err->code and a printf-style message; returns the code. */
@@ -73,6 +74,14 @@ static inline int32_t bp_matcher_step(const bp_matcher_cell *cells,
 }
 
 /* ---- Model internals ------------------------------------------------------ */
+
+/* p^alpha of every piece, for one alpha: sampling's weights. */
+typedef struct bp_alpha_weights {
+  double alpha;
+  double *weights; /* by piece index */
+  struct bp_alpha_weights *next;
+} bp_alpha_weights;
+
 struct bp_model {
   int references;           /* atomically updated */
   uint32_t piece_count;     /* vocab_size - 3 */
@@ -82,7 +91,23 @@ struct bp_model {
   uint64_t *counts;
   bp_matcher matcher;
   uint8_t digest[32];       /* SHA-256 of the serialized payload */
+  double lowest_score;
+  /* The weights of the last few alphas sampled with, built on first use and
+  ** kept until the model is freed; the only mutable part of a model. */
+  pthread_mutex_t weights_lock;
+  bp_alpha_weights *alpha_weights;
+  int alpha_weights_count;
 };
+
+/* exp(x) for x <= 0 and log(s) for s >= 1, from basic IEEE operations only,
+** so that sampling draws the same on every platform (model.c). */
+double bp_exp_nonpositive(double x);
+double bp_log_at_least_one(double s);
+
+/* The weights p^alpha of all pieces of m: shared (*owned NULL) or, once
+** several alphas are cached, a new array for the caller to free (*owned).
+** NULL when out of memory. */
+const double *bp_model_alpha_weights(bp_model *m, double alpha, double **owned);
 
 /* ---- Files ---------------------------------------------------------------- */
 

@@ -12,8 +12,17 @@
 static const char value_magic[8] = {'B', 'P', 'M', 'O', 'D', 'E', 'L', 0};
 enum { VALUE_FORMAT_VERSION = 1 };
 
+#define MAX_ALPHA_WEIGHTS 4
+
 static void model_free(bp_model *m) {
   if (!m) return;
+  while (m->alpha_weights) {
+    bp_alpha_weights *next = m->alpha_weights->next;
+    bp_free(m->alpha_weights->weights);
+    bp_free(m->alpha_weights);
+    m->alpha_weights = next;
+  }
+  pthread_mutex_destroy(&m->weights_lock);
   bp_free(m->offsets);
   bp_free(m->bytes);
   bp_free(m->counts);
@@ -59,6 +68,7 @@ int bp_model_build(const bp_piece *pieces, size_t n, bp_model **out,
   bp_model *m = bp_malloc(sizeof *m);
   if (!m) return bp_fail_nomem(err);
   memset(m, 0, sizeof *m);
+  pthread_mutex_init(&m->weights_lock, NULL);
   m->references = 1;
   m->piece_count = (uint32_t)n;
   size_t total_bytes = 0;
@@ -110,8 +120,11 @@ int bp_model_build(const bp_piece *pieces, size_t n, bp_model **out,
   bp_free(position);
   /* The reference's score: log(count) - log(total), in double. */
   double log_total = log((double)total);
+  m->lowest_score = 0.0;
   for (size_t i = 0; i < n; i++) {
     m->matcher.pieces[i].score = log((double)m->counts[i]) - log_total;
+    if (m->matcher.pieces[i].score < m->lowest_score)
+      m->lowest_score = m->matcher.pieces[i].score;
     m->matcher.pieces[i].length = m->offsets[i + 1] - m->offsets[i];
     m->matcher.pieces[i].next_out = -1;
   }
@@ -175,6 +188,79 @@ size_t bp_model_memory(const bp_model *m) {
          m->offsets[m->piece_count] + m->piece_count * sizeof *m->counts +
          m->piece_count * sizeof *m->matcher.pieces +
          m->matcher.cell_count * sizeof *m->matcher.cells;
+}
+
+/* ---- Sampling weights ------------------------------------------------------ */
+
+static const double ln2_high = 6.93147180369123816490e-01; /* 32 bits */
+static const double ln2_low = 1.90821492927058770002e-10;
+
+double bp_exp_nonpositive(double x) {
+  if (x < -708.0) return 0.0; /* below the smallest normal double */
+  /* x = k ln 2 + r with |r| <= ln 2 / 2; exp(r) by its Taylor series to
+  ** r^13/13!, then 2^k through the exponent bits. */
+  static const double inverse_factorials[13] = {
+      1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
+      1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0,
+      1.0 / 6.0, 0.5, 1.0, 1.0};
+  double k = floor(x * 1.44269504088896338700 + 0.5);
+  double r = (x - k * ln2_high) - k * ln2_low;
+  double p = 1.0 / 6227020800.0;
+  for (int i = 0; i < 13; i++) p = p * r + inverse_factorials[i];
+  uint64_t bits = (uint64_t)(int64_t)(k + 1023) << 52;
+  double scale;
+  memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+double bp_log_at_least_one(double s) {
+  /* s = m 2^e with m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(f) with
+  ** f = (m - 1) / (m + 1), |f| < 0.172, by its series to f^23. */
+  uint64_t bits;
+  memcpy(&bits, &s, sizeof bits);
+  int e = (int)(bits >> 52) - 1023;
+  bits = (bits & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull;
+  double mantissa;
+  memcpy(&mantissa, &bits, sizeof mantissa);
+  if (mantissa > 1.41421356237309504880) {
+    mantissa *= 0.5;
+    e++;
+  }
+  double f = (mantissa - 1.0) / (mantissa + 1.0), f2 = f * f;
+  double series = 1.0 / 23;
+  for (int i = 21; i >= 1; i -= 2) series = series * f2 + 1.0 / i;
+  return (e * ln2_low + 2.0 * f * series) + e * ln2_high;
+}
+
+static double *compute_alpha_weights(const bp_model *m, double alpha) {
+  double *weights = bp_malloc(m->piece_count * sizeof *weights);
+  if (!weights) return NULL;
+  for (uint32_t i = 0; i < m->piece_count; i++)
+    weights[i] = bp_exp_nonpositive(alpha * m->matcher.pieces[i].score);
+  return weights;
+}
+
+const double *bp_model_alpha_weights(bp_model *m, double alpha, double **owned) {
+  *owned = NULL;
+  const double *found = NULL;
+  pthread_mutex_lock(&m->weights_lock);
+  for (bp_alpha_weights *w = m->alpha_weights; w; w = w->next)
+    if (w->alpha == alpha) found = w->weights;
+  if (!found && m->alpha_weights_count < MAX_ALPHA_WEIGHTS) {
+    bp_alpha_weights *w = bp_malloc(sizeof *w);
+    double *weights = w ? compute_alpha_weights(m, alpha) : NULL;
+    if (weights) {
+      *w = (bp_alpha_weights){alpha, weights, m->alpha_weights};
+      m->alpha_weights = w;
+      m->alpha_weights_count++;
+      found = weights;
+    } else {
+      bp_free(w);
+    }
+  }
+  pthread_mutex_unlock(&m->weights_lock);
+  if (found) return found;
+  return *owned = compute_alpha_weights(m, alpha);
 }
 
 /* ---- The binary model value ---------------------------------------------- */

@@ -30,7 +30,7 @@ SQL
 line() { # label seconds megabytes tokens rss reference_seconds
   awk -v label="$1" -v s="$2" -v mb="$3" -v tok="$4" -v rss="$5" -v ref="$6" 'BEGIN {
     ratio = ref > 0 ? sprintf("%.1fx", ref / s) : "-";
-    printf "  %-44s %8.3f s %8.1f MB/s %10d tokens %7.1f MB peak %7s\n", label, s, mb / s, tok, rss / 1024, ratio }'
+    printf "  %-54s %8.3f s %8.1f MB/s %10d tokens %7.1f MB peak %7s\n", label, s, mb / s, tok, rss / 1024, ratio }'
 }
 
 echo "Encoding $(basename "$corpus"): $(sqlite3 "$db" "SELECT count(*) FROM corpus") documents, one thread, best of 5"
@@ -62,7 +62,7 @@ model=bytepiece.eu.plus.80k
 read -r _ det_s _ _ _ < <("$bench" lib "$db" "$models/$model.zip")
 read -r _ s mb tok rss < <("$bench" lib "$db" "$models/$model.zip" 0.1)
 line "bytepiece C library, $model" "$s" "$mb" "$tok" "$rss" "$sps_s"
-awk -v s="$s" -v d="$det_s" 'BEGIN { printf "  %-44s %8.2fx the deterministic time\n", "", s / d }'
+awk -v s="$s" -v d="$det_s" 'BEGIN { printf "  %-54s %8.2fx the deterministic time\n", "", s / d }'
 read -r _ s mb tok rss < <("$bench" sql "$db" "$models/$model.zip" "$extension" 0.1)
 line "bytepiece SQL bp_count(.., 0.1, rowid), $model" "$s" "$mb" "$tok" "$rss" "$sps_s"
 [ "$sps_s" = 0 ] || line "SentencePiece sampling, $model.sp.model" "$sps_s" "$sps_mb" "$sps_tok" "$sps_rss" "$sps_s"
@@ -72,5 +72,5 @@ echo "Compiling a stored model value (best of 20)"
 for model in bytepiece_80k bytepiece.eu.plus.80k; do
   read -r _ s mb memory rss < <("$bench" compile "$models/$model.zip")
   awk -v m="$model" -v s="$s" -v mb="$mb" -v mem="$memory" 'BEGIN {
-    printf "  %-44s %8.1f ms  value %5.2f MB  compiled %5.2f MB\n", m, s * 1000, mb, mem / 1048576 }'
+    printf "  %-54s %8.1f ms  value %5.2f MB  compiled %5.2f MB\n", m, s * 1000, mb, mem / 1048576 }'
 done

@@ -118,6 +118,25 @@ static void test_viterbi_ties_and_chunks(void) {
   bp_model_release(m);
 }
 
+static void test_portable_exp_log(void) {
+  /* Within a few units in the last place of libm, over their domains. */
+  double worst_exp = 0, worst_log = 0;
+  for (double x = -700; x <= 0; x += 0.0137) {
+    double got = bp_exp_nonpositive(x), want = exp(x);
+    double error = fabs(got - want) / want;
+    if (error > worst_exp) worst_exp = error;
+  }
+  for (double s = 1; s < 300; s = s * 1.0009 + 1e-3) {
+    double got = bp_log_at_least_one(s), want = log(s);
+    double error = want ? fabs(got - want) / want : fabs(got);
+    if (error > worst_log) worst_log = error;
+  }
+  CHECK(worst_exp < 1e-14);
+  CHECK(worst_log < 1e-14);
+  CHECK(bp_exp_nonpositive(0) == 1.0 && bp_exp_nonpositive(-800) == 0.0);
+  CHECK(bp_log_at_least_one(1.0) == 0.0);
+}
+
 static void test_sampler(void) {
   /* xoshiro256** seeded through SplitMix64: pinned, platform-independent. */
   bp_sampler s;
@@ -278,6 +297,7 @@ static void test_published_model(void) {
 int main(void) {
   test_sha256();
   test_viterbi_ties_and_chunks();
+  test_portable_exp_log();
   test_sampler();
   test_model_validation();
   test_json_round_trip();
