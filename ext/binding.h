@@ -40,6 +40,22 @@ void bp_registry_statistics(long *compiled, int *shared);
 int bp_register_models_table(sqlite3 *db, bp_connection *connection);
 int bp_register_functions(sqlite3 *db, bp_connection *connection);
 int bp_register_tables(sqlite3 *db, bp_connection *connection);
+int bp_register_training(sqlite3 *db, bp_connection *connection);
+
+/* Reports an error on ctx: a library error prefixed with the function name,
+** or a formatted message with an SQLite result code. */
+void bp_result_error(sqlite3_context *ctx, const char *function,
+                     const bp_error *err);
+void bp_result_errorf(sqlite3_context *ctx, int code, const char *format, ...);
+
+/* Reads an options object (JSON): calls `apply` for each key with its JSON
+** type ("true", "integer", "text", ...) and value; `apply` sets *message
+** to refuse. Returns SQLITE_OK, or an error code after reporting on ctx. */
+typedef int (*bp_option_handler)(void *target, const char *key, const char *type,
+                                 sqlite3_value *atom, char **message);
+int bp_read_options(sqlite3_context *ctx, sqlite3_value *json,
+                    const char *function, bp_option_handler apply,
+                    void *target);
 
 /* Maps a library result code to an SQLite one. */
 int bp_sqlite_code(int bp_code);

@@ -45,7 +45,7 @@ const char *bp_type_name(sqlite3_value *value) {
 }
 
 /* Reports a library error on ctx, prefixed with the function name. */
-static void result_bp_error(sqlite3_context *ctx, const char *function,
+void bp_result_error(sqlite3_context *ctx, const char *function,
                             const bp_error *err) {
   if (err->code == BP_NOMEM) {
     sqlite3_result_error_nomem(ctx);
@@ -61,7 +61,7 @@ static void result_bp_error(sqlite3_context *ctx, const char *function,
   sqlite3_free(message);
 }
 
-static void result_errorf(sqlite3_context *ctx, int code, const char *format, ...) {
+void bp_result_errorf(sqlite3_context *ctx, int code, const char *format, ...) {
   va_list ap;
   va_start(ap, format);
   char *message = sqlite3_vmprintf(format, ap);
@@ -90,7 +90,7 @@ int bp_text_argument(sqlite3_context *ctx, sqlite3_value *value,
       *input = BP_INPUT_BYTES;
       break;
     default:
-      result_errorf(ctx, SQLITE_MISMATCH,
+      bp_result_errorf(ctx, SQLITE_MISMATCH,
                     "%s: argument %d must be TEXT or BLOB, not %s", function,
                     position, bp_type_name(value));
       return -1;
@@ -114,21 +114,16 @@ typedef struct encode_options {
   sqlite3_int64 seed;
 } encode_options;
 
-/* Reads an options object: calls `apply` for each key. Returns SQLITE_OK,
-** or an error code after reporting the error on ctx. */
-typedef int (*option_handler)(void *target, const char *key, const char *type,
-                              sqlite3_value *atom, char **message);
-
-static int read_options(sqlite3_context *ctx, sqlite3_value *json,
-                        const char *function, option_handler apply,
-                        void *target) {
+int bp_read_options(sqlite3_context *ctx, sqlite3_value *json,
+                    const char *function, bp_option_handler apply,
+                    void *target) {
   sqlite3 *db = sqlite3_context_db_handle(ctx);
   sqlite3_stmt *stmt;
   int rc = sqlite3_prepare_v2(db,
       "SELECT key, type, atom FROM json_each(?1) WHERE json_type(?1) = 'object'",
       -1, &stmt, NULL);
   if (rc != SQLITE_OK) {
-    result_errorf(ctx, rc, "%s: %s", function, sqlite3_errmsg(db));
+    bp_result_errorf(ctx, rc, "%s: %s", function, sqlite3_errmsg(db));
     return rc;
   }
   sqlite3_bind_value(stmt, 1, json);
@@ -161,13 +156,13 @@ static int read_options(sqlite3_context *ctx, sqlite3_value *json,
   }
   sqlite3_finalize(stmt);
   if (message) {
-    result_errorf(ctx, SQLITE_ERROR, "%s: %s", function, message);
+    bp_result_errorf(ctx, SQLITE_ERROR, "%s: %s", function, message);
     sqlite3_free(message);
     return SQLITE_ERROR;
   }
   if (rc != SQLITE_DONE) {
     if (rc == SQLITE_NOMEM) sqlite3_result_error_nomem(ctx);
-    else result_errorf(ctx, rc, "%s: %s", function, sqlite3_errmsg(db));
+    else bp_result_errorf(ctx, rc, "%s: %s", function, sqlite3_errmsg(db));
     return rc;
   }
   return SQLITE_OK;
@@ -266,14 +261,14 @@ static int encode_options_argument(sqlite3_context *ctx, int argc,
                                &options->has_alpha, &options->alpha,
                                &options->has_seed, &options->seed, &message);
     if (rc != SQLITE_OK) {
-      result_errorf(ctx, rc, "%s", message);
+      bp_result_errorf(ctx, rc, "%s", message);
       sqlite3_free(message);
       return 0;
     }
     return 1;
   }
   if (argc > 3) {
-    result_errorf(ctx, SQLITE_ERROR, "%s: with an options object as argument 3, "
+    bp_result_errorf(ctx, SQLITE_ERROR, "%s: with an options object as argument 3, "
                   "give the seed as its \"seed\" key", function);
     return 0;
   }
@@ -282,7 +277,7 @@ static int encode_options_argument(sqlite3_context *ctx, int argc,
     *options = *cached;
     return 1;
   }
-  if (read_options(ctx, argv[2], function, apply_encode_option, options) != SQLITE_OK)
+  if (bp_read_options(ctx, argv[2], function, apply_encode_option, options) != SQLITE_OK)
     return 0;
   encode_options *kept = sqlite3_malloc64(sizeof *kept);
   if (kept) {
@@ -314,7 +309,7 @@ static int encode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **argv
                                    options.has_seed, options.seed, &sampler,
                                    &sampling, &message);
   if (rc != SQLITE_OK) {
-    result_errorf(ctx, rc, "%s", message);
+    bp_result_errorf(ctx, rc, "%s", message);
     sqlite3_free(message);
     return -1;
   }
@@ -338,7 +333,7 @@ static int encode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **argv
   }
   bp_model_release(model);
   if (rc != BP_OK) {
-    result_bp_error(ctx, function, &err);
+    bp_result_error(ctx, function, &err);
     return -1;
   }
   return 1;
@@ -422,7 +417,7 @@ static int ids_argument(sqlite3_context *ctx, sqlite3_value *value,
     const uint8_t *p = sqlite3_value_blob(value);
     size_t len = (size_t)sqlite3_value_bytes(value);
     if (len % 4) {
-      result_errorf(ctx, SQLITE_ERROR,
+      bp_result_errorf(ctx, SQLITE_ERROR,
                     "%s: a packed ids BLOB must be a multiple of 4 bytes long, "
                     "not %llu", function, (unsigned long long)len);
       return -1;
@@ -439,7 +434,7 @@ static int ids_argument(sqlite3_context *ctx, sqlite3_value *value,
     return 1;
   }
   if (type != SQLITE_TEXT) {
-    result_errorf(ctx, SQLITE_MISMATCH,
+    bp_result_errorf(ctx, SQLITE_MISMATCH,
                   "%s: argument 1 must be a JSON array of ids (TEXT) or packed "
                   "ids (BLOB), not %s", function, bp_type_name(value));
     return -1;
@@ -489,7 +484,7 @@ static int ids_argument(sqlite3_context *ctx, sqlite3_value *value,
 malformed:
   sqlite3_free(*ids);
   *ids = NULL;
-  result_errorf(ctx, SQLITE_ERROR,
+  bp_result_errorf(ctx, SQLITE_ERROR,
                 "%s: argument 1 is not a JSON array of integer ids", function);
   return -1;
 }
@@ -512,7 +507,7 @@ static char *decode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **ar
   bp_model_release(model);
   sqlite3_free(ids);
   if (rc != BP_OK) {
-    result_bp_error(ctx, function, &err);
+    bp_result_error(ctx, function, &err);
     return NULL;
   }
   return bytes;
@@ -538,7 +533,7 @@ static const char *path_argument(sqlite3_context *ctx, sqlite3_value *value,
                                  const char *function, int position) {
   if (sqlite3_value_type(value) != SQLITE_TEXT) {
     if (sqlite3_value_type(value) != SQLITE_NULL)
-      result_errorf(ctx, SQLITE_MISMATCH, "%s: argument %d must be a file path "
+      bp_result_errorf(ctx, SQLITE_MISMATCH, "%s: argument %d must be a file path "
                     "(TEXT), not %s", function, position, bp_type_name(value));
     return NULL;
   }
@@ -556,13 +551,13 @@ static void model_load_function(sqlite3_context *ctx, int argc, sqlite3_value **
   uint8_t *value;
   size_t len;
   if (bp_model_load_file(path, &model, &err) != BP_OK) {
-    result_bp_error(ctx, "bp_model_load", &err);
+    bp_result_error(ctx, "bp_model_load", &err);
     return;
   }
   int rc = bp_model_serialize(model, &value, &len, &err);
   bp_model_release(model);
   if (rc != BP_OK) {
-    result_bp_error(ctx, "bp_model_load", &err);
+    bp_result_error(ctx, "bp_model_load", &err);
     return;
   }
   sqlite3_result_blob64(ctx, value, len, bp_free);
@@ -573,7 +568,7 @@ static void model_save_function(sqlite3_context *ctx, int argc, sqlite3_value **
   const char *path = path_argument(ctx, argv[1], "bp_model_save", 2);
   if (!path) return;
   if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
-    result_errorf(ctx, SQLITE_MISMATCH, "bp_model_save: argument 1 must be a "
+    bp_result_errorf(ctx, SQLITE_MISMATCH, "bp_model_save: argument 1 must be a "
                   "model name or a model value, not NULL");
     return;
   }
@@ -586,7 +581,7 @@ static void model_save_function(sqlite3_context *ctx, int argc, sqlite3_value **
   int rc = bp_model_save_file(model, path, &written, &err);
   bp_model_release(model);
   if (rc != BP_OK) {
-    result_bp_error(ctx, "bp_model_save", &err);
+    bp_result_error(ctx, "bp_model_save", &err);
     return;
   }
   sqlite3_result_int64(ctx, (sqlite3_int64)written);

@@ -175,6 +175,57 @@ int bp_count(const bp_model *m, const char *text, size_t len, int input,
 int bp_normalize(const char *text, size_t len, char **normalized,
                  size_t *normalized_len, bp_error *err);
 
+/* ---- Training ------------------------------------------------------------
+** The reference's BNLM training: count byte n-grams, segment every chunk with
+** the n-gram model, count the pieces, prune them to a vocabulary.
+**
+**     bp_trainer *t;
+**     bp_trainer_new(&options, &t, &err);
+**     for each text: bp_trainer_add(t, text, len, BP_INPUT_TEXT, &err);
+**     bp_trainer_finish(t, &model, &err);
+**     bp_trainer_free(t);
+**
+** Texts are normalized to NFC (BP_INPUT_TEXT) and cut into chunks as the
+** reference does; the trainer keeps each distinct chunk once, with the
+** number of times it occurred, which is all the later passes need.
+*/
+typedef struct bp_train_options {
+  int order;                 /* n-gram order, 1..7 (6) */
+  uint32_t vocab_size;       /* including the 3 reserved ids, >= 259 (10000) */
+  int max_piece_length;      /* bytes, 1..255 (36) */
+  uint64_t min_count;        /* >= 1 (2) */
+  int isolate_digits;        /* every decimal digit is a chunk of its own (0) */
+  int ensure_unicode;        /* no multi-byte piece starts inside a character (1) */
+  /* Called now and then with the phase and the share of it done; a nonzero
+  ** return stops training with BP_INTERRUPT. May be NULL. */
+  int (*progress)(void *context, const char *phase, double done);
+  void *progress_context;
+} bp_train_options;
+
+/* The reference's defaults. */
+void bp_train_options_init(bp_train_options *options);
+
+typedef struct bp_trainer bp_trainer;
+int bp_trainer_new(const bp_train_options *options, bp_trainer **out,
+                   bp_error *err);
+/* Adds a text: BP_INPUT_TEXT (UTF-8, normalized to NFC, digits are Unicode
+** decimal digits) or BP_INPUT_BYTES (raw bytes, digits are 0-9). */
+int bp_trainer_add(bp_trainer *t, const char *text, size_t len, int input,
+                   bp_error *err);
+/* The number of bytes of text added so far (after normalization). */
+uint64_t bp_trainer_bytes(const bp_trainer *t);
+/* Trains and builds the model. BP_INVALID when no text was added. */
+int bp_trainer_finish(bp_trainer *t, bp_model **model, bp_error *err);
+void bp_trainer_free(bp_trainer *t);
+
+/* A smaller vocabulary from a trained model, exactly as the reference
+** derives each smaller size of a multi-size training from the larger
+** result: keep the vocab_size - 3 most frequent pieces (single bytes
+** always), re-split the rest into them, then drop pieces no split uses.
+** A model already small enough is returned as it is (another reference). */
+int bp_model_shrink(const bp_model *m, uint32_t vocab_size, bp_model **out,
+                    bp_error *err);
+
 /* ---- Decoding ------------------------------------------------------------ */
 
 /* The concatenated bytes of the pieces of `ids`; reserved ids 0..2 add

@@ -133,11 +133,12 @@ static bool sample_in_linear_domain(const bp_model *m, double alpha) {
   return alpha * m->lowest_score >= -400.0;
 }
 
-/* Segments raw bytes chunk by chunk; appends ids to `out` when it is not
-** NULL and adds the number of tokens to *count. */
+/* Segments raw bytes chunk by chunk (or as one chunk when `chunked` is
+** false); appends ids to `out` when it is not NULL and adds the number of
+** tokens to *count. */
 static int segment(const bp_model *m, const uint8_t *text, size_t len,
-                   bp_sampler *sampler, bp_ids *out, size_t *count,
-                   bp_error *err) {
+                   bool chunked, bp_sampler *sampler, bp_ids *out,
+                   size_t *count, bp_error *err) {
   int32_t stack_back[STACK_BACK_POINTERS];
   int32_t *back = stack_back;
   size_t back_capacity = STACK_BACK_POINTERS;
@@ -154,7 +155,7 @@ static int segment(const bp_model *m, const uint8_t *text, size_t len,
   }
   while (text < end) {
     /* A chunk: everything up to a newline, then the whole run of newlines. */
-    const uint8_t *newline = memchr(text, '\n', (size_t)(end - text));
+    const uint8_t *newline = chunked ? memchr(text, '\n', (size_t)(end - text)) : NULL;
     const uint8_t *chunk_end = newline ? newline : end;
     while (chunk_end < end && *chunk_end == '\n') chunk_end++;
     size_t chunk_len = (size_t)(chunk_end - text);
@@ -212,13 +213,13 @@ static int encode_input(const bp_model *m, const char *text, size_t len,
                         int input, bp_sampler *sampler, bp_ids *out,
                         size_t *count, bp_error *err) {
   if (input == BP_INPUT_BYTES)
-    return segment(m, (const uint8_t *)text, len, sampler, out, count, err);
+    return segment(m, (const uint8_t *)text, len, true, sampler, out, count, err);
   char *normalized;
   size_t normalized_len;
   int rc = bp_normalize(text, len, &normalized, &normalized_len, err);
   if (rc != BP_OK) return rc;
   rc = segment(m, (const uint8_t *)(normalized ? normalized : text),
-               normalized_len, sampler, out, count, err);
+               normalized_len, true, sampler, out, count, err);
   bp_free(normalized);
   return rc;
 }
@@ -233,6 +234,12 @@ int bp_count(const bp_model *m, const char *text, size_t len, int input,
              bp_sampler *sampler, size_t *count, bp_error *err) {
   *count = 0;
   return encode_input(m, text, len, input, sampler, NULL, count, err);
+}
+
+int bp_segment_whole(const bp_model *m, const uint8_t *bytes, size_t len,
+                     bp_ids *out, bp_error *err) {
+  size_t count = 0;
+  return segment(m, bytes, len, false, NULL, out, &count, err);
 }
 
 /* SplitMix64 (Steele, Lea and Flood, 2014) spreads the seed over the state. */

@@ -109,6 +109,12 @@ double bp_log_at_least_one(double s);
 ** NULL when out of memory. */
 const double *bp_model_alpha_weights(bp_model *m, double alpha, double **owned);
 
+/* The Viterbi segmentation of raw bytes taken as one chunk (no newline
+** chunking, no normalization): the reference's Tokenizer._tokenize, used by
+** training to re-split pieces. */
+int bp_segment_whole(const bp_model *m, const uint8_t *bytes, size_t len,
+                     bp_ids *out, bp_error *err);
+
 /* ---- Files ---------------------------------------------------------------- */
 
 /* Reads a whole file into a new buffer (to free with bp_free). */

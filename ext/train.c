@@ -1,0 +1,223 @@
+/*
+** train.c: training in SQL.
+**
+**     INSERT INTO bp_models(name, model)
+**       SELECT 'docs', bp_train(body, json_object('vocab_size', 8000)) FROM docs;
+**     SELECT lang, bp_train(body, '{"vocab_size": 4000}') FROM docs GROUP BY lang;
+**     SELECT bp_model_shrink('docs', 3000);   -- a smaller vocabulary, derived
+**
+** bp_train is an aggregate: each row's text goes to a bp_trainer (which
+** keeps each distinct chunk once), and the last step trains and returns a
+** model value. Options are the reference's, read from the first row's
+** options argument. Training checks for sqlite3_interrupt() as it goes and
+** can report progress on stderr.
+*/
+#include "binding.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+SQLITE_EXTENSION_INIT3
+
+typedef struct train_options {
+  bp_train_options library;
+  int progress; /* report on stderr */
+} train_options;
+
+static int apply_train_option(void *target, const char *key, const char *type,
+                              sqlite3_value *atom, char **message) {
+  train_options *o = target;
+  bool integer = strcmp(type, "integer") == 0;
+  bool boolean = strcmp(type, "true") == 0 || strcmp(type, "false") == 0 ||
+                 (integer && (sqlite3_value_int64(atom) == 0 || sqlite3_value_int64(atom) == 1));
+  sqlite3_int64 v = integer ? sqlite3_value_int64(atom) : strcmp(type, "true") == 0;
+  static const struct {
+    const char *key;
+    int is_boolean;
+    sqlite3_int64 low, high;
+  } keys[] = {
+      {"order", 0, 1, 7},
+      {"vocab_size", 0, 259, 1 << 30},
+      {"max_piece_length", 0, 1, BP_MAX_PIECE_BYTES},
+      {"min_count", 0, 1, INT64_MAX},
+      {"isolate_digits", 1, 0, 1},
+      {"ensure_unicode", 1, 0, 1},
+      {"progress", 1, 0, 1},
+  };
+  size_t k = 0;
+  while (k < sizeof keys / sizeof keys[0] && strcmp(keys[k].key, key) != 0) k++;
+  if (k == sizeof keys / sizeof keys[0]) {
+    *message = sqlite3_mprintf("unknown option '%s' (expected order, vocab_size, "
+                               "max_piece_length, min_count, isolate_digits, "
+                               "ensure_unicode, progress)", key);
+    return 1;
+  }
+  if (keys[k].is_boolean ? !boolean : !integer) {
+    *message = sqlite3_mprintf("option '%s' must be %s, not %s", key,
+                               keys[k].is_boolean ? "true or false" : "an integer", type);
+    return 1;
+  }
+  if (v < keys[k].low || v > keys[k].high) {
+    *message = sqlite3_mprintf("option '%s' must be from %lld to %lld, not %lld", key,
+                               keys[k].low, keys[k].high, v);
+    return 1;
+  }
+  switch (k) {
+    case 0: o->library.order = (int)v; break;
+    case 1: o->library.vocab_size = (uint32_t)v; break;
+    case 2: o->library.max_piece_length = (int)v; break;
+    case 3: o->library.min_count = (uint64_t)v; break;
+    case 4: o->library.isolate_digits = (int)v; break;
+    case 5: o->library.ensure_unicode = (int)v; break;
+    default: o->progress = (int)v; break;
+  }
+  return 0;
+}
+
+/* The aggregate's state. */
+typedef struct training {
+  bp_trainer *trainer;
+  train_options options;
+  sqlite3 *db;
+  time_t started;
+  const char *last_phase;
+  int failed;
+} training;
+
+/* True when sqlite3_interrupt() was called: asked directly where SQLite
+** can say, else by running a trivial statement, which an interrupt stops. */
+static int interrupted(sqlite3 *db) {
+#if SQLITE_VERSION_NUMBER >= 3041000
+  if (sqlite3_libversion_number() >= 3041000) return sqlite3_is_interrupted(db);
+#endif
+  return sqlite3_exec(db, "SELECT 1", NULL, NULL, NULL) == SQLITE_INTERRUPT;
+}
+
+static int training_progress(void *context, const char *phase, double done) {
+  training *t = context;
+  if (t->options.progress && (phase != t->last_phase || done >= 1.0)) {
+    fprintf(stderr, "bp_train: %s (%.0f s)\n", phase, difftime(time(NULL), t->started));
+    t->last_phase = phase;
+  }
+  return interrupted(t->db);
+}
+
+static void train_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  training *t = sqlite3_aggregate_context(ctx, sizeof *t);
+  if (!t) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  if (t->failed) return;
+  if (!t->trainer) {
+    bp_train_options_init(&t->options.library);
+    if (argc > 1 && sqlite3_value_type(argv[1]) != SQLITE_NULL &&
+        bp_read_options(ctx, argv[1], "bp_train", apply_train_option, &t->options) != SQLITE_OK) {
+      t->failed = 1;
+      return;
+    }
+    t->db = sqlite3_context_db_handle(ctx);
+    t->started = time(NULL);
+    t->options.library.progress = training_progress;
+    t->options.library.progress_context = t;
+    bp_error err;
+    if (bp_trainer_new(&t->options.library, &t->trainer, &err) != BP_OK) {
+      bp_result_error(ctx, "bp_train", &err);
+      t->failed = 1;
+      return;
+    }
+  }
+  const char *text;
+  size_t len;
+  int input;
+  int r = bp_text_argument(ctx, argv[0], "bp_train", 1, &text, &len, &input);
+  if (r < 0) {
+    t->failed = 1;
+    return;
+  }
+  if (r == 0) return; /* NULL rows are skipped */
+  bp_error err;
+  if (bp_trainer_add(t->trainer, text, len, input, &err) != BP_OK) {
+    bp_result_error(ctx, "bp_train", &err);
+    t->failed = 1;
+  }
+}
+
+static void train_final(sqlite3_context *ctx) {
+  training *t = sqlite3_aggregate_context(ctx, 0);
+  if (t && t->failed) {
+    bp_trainer_free(t->trainer);
+    return; /* the error was reported by the step */
+  }
+  if (!t || !t->trainer || bp_trainer_bytes(t->trainer) == 0) {
+    if (t) bp_trainer_free(t->trainer);
+    bp_result_errorf(ctx, SQLITE_ERROR, "bp_train: no text to train on "
+                     "(every row was NULL or empty)");
+    return;
+  }
+  bp_model *model;
+  bp_error err;
+  uint8_t *value;
+  size_t len;
+  int rc = bp_trainer_finish(t->trainer, &model, &err);
+  bp_trainer_free(t->trainer);
+  t->trainer = NULL;
+  if (rc == BP_OK) {
+    rc = bp_model_serialize(model, &value, &len, &err);
+    bp_model_release(model);
+  }
+  if (rc != BP_OK) {
+    if (rc == BP_INTERRUPT) sqlite3_result_error_code(ctx, SQLITE_INTERRUPT);
+    else bp_result_error(ctx, "bp_train", &err);
+    return;
+  }
+  if (t->options.progress)
+    fprintf(stderr, "bp_train: done (%.0f s)\n", difftime(time(NULL), t->started));
+  sqlite3_result_blob64(ctx, value, len, bp_free);
+}
+
+static void shrink_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER) {
+    bp_result_errorf(ctx, SQLITE_MISMATCH, "bp_model_shrink: argument 2 "
+                     "(vocab_size) must be an INTEGER, not %s", bp_type_name(argv[1]));
+    return;
+  }
+  sqlite3_int64 size = sqlite3_value_int64(argv[1]);
+  if (size < 259 || size > (1 << 30)) {
+    bp_result_errorf(ctx, SQLITE_ERROR, "bp_model_shrink: vocab_size must be "
+                     "from 259 to %d, not %lld", 1 << 30, size);
+    return;
+  }
+  bp_model *model, *smaller;
+  if (bp_resolve_model(sqlite3_user_data(ctx), argv[0], "bp_model_shrink", ctx,
+                       NULL, &model) != SQLITE_OK)
+    return;
+  bp_error err;
+  uint8_t *value;
+  size_t len;
+  int rc = bp_model_shrink(model, (uint32_t)size, &smaller, &err);
+  bp_model_release(model);
+  if (rc == BP_OK) {
+    rc = bp_model_serialize(smaller, &value, &len, &err);
+    bp_model_release(smaller);
+  }
+  if (rc != BP_OK) {
+    bp_result_error(ctx, "bp_model_shrink", &err);
+    return;
+  }
+  sqlite3_result_blob64(ctx, value, len, bp_free);
+}
+
+int bp_register_training(sqlite3 *db, bp_connection *connection) {
+  for (int n = 1; n <= 2; n++) {
+    int rc = sqlite3_create_function_v2(db, "bp_train", n, SQLITE_UTF8 | SQLITE_INNOCUOUS,
+                                        connection, NULL, train_step, train_final, NULL);
+    if (rc != SQLITE_OK) return rc;
+  }
+  return sqlite3_create_function_v2(db, "bp_model_shrink", 2,
+                                    SQLITE_UTF8 | SQLITE_INNOCUOUS, connection,
+                                    shrink_function, NULL, NULL, NULL);
+}

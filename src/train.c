@@ -1,0 +1,692 @@
+/*
+** train.c: training a BytePiece model (the reference's BNLM trainer).
+**
+** 1. bp_trainer_add: NFC, then chunks as the reference's regular expression
+**    `.{,10000}\n{1,100}|.{1,10000}` cuts them (with isolate_digits,
+**    `\d|[^\n\d]{,10000}\n{1,100}|[^\n\d]{1,10000}`). Each distinct chunk is
+**    kept once with its number of occurrences: every later step treats a
+**    chunk the same way each time it occurs, so it is done once and weighted.
+** 2. Count the n-grams of length 1..order inside chunks; prune those seen
+**    fewer than min_count times (lengths 2 and up); turn counts into
+**    log P(last byte | the bytes before).
+** 3. Segment every chunk by Viterbi over the states "byte i is byte j + 1 of
+**    its piece" (j < order, the last state repeating), scored by the n-gram
+**    model, with the reference's tie rules; count the pieces.
+** 4. Prune pieces: single bytes always stay; pieces too long or too rare are
+**    re-split by a unigram tokenizer of the kept ones, which receive their
+**    counts; pieces that no piece's best split uses are removed until none
+**    is; the vocabulary is cut to size the same way.
+** All arithmetic is the reference's, in IEEE double, so the vocabulary and
+** the counts come out identical.
+*/
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#define MAX_CHUNK_CHARACTERS 10000
+#define MAX_CHUNK_NEWLINES 100
+#define MAX_ORDER 7
+#define EMPTY_KEY UINT64_MAX /* no n-gram of 7 bytes or fewer packs to this */
+
+/* ---- Hash tables ------------------------------------------------------------ */
+
+static uint64_t mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xFF51AFD7ED558CCDull;
+  x ^= x >> 33;
+  x *= 0xC4CEB9FE1A85EC53ull;
+  x ^= x >> 33;
+  return x;
+}
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n) {
+  uint64_t h = mix64(n + 0x9E3779B97F4A7C15ull);
+  while (n >= 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    h = mix64(h ^ w);
+    p += 8;
+    n -= 8;
+  }
+  uint64_t w = 0;
+  memcpy(&w, p, n);
+  return mix64(h ^ w ^ (uint64_t)n << 56);
+}
+
+/* Byte strings with counts: chunks, then pieces. */
+typedef struct counted_string {
+  uint64_t hash;
+  uint64_t count; /* 0: empty slot */
+  size_t offset;  /* into the arena */
+  size_t length;
+} counted_string;
+
+typedef struct string_counter {
+  bp_buffer arena;
+  counted_string *slots;
+  size_t capacity, used;
+} string_counter;
+
+static void string_counter_free(string_counter *c) {
+  bp_buffer_free(&c->arena);
+  bp_free(c->slots);
+  memset(c, 0, sizeof *c);
+}
+
+static bool string_counter_grow(string_counter *c) {
+  size_t capacity = c->capacity ? c->capacity * 2 : 1024;
+  counted_string *slots = bp_malloc(capacity * sizeof *slots);
+  if (!slots) return false;
+  memset(slots, 0, capacity * sizeof *slots);
+  for (size_t i = 0; i < c->capacity; i++) {
+    if (!c->slots[i].count) continue;
+    size_t k = c->slots[i].hash & (capacity - 1);
+    while (slots[k].count) k = (k + 1) & (capacity - 1);
+    slots[k] = c->slots[i];
+  }
+  bp_free(c->slots);
+  c->slots = slots;
+  c->capacity = capacity;
+  return true;
+}
+
+static bool string_counter_add(string_counter *c, const uint8_t *bytes,
+                               size_t length, uint64_t count) {
+  if (2 * (c->used + 1) > c->capacity && !string_counter_grow(c)) return false;
+  uint64_t hash = hash_bytes(bytes, length);
+  size_t k = hash & (c->capacity - 1);
+  for (;; k = (k + 1) & (c->capacity - 1)) {
+    counted_string *s = &c->slots[k];
+    if (!s->count) break;
+    if (s->hash == hash && s->length == length &&
+        memcmp(c->arena.data + s->offset, bytes, length) == 0) {
+      s->count += count;
+      return true;
+    }
+  }
+  size_t offset = c->arena.length;
+  if (!bp_buffer_append(&c->arena, bytes, length)) return false;
+  c->slots[k] = (counted_string){hash, count, offset, length};
+  c->used++;
+  return true;
+}
+
+/* N-grams of one length n >= 3, packed into 64 bits (last byte lowest). */
+typedef struct ngram_table {
+  uint64_t *keys;
+  union {
+    uint64_t *counts;
+    double *logs;
+  };
+  size_t capacity, used;
+} ngram_table;
+
+static void ngram_table_free(ngram_table *t) {
+  bp_free(t->keys);
+  bp_free(t->counts);
+  memset(t, 0, sizeof *t);
+}
+
+static bool ngram_table_init(ngram_table *t, size_t capacity) {
+  t->keys = bp_malloc(capacity * sizeof *t->keys);
+  t->counts = bp_malloc(capacity * sizeof *t->counts);
+  if (!t->keys || !t->counts) return false;
+  for (size_t i = 0; i < capacity; i++) t->keys[i] = EMPTY_KEY;
+  t->capacity = capacity;
+  t->used = 0;
+  return true;
+}
+
+static size_t ngram_slot(const ngram_table *t, uint64_t key) {
+  size_t k = mix64(key) & (t->capacity - 1);
+  while (t->keys[k] != key && t->keys[k] != EMPTY_KEY) k = (k + 1) & (t->capacity - 1);
+  return k;
+}
+
+static bool ngram_table_add(ngram_table *t, uint64_t key, uint64_t count) {
+  if (2 * (t->used + 1) > t->capacity) {
+    ngram_table bigger;
+    if (!ngram_table_init(&bigger, t->capacity ? t->capacity * 2 : 4096)) {
+      ngram_table_free(&bigger);
+      return false;
+    }
+    for (size_t i = 0; i < t->capacity; i++)
+      if (t->keys[i] != EMPTY_KEY) {
+        size_t k = ngram_slot(&bigger, t->keys[i]);
+        bigger.keys[k] = t->keys[i];
+        bigger.counts[k] = t->counts[i];
+      }
+    bigger.used = t->used;
+    ngram_table_free(t);
+    *t = bigger;
+  }
+  size_t k = ngram_slot(t, key);
+  if (t->keys[k] == EMPTY_KEY) {
+    t->keys[k] = key;
+    t->counts[k] = 0;
+    t->used++;
+  }
+  t->counts[k] += count;
+  return true;
+}
+
+/* ---- The trainer -------------------------------------------------------------- */
+
+struct bp_trainer {
+  bp_train_options options;
+  string_counter chunks;
+  uint64_t bytes; /* total, with repetitions */
+  /* The n-gram model: counts, then log conditional probabilities. Lengths 1
+  ** and 2 are arrays; longer ones hash tables. */
+  uint64_t counts1[256];
+  uint64_t *counts2;
+  double logs1[256];
+  double *logs2;
+  ngram_table tables[MAX_ORDER + 1]; /* index n, used for n >= 3 */
+  string_counter pieces;
+};
+
+void bp_train_options_init(bp_train_options *o) {
+  memset(o, 0, sizeof *o);
+  o->order = 6;
+  o->vocab_size = 10000;
+  o->max_piece_length = 36;
+  o->min_count = 2;
+  o->isolate_digits = 0;
+  o->ensure_unicode = 1;
+}
+
+int bp_trainer_new(const bp_train_options *options, bp_trainer **out,
+                   bp_error *err) {
+  *out = NULL;
+  if (options->order < 1 || options->order > MAX_ORDER)
+    return bp_fail(err, BP_INVALID, "order must be an integer from 1 to %d", MAX_ORDER);
+  if (options->vocab_size < 259)
+    return bp_fail(err, BP_INVALID, "vocab_size must be at least 259 (256 bytes and 3 reserved ids)");
+  if (options->max_piece_length < 1 || options->max_piece_length > BP_MAX_PIECE_BYTES)
+    return bp_fail(err, BP_INVALID, "max_piece_length must be an integer from 1 to %d",
+                   BP_MAX_PIECE_BYTES);
+  if (options->min_count < 1)
+    return bp_fail(err, BP_INVALID, "min_count must be at least 1");
+  bp_trainer *t = bp_malloc(sizeof *t);
+  if (!t) return bp_fail_nomem(err);
+  memset(t, 0, sizeof *t);
+  t->options = *options;
+  *out = t;
+  return BP_OK;
+}
+
+void bp_trainer_free(bp_trainer *t) {
+  if (!t) return;
+  string_counter_free(&t->chunks);
+  string_counter_free(&t->pieces);
+  bp_free(t->counts2);
+  bp_free(t->logs2);
+  for (int n = 0; n <= MAX_ORDER; n++) ngram_table_free(&t->tables[n]);
+  bp_free(t);
+}
+
+uint64_t bp_trainer_bytes(const bp_trainer *t) { return t->bytes; }
+
+static bool report(const bp_trainer *t, const char *phase, double done) {
+  return t->options.progress &&
+         t->options.progress(t->options.progress_context, phase, done) != 0;
+}
+
+/* The length of the character at p, and whether it is a decimal digit. */
+static size_t character(const uint8_t *p, const uint8_t *end, bool text,
+                        bool *digit) {
+  if (!text || *p < 0x80) {
+    *digit = *p >= '0' && *p <= '9';
+    return 1;
+  }
+  utf8proc_int32_t cp;
+  utf8proc_ssize_t n = utf8proc_iterate(p, end - p, &cp);
+  if (n <= 0) {
+    *digit = false;
+    return 1;
+  }
+  *digit = utf8proc_category(cp) == UTF8PROC_CATEGORY_ND;
+  return (size_t)n;
+}
+
+/* Cuts text into the reference's chunks and counts them. */
+static bool add_chunks(bp_trainer *t, const uint8_t *s, size_t len, bool text) {
+  const bool isolate = t->options.isolate_digits;
+  const uint8_t *end = s + len;
+  const uint8_t *p = s;
+  while (p < end) {
+    bool digit;
+    size_t n = character(p, end, text, &digit);
+    if (isolate && digit) {
+      if (!string_counter_add(&t->chunks, p, n, 1)) return false;
+      p += n;
+      continue;
+    }
+    /* The longest run of other characters, up to one past the limit. */
+    const uint8_t *run = p, *limit_end = NULL;
+    size_t characters = 0;
+    while (run < end && *run != '\n') {
+      size_t k = character(run, end, text, &digit);
+      if (isolate && digit) break;
+      if (characters == MAX_CHUNK_CHARACTERS) {
+        limit_end = run;
+        break;
+      }
+      run += k;
+      characters++;
+    }
+    const uint8_t *chunk_end;
+    if (!limit_end && run < end && *run == '\n') {
+      /* .{,10000}\n{1,100} */
+      chunk_end = run;
+      for (int k = 0; k < MAX_CHUNK_NEWLINES && chunk_end < end && *chunk_end == '\n'; k++)
+        chunk_end++;
+    } else {
+      /* .{1,10000} */
+      chunk_end = limit_end ? limit_end : run;
+    }
+    if (!string_counter_add(&t->chunks, p, (size_t)(chunk_end - p), 1)) return false;
+    p = chunk_end;
+  }
+  return true;
+}
+
+int bp_trainer_add(bp_trainer *t, const char *text, size_t len, int input,
+                   bp_error *err) {
+  char *normalized = NULL;
+  size_t normalized_len = len;
+  if (input == BP_INPUT_TEXT) {
+    int rc = bp_normalize(text, len, &normalized, &normalized_len, err);
+    if (rc != BP_OK) return rc;
+  }
+  const uint8_t *bytes = (const uint8_t *)(normalized ? normalized : text);
+  bool ok = add_chunks(t, bytes, normalized_len, input == BP_INPUT_TEXT);
+  bp_free(normalized);
+  if (!ok) return bp_fail_nomem(err);
+  t->bytes += normalized_len;
+  return BP_OK;
+}
+
+/* ---- Step 2: the n-gram model ----------------------------------------------- */
+
+static uint64_t ngram_mask(int n) { return n >= 8 ? UINT64_MAX : (1ull << (8 * n)) - 1; }
+
+static int count_ngrams(bp_trainer *t, bp_error *err) {
+  const int order = t->options.order;
+  t->counts2 = bp_malloc(65536 * sizeof *t->counts2);
+  if (!t->counts2) return bp_fail_nomem(err);
+  memset(t->counts2, 0, 65536 * sizeof *t->counts2);
+  for (int n = 3; n <= order; n++)
+    if (!ngram_table_init(&t->tables[n], 4096)) return bp_fail_nomem(err);
+  size_t done = 0;
+  for (size_t i = 0; i < t->chunks.capacity; i++) {
+    const counted_string *c = &t->chunks.slots[i];
+    if (!c->count) continue;
+    const uint8_t *chunk = (const uint8_t *)t->chunks.arena.data + c->offset;
+    uint64_t rolling = 0;
+    for (size_t e = 0; e < c->length; e++) {
+      rolling = rolling << 8 | chunk[e];
+      t->counts1[chunk[e]] += c->count;
+      if (e >= 1) t->counts2[rolling & 0xFFFF] += c->count;
+      for (int n = 3; n <= order && (size_t)n <= e + 1; n++)
+        if (!ngram_table_add(&t->tables[n], rolling & ngram_mask(n), c->count))
+          return bp_fail_nomem(err);
+    }
+    if (++done % 4096 == 0 &&
+        report(t, "counting n-grams", (double)done / (double)t->chunks.used))
+      return bp_fail(err, BP_INTERRUPT, "interrupted");
+  }
+  return BP_OK;
+}
+
+/* Keeps the n-grams seen at least min_count times (all for n <= 1) as
+** log(count), then makes each log P(last byte | the others): the reference's
+** prune_ngrams, step for step. */
+static int prune_ngrams(bp_trainer *t, bp_error *err) {
+  const int order = t->options.order;
+  uint64_t total = t->bytes;
+  for (int b = 0; b < 256; b++)
+    if (!t->counts1[b]) {
+      t->counts1[b] = 1;
+      total++;
+    }
+  for (int b = 0; b < 256; b++) t->logs1[b] = log((double)t->counts1[b]);
+  if (order >= 2) {
+    t->logs2 = bp_malloc(65536 * sizeof *t->logs2);
+    if (!t->logs2) return bp_fail_nomem(err);
+    for (int g = 0; g < 65536; g++)
+      t->logs2[g] = t->counts2[g] >= t->options.min_count && t->counts2[g]
+                        ? log((double)t->counts2[g]) : -INFINITY;
+  }
+  bp_free(t->counts2);
+  t->counts2 = NULL;
+  for (int n = 3; n <= order; n++) {
+    ngram_table *table = &t->tables[n];
+    ngram_table kept;
+    size_t capacity = 4096;
+    size_t survivors = 0;
+    for (size_t i = 0; i < table->capacity; i++)
+      if (table->keys[i] != EMPTY_KEY && table->counts[i] >= t->options.min_count) survivors++;
+    while (capacity < 2 * survivors + 2) capacity *= 2;
+    if (!ngram_table_init(&kept, capacity)) {
+      ngram_table_free(&kept);
+      return bp_fail_nomem(err);
+    }
+    for (size_t i = 0; i < table->capacity; i++)
+      if (table->keys[i] != EMPTY_KEY && table->counts[i] >= t->options.min_count) {
+        size_t k = ngram_slot(&kept, table->keys[i]);
+        kept.keys[k] = table->keys[i];
+        kept.logs[k] = log((double)table->counts[i]);
+        kept.used++;
+      }
+    ngram_table_free(table);
+    *table = kept;
+  }
+  /* Conditional probabilities, longest first, each from the unconditioned
+  ** log count of its prefix. */
+  for (int n = order; n >= 3; n--) {
+    ngram_table *table = &t->tables[n];
+    for (size_t i = 0; i < table->capacity; i++) {
+      if (table->keys[i] == EMPTY_KEY) continue;
+      uint64_t prefix = table->keys[i] >> 8;
+      double prefix_log;
+      if (n == 3) {
+        prefix_log = t->logs2[prefix];
+      } else {
+        const ngram_table *shorter = &t->tables[n - 1];
+        prefix_log = shorter->logs[ngram_slot(shorter, prefix)];
+      }
+      table->logs[i] -= prefix_log;
+    }
+  }
+  if (order >= 2)
+    for (int g = 0; g < 65536; g++) t->logs2[g] -= t->logs1[g >> 8];
+  double log_total = log((double)total);
+  for (int b = 0; b < 256; b++) t->logs1[b] -= log_total;
+  return BP_OK;
+}
+
+/* log P of the n-gram ending at the lowest byte of `rolling`, or -inf. */
+static double ngram_log(const bp_trainer *t, int n, uint64_t rolling) {
+  if (n == 1) return t->logs1[rolling & 0xFF];
+  if (n == 2) return t->logs2[rolling & 0xFFFF];
+  const ngram_table *table = &t->tables[n];
+  uint64_t key = rolling & ngram_mask(n);
+  size_t k = ngram_slot(table, key);
+  return table->keys[k] == key ? table->logs[k] : -INFINITY;
+}
+
+/* ---- Step 3: segmenting with the n-gram model -------------------------------- */
+
+/* The first index of the maximum, as numpy's argmax: 0 when all are -inf. */
+static int first_max(const double *v, int n, double *max) {
+  int best = 0;
+  for (int k = 1; k < n; k++)
+    if (v[k] > v[best]) best = k;
+  *max = v[best];
+  return best;
+}
+
+/* Splits a chunk into pieces and counts each `weight` times. */
+static int segment_chunk(bp_trainer *t, const uint8_t *chunk, size_t len,
+                         uint64_t weight, uint8_t *back, uint8_t *states) {
+  const int order = t->options.order;
+  const bool ensure_unicode = t->options.ensure_unicode;
+  double previous[MAX_ORDER], current[MAX_ORDER], candidates[MAX_ORDER];
+  uint64_t rolling = 0;
+  for (size_t i = 0; i < len; i++) {
+    rolling = rolling << 8 | chunk[i];
+    for (int j = 0; j < order; j++) {
+      double node = (size_t)j > i ? -INFINITY : ngram_log(t, j + 1, rolling);
+      if (j == 0 && ensure_unicode && (chunk[i] & 0xC0) == 0x80) node = -INFINITY;
+      if (i == 0) {
+        current[j] = node;
+        back[j] = 0;
+        continue;
+      }
+      /* Predecessors: any state before state 0; j - 1 before j; and the
+      ** last state before itself. */
+      for (int k = 0; k < order; k++) {
+        bool allowed = j == 0 || k == j - 1 || (j == order - 1 && k == order - 1);
+        candidates[k] = allowed ? previous[k] + node : -INFINITY;
+      }
+      back[i * order + j] = (uint8_t)first_max(candidates, order, &current[j]);
+    }
+    memcpy(previous, current, sizeof previous);
+  }
+  double best;
+  int state = first_max(previous, order, &best);
+  for (size_t i = len; i-- > 0;) {
+    states[i] = (uint8_t)state;
+    state = back[i * order + state];
+  }
+  size_t start = 0;
+  for (size_t i = 1; i <= len; i++)
+    if (i == len || states[i] == 0) {
+      if (!string_counter_add(&t->pieces, chunk + start, i - start, weight))
+        return BP_NOMEM;
+      start = i;
+    }
+  return BP_OK;
+}
+
+static int count_pieces(bp_trainer *t, bp_error *err) {
+  size_t longest = 0;
+  for (size_t i = 0; i < t->chunks.capacity; i++)
+    if (t->chunks.slots[i].count && t->chunks.slots[i].length > longest)
+      longest = t->chunks.slots[i].length;
+  uint8_t *back = bp_malloc(longest * (size_t)t->options.order + 1);
+  uint8_t *states = bp_malloc(longest + 1);
+  int rc = back && states ? BP_OK : bp_fail_nomem(err);
+  size_t done = 0;
+  for (size_t i = 0; i < t->chunks.capacity && rc == BP_OK; i++) {
+    const counted_string *c = &t->chunks.slots[i];
+    if (!c->count) continue;
+    if (segment_chunk(t, (const uint8_t *)t->chunks.arena.data + c->offset,
+                      c->length, c->count, back, states) != BP_OK)
+      rc = bp_fail_nomem(err);
+    else if (++done % 1024 == 0 &&
+             report(t, "segmenting", (double)done / (double)t->chunks.used))
+      rc = bp_fail(err, BP_INTERRUPT, "interrupted");
+  }
+  bp_free(back);
+  bp_free(states);
+  return rc;
+}
+
+/* ---- Step 4: pruning pieces ---------------------------------------------------- */
+
+/* A list of pieces with counts; bytes point into an arena owned elsewhere. */
+typedef struct piece_list {
+  bp_piece *pieces; /* id = index + 3 while building tokenizers */
+  size_t count;
+} piece_list;
+
+static bp_model *tokenizer(const piece_list *list, bp_error *err) {
+  for (size_t i = 0; i < list->count; i++) list->pieces[i].id = (uint32_t)(i + BP_FIRST_PIECE_ID);
+  bp_model *m;
+  return bp_model_build(list->pieces, list->count, &m, err) == BP_OK ? m : NULL;
+}
+
+/* Adds the count of every piece of `dropped` to the pieces of `kept` that
+** its best split (by a tokenizer of `kept`) uses: the reference's
+** split_pieces. */
+static int resplit(piece_list *kept, const bp_piece *dropped, size_t dropped_count,
+                   bp_error *err) {
+  if (!dropped_count) return BP_OK;
+  bp_model *m = tokenizer(kept, err);
+  if (!m) return err->code;
+  uint64_t *added = bp_malloc(kept->count * sizeof *added);
+  if (!added) {
+    bp_model_release(m);
+    return bp_fail_nomem(err);
+  }
+  memset(added, 0, kept->count * sizeof *added);
+  int rc = BP_OK;
+  bp_ids ids = {0};
+  for (size_t d = 0; d < dropped_count && rc == BP_OK; d++) {
+    ids.count = 0;
+    rc = bp_segment_whole(m, dropped[d].bytes, dropped[d].length, &ids, err);
+    for (size_t k = 0; rc == BP_OK && k < ids.count; k++)
+      added[ids.ids[k] - BP_FIRST_PIECE_ID] += dropped[d].count;
+  }
+  for (size_t i = 0; rc == BP_OK && i < kept->count; i++) kept->pieces[i].count += added[i];
+  bp_ids_free(&ids);
+  bp_free(added);
+  bp_model_release(m);
+  return rc;
+}
+
+/* Re-splits every piece with a tokenizer of all of them, recounts, and drops
+** pieces no split uses, until the number of pieces stops changing. */
+static int remove_wasted(piece_list *list, bp_error *err) {
+  for (;;) {
+    bp_model *m = tokenizer(list, err);
+    if (!m) return err->code;
+    uint64_t *recount = bp_malloc(list->count * sizeof *recount);
+    if (!recount) {
+      bp_model_release(m);
+      return bp_fail_nomem(err);
+    }
+    memset(recount, 0, list->count * sizeof *recount);
+    int rc = BP_OK;
+    bp_ids ids = {0};
+    for (size_t i = 0; i < list->count && rc == BP_OK; i++) {
+      ids.count = 0;
+      rc = bp_segment_whole(m, list->pieces[i].bytes, list->pieces[i].length, &ids, err);
+      for (size_t k = 0; rc == BP_OK && k < ids.count; k++)
+        recount[ids.ids[k] - BP_FIRST_PIECE_ID] += list->pieces[i].count;
+    }
+    bp_ids_free(&ids);
+    bp_model_release(m);
+    if (rc != BP_OK) {
+      bp_free(recount);
+      return rc;
+    }
+    size_t before = list->count, after = 0;
+    for (size_t i = 0; i < before; i++)
+      if (recount[i]) {
+        list->pieces[after] = list->pieces[i];
+        list->pieces[after++].count = recount[i];
+      }
+    bp_free(recount);
+    list->count = after;
+    if (after == before) return BP_OK;
+  }
+}
+
+/* Multi-byte after single-byte, count descending, length descending, bytes
+** ascending: the order in which pieces earn a place in the vocabulary. */
+static int compare_by_merit(const void *a, const void *b) {
+  const bp_piece *x = a, *y = b;
+  bool x_multi = x->length > 1, y_multi = y->length > 1;
+  if (x_multi != y_multi) return x_multi ? 1 : -1;
+  if (x->count != y->count) return x->count > y->count ? -1 : 1;
+  if (x->length != y->length) return x->length > y->length ? -1 : 1;
+  return memcmp(x->bytes, y->bytes, x->length);
+}
+
+/* Byte length, then bytes: the order of ids. */
+static int compare_for_ids(const void *a, const void *b) {
+  const bp_piece *x = a, *y = b;
+  if (x->length != y->length) return x->length < y->length ? -1 : 1;
+  return memcmp(x->bytes, y->bytes, x->length);
+}
+
+/* Cuts the list to vocab_size - 3 pieces (step 4d). */
+static int fit_vocab_size(piece_list *list, uint32_t vocab_size, bp_error *err) {
+  size_t room = vocab_size - BP_FIRST_PIECE_ID;
+  if (list->count <= room) return BP_OK;
+  qsort(list->pieces, list->count, sizeof *list->pieces, compare_by_merit);
+  piece_list kept = {list->pieces, room};
+  int rc = resplit(&kept, list->pieces + room, list->count - room, err);
+  if (rc != BP_OK) return rc;
+  list->count = room;
+  return remove_wasted(list, err);
+}
+
+static int build_model(piece_list *list, bp_model **model, bp_error *err) {
+  qsort(list->pieces, list->count, sizeof *list->pieces, compare_for_ids);
+  bp_model *m = tokenizer(list, err);
+  if (!m) return err->code;
+  *model = m;
+  return BP_OK;
+}
+
+static int prune_pieces(bp_trainer *t, bp_model **model, bp_error *err) {
+  /* a. every single byte is a piece */
+  for (int b = 0; b < 256; b++) {
+    uint8_t byte = (uint8_t)b;
+    uint64_t hash = hash_bytes(&byte, 1);
+    bool present = false;
+    for (size_t k = hash & (t->pieces.capacity - 1); t->pieces.slots[k].count;
+         k = (k + 1) & (t->pieces.capacity - 1))
+      if (t->pieces.slots[k].length == 1 &&
+          (uint8_t)t->pieces.arena.data[t->pieces.slots[k].offset] == byte)
+        present = true;
+    if (!present && !string_counter_add(&t->pieces, &byte, 1, 1)) return bp_fail_nomem(err);
+  }
+  /* b. keep short and frequent pieces; re-split the others into them */
+  bp_piece *all = bp_malloc(t->pieces.used * sizeof *all);
+  if (!all) return bp_fail_nomem(err);
+  size_t kept = 0, dropped = t->pieces.used;
+  for (size_t i = 0; i < t->pieces.capacity; i++) {
+    const counted_string *s = &t->pieces.slots[i];
+    if (!s->count) continue;
+    bp_piece p = {(const uint8_t *)t->pieces.arena.data + s->offset,
+                  (uint32_t)(s->length > UINT32_MAX ? UINT32_MAX : s->length), 0, s->count};
+    bool keep = s->length == 1 || (s->length <= (size_t)t->options.max_piece_length &&
+                                   s->count >= t->options.min_count);
+    if (keep) all[kept++] = p;
+    else all[--dropped] = p;
+  }
+  /* Deterministic order, whatever the hash table's. */
+  qsort(all, kept, sizeof *all, compare_for_ids);
+  piece_list list = {all, kept};
+  int rc = resplit(&list, all + kept, t->pieces.used - kept, err);
+  /* c. remove wasted pieces; d. fit the vocabulary size */
+  if (rc == BP_OK && !report(t, "pruning", 0.5)) rc = remove_wasted(&list, err);
+  else if (rc == BP_OK) rc = bp_fail(err, BP_INTERRUPT, "interrupted");
+  if (rc == BP_OK) rc = fit_vocab_size(&list, t->options.vocab_size, err);
+  if (rc == BP_OK) rc = build_model(&list, model, err);
+  bp_free(all);
+  return rc;
+}
+
+int bp_trainer_finish(bp_trainer *t, bp_model **model, bp_error *err) {
+  *model = NULL;
+  if (t->bytes == 0) return bp_fail(err, BP_INVALID, "no text to train on");
+  int rc = count_ngrams(t, err);
+  if (rc == BP_OK) rc = prune_ngrams(t, err);
+  if (rc == BP_OK) rc = count_pieces(t, err);
+  /* The n-gram model is no longer needed. */
+  for (int n = 0; n <= MAX_ORDER; n++) ngram_table_free(&t->tables[n]);
+  bp_free(t->logs2);
+  t->logs2 = NULL;
+  if (rc == BP_OK) rc = prune_pieces(t, model, err);
+  return rc;
+}
+
+int bp_model_shrink(const bp_model *m, uint32_t vocab_size, bp_model **out,
+                    bp_error *err) {
+  *out = NULL;
+  if (vocab_size < 259)
+    return bp_fail(err, BP_INVALID, "vocab_size must be at least 259 (256 bytes and 3 reserved ids)");
+  if (bp_model_vocab_size(m) <= vocab_size) {
+    *out = bp_model_retain((bp_model *)m);
+    return BP_OK;
+  }
+  piece_list list = {bp_malloc(m->piece_count * sizeof(bp_piece)), m->piece_count};
+  if (!list.pieces) return bp_fail_nomem(err);
+  for (uint32_t i = 0; i < m->piece_count; i++)
+    list.pieces[i] = (bp_piece){m->bytes + m->offsets[i], m->offsets[i + 1] - m->offsets[i],
+                                0, m->counts[i]};
+  int rc = fit_vocab_size(&list, vocab_size, err);
+  if (rc == BP_OK) rc = build_model(&list, out, err);
+  bp_free(list.pieces);
+  return rc;
+}
