@@ -166,6 +166,57 @@ static void test_sampler(void) {
   bp_model_release(m);
 }
 
+static int stop_at_once(void *context, const char *phase, double done) {
+  (void)phase; (void)done;
+  ++*(int *)context;
+  return 1;
+}
+
+static void test_training(void) {
+  bp_train_options options;
+  bp_train_options_init(&options);
+  options.vocab_size = 270;
+  bp_trainer *t;
+  bp_error err;
+  CHECK(bp_trainer_new(&options, &t, &err) == BP_OK);
+  bp_model *m = NULL;
+  CHECK(bp_trainer_finish(t, &m, &err) == BP_INVALID);
+  CHECK_MESSAGE(err, "no text to train on");
+  int failures = 0;
+  for (int i = 0; i < 50; i++) {
+    char text[128];
+    int n = snprintf(text, sizeof text, "the cat sat on the mat %d\nthe dog sat on the log\n", i);
+    failures += bp_trainer_add(t, text, (size_t)n, BP_INPUT_TEXT, &err) != BP_OK;
+  }
+  CHECK(failures == 0);
+  CHECK(bp_trainer_finish(t, &m, &err) == BP_OK);
+  CHECK(m && bp_model_vocab_size(m) > 259 && bp_model_vocab_size(m) <= 270);
+  bp_trainer_free(t);
+  /* Shrinking keeps every single byte and the most frequent pieces. */
+  bp_model *small;
+  CHECK(bp_model_shrink(m, 262, &small, &err) == BP_OK && bp_model_vocab_size(small) <= 262);
+  bp_model_release(small);
+  bp_model_release(m);
+  /* Options out of range. */
+  options.order = 8;
+  CHECK(bp_trainer_new(&options, &t, &err) == BP_INVALID);
+  CHECK_MESSAGE(err, "order must be an integer from 1 to 7");
+  /* A progress callback that asks to stop. */
+  bp_train_options_init(&options);
+  int calls = 0;
+  options.progress = stop_at_once;
+  options.progress_context = &calls;
+  CHECK(bp_trainer_new(&options, &t, &err) == BP_OK);
+  for (int i = 0; i < 5000; i++) {
+    char text[64];
+    int n = snprintf(text, sizeof text, "line %d of many\n", i);
+    bp_trainer_add(t, text, (size_t)n, BP_INPUT_TEXT, &err);
+  }
+  CHECK(bp_trainer_finish(t, &m, &err) == BP_INTERRUPT && m == NULL && calls == 1);
+  CHECK_MESSAGE(err, "interrupted");
+  bp_trainer_free(t);
+}
+
 static void test_model_validation(void) {
   bp_model *m;
   bp_error err;
@@ -300,6 +351,7 @@ int main(void) {
   test_portable_exp_log();
   test_sampler();
   test_model_validation();
+  test_training();
   test_json_round_trip();
   test_json_errors();
   test_normalization();
