@@ -81,10 +81,16 @@ typedef struct training {
   bp_trainer *trainer;
   train_options options;
   sqlite3 *db;
-  time_t started;
+  double started;  /* seconds, monotonic */
   const char *last_phase;
   int failed;
 } training;
+
+static double seconds_now(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (double)now.tv_sec + now.tv_nsec * 1e-9;
+}
 
 /* True when sqlite3_interrupt() was called: asked directly where SQLite
 ** can say, else by running a trivial statement, which an interrupt stops. */
@@ -97,8 +103,8 @@ static int interrupted(sqlite3 *db) {
 
 static int training_progress(void *context, const char *phase, double done) {
   training *t = context;
-  if (t->options.progress && (phase != t->last_phase || done >= 1.0)) {
-    fprintf(stderr, "bp_train: %s (%.0f s)\n", phase, difftime(time(NULL), t->started));
+  if (t->options.progress && phase != t->last_phase) {
+    fprintf(stderr, "bp_train: %.1f s: %s\n", seconds_now() - t->started, phase);
     t->last_phase = phase;
   }
   return interrupted(t->db);
@@ -119,7 +125,7 @@ static void train_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       return;
     }
     t->db = sqlite3_context_db_handle(ctx);
-    t->started = time(NULL);
+    t->started = seconds_now();
     t->options.library.progress = training_progress;
     t->options.library.progress_context = t;
     bp_error err;
@@ -164,7 +170,9 @@ static void train_final(sqlite3_context *ctx) {
   int rc = bp_trainer_finish(t->trainer, &model, &err);
   bp_trainer_free(t->trainer);
   t->trainer = NULL;
+  uint32_t vocab_size = 0;
   if (rc == BP_OK) {
+    vocab_size = bp_model_vocab_size(model);
     rc = bp_model_serialize(model, &value, &len, &err);
     bp_model_release(model);
   }
@@ -174,7 +182,8 @@ static void train_final(sqlite3_context *ctx) {
     return;
   }
   if (t->options.progress)
-    fprintf(stderr, "bp_train: done (%.0f s)\n", difftime(time(NULL), t->started));
+    fprintf(stderr, "bp_train: %.1f s: done, vocab_size %u\n",
+            seconds_now() - t->started, vocab_size);
   sqlite3_result_blob64(ctx, value, len, bp_free);
 }
 

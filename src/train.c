@@ -315,30 +315,54 @@ int bp_trainer_add(bp_trainer *t, const char *text, size_t len, int input,
 
 static uint64_t ngram_mask(int n) { return n >= 8 ? UINT64_MAX : (1ull << (8 * n)) - 1; }
 
+/* The count of an n-gram (n >= 2) while counting. */
+static uint64_t ngram_count(const bp_trainer *t, int n, uint64_t key) {
+  if (n == 2) return t->counts2[key];
+  const ngram_table *table = &t->tables[n];
+  size_t k = ngram_slot(table, key);
+  return table->keys[k] == key ? table->counts[k] : 0;
+}
+
+/* Counts n-grams length by length. An n-gram is never seen more often than
+** its first or last n - 1 bytes, so when either of those is rarer than
+** min_count the n-gram would be pruned anyway, and it is not counted: the
+** result is exact and the tables hold only what pruning can keep. */
 static int count_ngrams(bp_trainer *t, bp_error *err) {
   const int order = t->options.order;
+  const uint64_t min_count = t->options.min_count;
   t->counts2 = bp_malloc(65536 * sizeof *t->counts2);
   if (!t->counts2) return bp_fail_nomem(err);
   memset(t->counts2, 0, 65536 * sizeof *t->counts2);
-  for (int n = 3; n <= order; n++)
-    if (!ngram_table_init(&t->tables[n], 4096)) return bp_fail_nomem(err);
-  size_t done = 0;
-  for (size_t i = 0; i < t->chunks.capacity; i++) {
-    const counted_string *c = &t->chunks.slots[i];
-    if (!c->count) continue;
-    const uint8_t *chunk = (const uint8_t *)t->chunks.arena.data + c->offset;
-    uint64_t rolling = 0;
-    for (size_t e = 0; e < c->length; e++) {
-      rolling = rolling << 8 | chunk[e];
-      t->counts1[chunk[e]] += c->count;
-      if (e >= 1) t->counts2[rolling & 0xFFFF] += c->count;
-      for (int n = 3; n <= order && (size_t)n <= e + 1; n++)
-        if (!ngram_table_add(&t->tables[n], rolling & ngram_mask(n), c->count))
-          return bp_fail_nomem(err);
+  for (int n = 1; n <= order || n <= 2; n++) {
+    if (n >= 3 && !ngram_table_init(&t->tables[n], 4096)) return bp_fail_nomem(err);
+    size_t done = 0;
+    for (size_t i = 0; i < t->chunks.capacity; i++) {
+      const counted_string *c = &t->chunks.slots[i];
+      if (!c->count) continue;
+      const uint8_t *chunk = (const uint8_t *)t->chunks.arena.data + c->offset;
+      if (n <= 2) {
+        for (size_t e = 0; e < c->length; e++) {
+          t->counts1[chunk[e]] += c->count;
+          if (e >= 1) t->counts2[chunk[e - 1] << 8 | chunk[e]] += c->count;
+        }
+        n = 2;
+      } else {
+        uint64_t rolling = 0, mask = ngram_mask(n), shorter = ngram_mask(n - 1);
+        for (size_t e = 0; e < c->length; e++) {
+          rolling = rolling << 8 | chunk[e];
+          if (e + 1 < (size_t)n) continue;
+          uint64_t key = rolling & mask;
+          if (ngram_count(t, n - 1, key >> 8) < min_count ||
+              ngram_count(t, n - 1, key & shorter) < min_count)
+            continue;
+          if (!ngram_table_add(&t->tables[n], key, c->count)) return bp_fail_nomem(err);
+        }
+      }
+      if (++done % 4096 == 0 &&
+          report(t, "counting n-grams", (double)done / (double)t->chunks.used))
+        return bp_fail(err, BP_INTERRUPT, "interrupted");
     }
-    if (++done % 4096 == 0 &&
-        report(t, "counting n-grams", (double)done / (double)t->chunks.used))
-      return bp_fail(err, BP_INTERRUPT, "interrupted");
+    if (n == 2 && order < 2) break;
   }
   return BP_OK;
 }
@@ -440,21 +464,38 @@ static int segment_chunk(bp_trainer *t, const uint8_t *chunk, size_t len,
   uint64_t rolling = 0;
   for (size_t i = 0; i < len; i++) {
     rolling = rolling << 8 | chunk[i];
+    /* An n-gram whose last n - 1 bytes were pruned was pruned too: once one
+    ** is missing, so are all the longer ones ending here. */
+    bool missing = false;
     for (int j = 0; j < order; j++) {
-      double node = (size_t)j > i ? -INFINITY : ngram_log(t, j + 1, rolling);
+      double node = -INFINITY;
+      if ((size_t)j <= i && !missing) {
+        node = ngram_log(t, j + 1, rolling);
+        missing = node == -INFINITY;
+      }
       if (j == 0 && ensure_unicode && (chunk[i] & 0xC0) == 0x80) node = -INFINITY;
       if (i == 0) {
         current[j] = node;
         back[j] = 0;
         continue;
       }
-      /* Predecessors: any state before state 0; j - 1 before j; and the
-      ** last state before itself. */
-      for (int k = 0; k < order; k++) {
-        bool allowed = j == 0 || k == j - 1 || (j == order - 1 && k == order - 1);
-        candidates[k] = allowed ? previous[k] + node : -INFINITY;
+      /* Predecessors: any state before state 0; j - 1 before j; j - 1 and
+      ** itself before the last state. The node score is added before
+      ** comparing (sums can tie that differed), the first maximum wins, and
+      ** when every sum is -inf the back pointer is 0: numpy's argmax. */
+      uint8_t *pointer = &back[i * order + j];
+      if (j == 0) {
+        for (int k = 0; k < order; k++) candidates[k] = previous[k] + node;
+        *pointer = (uint8_t)first_max(candidates, order, &current[0]);
+      } else if (j < order - 1) {
+        current[j] = previous[j - 1] + node;
+        *pointer = current[j] == -INFINITY ? 0 : (uint8_t)(j - 1);
+      } else {
+        double from_before = previous[j - 1] + node, from_itself = previous[j] + node;
+        bool itself = from_itself > from_before;
+        current[j] = itself ? from_itself : from_before;
+        *pointer = current[j] == -INFINITY ? 0 : (uint8_t)(itself ? j : j - 1);
       }
-      back[i * order + j] = (uint8_t)first_max(candidates, order, &current[j]);
     }
     memcpy(previous, current, sizeof previous);
   }
@@ -649,8 +690,7 @@ static int prune_pieces(bp_trainer *t, bp_model **model, bp_error *err) {
   piece_list list = {all, kept};
   int rc = resplit(&list, all + kept, t->pieces.used - kept, err);
   /* c. remove wasted pieces; d. fit the vocabulary size */
-  if (rc == BP_OK && !report(t, "pruning", 0.5)) rc = remove_wasted(&list, err);
-  else if (rc == BP_OK) rc = bp_fail(err, BP_INTERRUPT, "interrupted");
+  if (rc == BP_OK) rc = remove_wasted(&list, err);
   if (rc == BP_OK) rc = fit_vocab_size(&list, t->options.vocab_size, err);
   if (rc == BP_OK) rc = build_model(&list, model, err);
   bp_free(all);
@@ -660,9 +700,13 @@ static int prune_pieces(bp_trainer *t, bp_model **model, bp_error *err) {
 int bp_trainer_finish(bp_trainer *t, bp_model **model, bp_error *err) {
   *model = NULL;
   if (t->bytes == 0) return bp_fail(err, BP_INVALID, "no text to train on");
-  int rc = count_ngrams(t, err);
+  const char *interrupted = "interrupted";
+  int rc = report(t, "counting n-grams", 0) ? bp_fail(err, BP_INTERRUPT, "%s", interrupted)
+                                            : count_ngrams(t, err);
   if (rc == BP_OK) rc = prune_ngrams(t, err);
+  if (rc == BP_OK && report(t, "segmenting", 0)) rc = bp_fail(err, BP_INTERRUPT, "%s", interrupted);
   if (rc == BP_OK) rc = count_pieces(t, err);
+  if (rc == BP_OK && report(t, "pruning pieces", 0)) rc = bp_fail(err, BP_INTERRUPT, "%s", interrupted);
   /* The n-gram model is no longer needed. */
   for (int n = 0; n <= MAX_ORDER; n++) ngram_table_free(&t->tables[n]);
   bp_free(t->logs2);
