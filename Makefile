@@ -3,6 +3,7 @@
 #   make test     C unit tests and the Tcl suite; ends with "N passed, N failed"
 #   make test-sanitize   the same under AddressSanitizer and UBSan
 #   make bench    encoding throughput against SentencePiece
+#   make bench-train   training time, memory and compression against spm_train
 #   make demo     tokenize real text and print a token-length report
 
 CC ?= cc
@@ -22,7 +23,7 @@ BUILD = build
 LIB_OBJECTS = $(LIB_SOURCES:src/%.c=$(BUILD)/src/%.o)
 EXT_OBJECTS = $(EXT_SOURCES:ext/%.c=$(BUILD)/ext/%.o)
 
-.PHONY: all test test-sanitize bench demo clean
+.PHONY: all test test-sanitize bench bench-train demo clean
 
 all: $(SHARED) $(BUILD)/libbytepiece.a
 
@@ -60,6 +61,9 @@ test-sanitize:
 
 bench: all $(BUILD)/bench_encode
 	@SHARED_DATA=$(SHARED_DATA) PYTHON=$(PYTHON) tests/bench/bench.sh $(BUILD)/bench_encode ./$(SHARED)
+
+bench-train: all
+	@SHARED_DATA=$(SHARED_DATA) PYTHON=$(PYTHON) tests/bench/bench_train.sh ./$(SHARED)
 
 demo: all
 	@SHARED_DATA=$(SHARED_DATA) sql/demo.sh ./$(SHARED)

@@ -45,13 +45,14 @@ static int apply_train_option(void *target, const char *key, const char *type,
       {"isolate_digits", 1, 0, 1},
       {"ensure_unicode", 1, 0, 1},
       {"progress", 1, 0, 1},
+      {"threads", 0, 1, 64},
   };
   size_t k = 0;
   while (k < sizeof keys / sizeof keys[0] && strcmp(keys[k].key, key) != 0) k++;
   if (k == sizeof keys / sizeof keys[0]) {
     *message = sqlite3_mprintf("unknown option '%s' (expected order, vocab_size, "
                                "max_piece_length, min_count, isolate_digits, "
-                               "ensure_unicode, progress)", key);
+                               "ensure_unicode, threads, progress)", key);
     return 1;
   }
   if (keys[k].is_boolean ? !boolean : !integer) {
@@ -71,7 +72,8 @@ static int apply_train_option(void *target, const char *key, const char *type,
     case 3: o->library.min_count = (uint64_t)v; break;
     case 4: o->library.isolate_digits = (int)v; break;
     case 5: o->library.ensure_unicode = (int)v; break;
-    default: o->progress = (int)v; break;
+    case 6: o->progress = (int)v; break;
+    default: o->library.threads = (int)v; break;
   }
   return 0;
 }

@@ -196,6 +196,7 @@ typedef struct bp_train_options {
   uint64_t min_count;        /* >= 1 (2) */
   int isolate_digits;        /* every decimal digit is a chunk of its own (0) */
   int ensure_unicode;        /* no multi-byte piece starts inside a character (1) */
+  int threads;               /* worker threads, 1..64; the result is the same (1) */
   /* Called now and then with the phase and the share of it done; a nonzero
   ** return stops training with BP_INTERRUPT. May be NULL. */
   int (*progress)(void *context, const char *phase, double done);

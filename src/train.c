@@ -18,10 +18,17 @@
 **    is; the vocabulary is cut to size the same way.
 ** All arithmetic is the reference's, in IEEE double, so the vocabulary and
 ** the counts come out identical.
+**
+** With threads > 1, steps 2 to 4 split their work (chunks, or pieces) into
+** one share per thread; each thread counts into its own tables, which are
+** then added up. Sums do not depend on the order of their terms, so the
+** model is the same whatever the number of threads.
 */
 #include "internal.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -29,6 +36,7 @@
 #define MAX_CHUNK_CHARACTERS 10000
 #define MAX_CHUNK_NEWLINES 100
 #define MAX_ORDER 7
+#define MAX_THREADS 64
 #define EMPTY_KEY UINT64_MAX /* no n-gram of 7 bytes or fewer packs to this */
 
 /* ---- Hash tables ------------------------------------------------------------ */
@@ -114,62 +122,60 @@ static bool string_counter_add(string_counter *c, const uint8_t *bytes,
   return true;
 }
 
-/* N-grams of one length n >= 3, packed into 64 bits (last byte lowest). */
-typedef struct ngram_table {
-  uint64_t *keys;
+/* N-grams of one length n >= 3, packed into 64 bits (last byte lowest),
+** with their counts, later their log probabilities: one slot, one cache
+** line touched per probe. */
+typedef struct ngram_slot {
+  uint64_t key; /* EMPTY_KEY: free */
   union {
-    uint64_t *counts;
-    double *logs;
+    uint64_t count;
+    double log;
   };
+} ngram_slot;
+
+typedef struct ngram_table {
+  ngram_slot *slots;
   size_t capacity, used;
 } ngram_table;
 
 static void ngram_table_free(ngram_table *t) {
-  bp_free(t->keys);
-  bp_free(t->counts);
+  bp_free(t->slots);
   memset(t, 0, sizeof *t);
 }
 
 static bool ngram_table_init(ngram_table *t, size_t capacity) {
-  t->keys = bp_malloc(capacity * sizeof *t->keys);
-  t->counts = bp_malloc(capacity * sizeof *t->counts);
-  if (!t->keys || !t->counts) return false;
-  for (size_t i = 0; i < capacity; i++) t->keys[i] = EMPTY_KEY;
+  t->slots = bp_malloc(capacity * sizeof *t->slots);
+  if (!t->slots) return false;
+  for (size_t i = 0; i < capacity; i++) t->slots[i].key = EMPTY_KEY;
   t->capacity = capacity;
   t->used = 0;
   return true;
 }
 
-static size_t ngram_slot(const ngram_table *t, uint64_t key) {
+/* The slot holding `key`, or the free slot where it would go. */
+static ngram_slot *ngram_find(const ngram_table *t, uint64_t key) {
   size_t k = mix64(key) & (t->capacity - 1);
-  while (t->keys[k] != key && t->keys[k] != EMPTY_KEY) k = (k + 1) & (t->capacity - 1);
-  return k;
+  while (t->slots[k].key != key && t->slots[k].key != EMPTY_KEY) k = (k + 1) & (t->capacity - 1);
+  return &t->slots[k];
 }
 
 static bool ngram_table_add(ngram_table *t, uint64_t key, uint64_t count) {
   if (2 * (t->used + 1) > t->capacity) {
     ngram_table bigger;
-    if (!ngram_table_init(&bigger, t->capacity ? t->capacity * 2 : 4096)) {
-      ngram_table_free(&bigger);
-      return false;
-    }
+    if (!ngram_table_init(&bigger, t->capacity ? t->capacity * 2 : 4096)) return false;
     for (size_t i = 0; i < t->capacity; i++)
-      if (t->keys[i] != EMPTY_KEY) {
-        size_t k = ngram_slot(&bigger, t->keys[i]);
-        bigger.keys[k] = t->keys[i];
-        bigger.counts[k] = t->counts[i];
-      }
+      if (t->slots[i].key != EMPTY_KEY) *ngram_find(&bigger, t->slots[i].key) = t->slots[i];
     bigger.used = t->used;
     ngram_table_free(t);
     *t = bigger;
   }
-  size_t k = ngram_slot(t, key);
-  if (t->keys[k] == EMPTY_KEY) {
-    t->keys[k] = key;
-    t->counts[k] = 0;
+  ngram_slot *s = ngram_find(t, key);
+  if (s->key == EMPTY_KEY) {
+    s->key = key;
+    s->count = 0;
     t->used++;
   }
-  t->counts[k] += count;
+  s->count += count;
   return true;
 }
 
@@ -197,6 +203,7 @@ void bp_train_options_init(bp_train_options *o) {
   o->min_count = 2;
   o->isolate_digits = 0;
   o->ensure_unicode = 1;
+  o->threads = 1;
 }
 
 int bp_trainer_new(const bp_train_options *options, bp_trainer **out,
@@ -211,6 +218,8 @@ int bp_trainer_new(const bp_train_options *options, bp_trainer **out,
                    BP_MAX_PIECE_BYTES);
   if (options->min_count < 1)
     return bp_fail(err, BP_INVALID, "min_count must be at least 1");
+  if (options->threads < 1 || options->threads > MAX_THREADS)
+    return bp_fail(err, BP_INVALID, "threads must be an integer from 1 to %d", MAX_THREADS);
   bp_trainer *t = bp_malloc(sizeof *t);
   if (!t) return bp_fail_nomem(err);
   memset(t, 0, sizeof *t);
@@ -311,6 +320,71 @@ int bp_trainer_add(bp_trainer *t, const char *text, size_t len, int input,
   return BP_OK;
 }
 
+/* ---- Running work on several threads ----------------------------------------- */
+
+/* One pass of work split into `count` shares. Share 0 runs on the calling
+** thread, which alone reports progress (a progress callback may use the
+** caller's resources); the other shares watch `stop`. */
+typedef struct share {
+  struct work *work;
+  int index;
+  int rc;
+  bp_error err;
+  pthread_t thread;
+} share;
+
+typedef struct work {
+  bp_trainer *trainer;
+  int (*run)(struct work *work, int index, bp_error *err);
+  int count;
+  atomic_int stop;
+  void *data; /* what the pass needs */
+} work;
+
+static void *run_share(void *argument) {
+  share *s = argument;
+  s->rc = s->work->run(s->work, s->index, &s->err);
+  if (s->rc != BP_OK) atomic_store(&s->work->stop, 1);
+  return NULL;
+}
+
+static int run_work(work *w, bp_error *err) {
+  share shares[MAX_THREADS];
+  atomic_init(&w->stop, 0);
+  int started = 1;
+  for (int i = 0; i < w->count; i++) shares[i] = (share){w, i, BP_OK, {0, ""}, 0};
+  for (; started < w->count; started++)
+    if (pthread_create(&shares[started].thread, NULL, run_share, &shares[started]) != 0)
+      break;
+  /* Shares without a thread of their own run here, after share 0. */
+  run_share(&shares[0]);
+  for (int i = started; i < w->count; i++) run_share(&shares[i]);
+  for (int i = 1; i < started; i++) pthread_join(shares[i].thread, NULL);
+  for (int i = 0; i < w->count; i++)
+    if (shares[i].rc != BP_OK && shares[i].rc != BP_INTERRUPT) {
+      *err = shares[i].err;
+      return shares[i].rc;
+    }
+  for (int i = 0; i < w->count; i++)
+    if (shares[i].rc != BP_OK) {
+      *err = shares[i].err;
+      return shares[i].rc;
+    }
+  return BP_OK;
+}
+
+/* The part of [0, total) that share `index` of `count` works on. */
+static void share_range(size_t total, int index, int count, size_t *begin, size_t *end) {
+  *begin = total * (size_t)index / (size_t)count;
+  *end = total * (size_t)(index + 1) / (size_t)count;
+}
+
+/* Reports progress from share 0 and tells every share whether to stop. */
+static bool should_stop(work *w, int index, const char *phase, double done) {
+  if (index == 0 && report(w->trainer, phase, done)) atomic_store(&w->stop, 1);
+  return atomic_load(&w->stop) != 0;
+}
+
 /* ---- Step 2: the n-gram model ----------------------------------------------- */
 
 static uint64_t ngram_mask(int n) { return n >= 8 ? UINT64_MAX : (1ull << (8 * n)) - 1; }
@@ -318,9 +392,67 @@ static uint64_t ngram_mask(int n) { return n >= 8 ? UINT64_MAX : (1ull << (8 * n
 /* The count of an n-gram (n >= 2) while counting. */
 static uint64_t ngram_count(const bp_trainer *t, int n, uint64_t key) {
   if (n == 2) return t->counts2[key];
-  const ngram_table *table = &t->tables[n];
-  size_t k = ngram_slot(table, key);
-  return table->keys[k] == key ? table->counts[k] : 0;
+  const ngram_slot *s = ngram_find(&t->tables[n], key);
+  return s->key == key ? s->count : 0;
+}
+
+/* What one share of a counting pass fills: for n = 2 (lengths 1 and 2 at
+** once) arrays, for longer n a table of its own. */
+typedef struct ngram_share {
+  uint64_t counts1[256];
+  uint64_t *counts2;
+  ngram_table table;
+} ngram_share;
+
+typedef struct ngram_pass {
+  int n;
+  ngram_share shares[MAX_THREADS];
+} ngram_pass;
+
+static int count_ngram_share(work *w, int index, bp_error *err) {
+  bp_trainer *t = w->trainer;
+  ngram_pass *pass = w->data;
+  ngram_share *mine = &pass->shares[index];
+  const int n = pass->n;
+  const uint64_t min_count = t->options.min_count;
+  if (n == 2) {
+    mine->counts2 = bp_malloc(65536 * sizeof *mine->counts2);
+    if (!mine->counts2) return bp_fail_nomem(err);
+    memset(mine->counts2, 0, 65536 * sizeof *mine->counts2);
+  } else if (!ngram_table_init(&mine->table, 4096)) {
+    return bp_fail_nomem(err);
+  }
+  size_t begin, end, done = 0;
+  share_range(t->chunks.capacity, index, w->count, &begin, &end);
+  for (size_t i = begin; i < end; i++) {
+    const counted_string *c = &t->chunks.slots[i];
+    if (!c->count) continue;
+    const uint8_t *chunk = (const uint8_t *)t->chunks.arena.data + c->offset;
+    if (n == 2) {
+      for (size_t e = 0; e < c->length; e++) {
+        mine->counts1[chunk[e]] += c->count;
+        if (e >= 1) mine->counts2[chunk[e - 1] << 8 | chunk[e]] += c->count;
+      }
+    } else {
+      uint64_t rolling = 0, mask = ngram_mask(n), shorter = ngram_mask(n - 1);
+      /* Whether the (n-1)-gram ending at the previous byte is frequent: it
+      ** is the first n - 1 bytes of the n-gram ending here. */
+      bool previous_frequent = false;
+      for (size_t e = 0; e < c->length; e++) {
+        rolling = rolling << 8 | chunk[e];
+        if (e + 2 < (size_t)n) continue;
+        bool frequent = ngram_count(t, n - 1, rolling & shorter) >= min_count;
+        if (e + 1 >= (size_t)n && frequent && previous_frequent &&
+            !ngram_table_add(&mine->table, rolling & mask, c->count))
+          return bp_fail_nomem(err);
+        previous_frequent = frequent;
+      }
+    }
+    if (++done % 4096 == 0 &&
+        should_stop(w, index, "counting n-grams", (double)(i - begin) / (double)(end - begin)))
+      return bp_fail(err, BP_INTERRUPT, "interrupted");
+  }
+  return BP_OK;
 }
 
 /* Counts n-grams length by length. An n-gram is never seen more often than
@@ -329,42 +461,42 @@ static uint64_t ngram_count(const bp_trainer *t, int n, uint64_t key) {
 ** result is exact and the tables hold only what pruning can keep. */
 static int count_ngrams(bp_trainer *t, bp_error *err) {
   const int order = t->options.order;
-  const uint64_t min_count = t->options.min_count;
-  t->counts2 = bp_malloc(65536 * sizeof *t->counts2);
-  if (!t->counts2) return bp_fail_nomem(err);
-  memset(t->counts2, 0, 65536 * sizeof *t->counts2);
-  for (int n = 1; n <= order || n <= 2; n++) {
-    if (n >= 3 && !ngram_table_init(&t->tables[n], 4096)) return bp_fail_nomem(err);
-    size_t done = 0;
-    for (size_t i = 0; i < t->chunks.capacity; i++) {
-      const counted_string *c = &t->chunks.slots[i];
-      if (!c->count) continue;
-      const uint8_t *chunk = (const uint8_t *)t->chunks.arena.data + c->offset;
-      if (n <= 2) {
-        for (size_t e = 0; e < c->length; e++) {
-          t->counts1[chunk[e]] += c->count;
-          if (e >= 1) t->counts2[chunk[e - 1] << 8 | chunk[e]] += c->count;
+  ngram_pass *pass = bp_malloc(sizeof *pass);
+  if (!pass) return bp_fail_nomem(err);
+  work w = {.trainer = t, .run = count_ngram_share, .count = t->options.threads, .data = pass};
+  int rc = BP_OK;
+  /* Lengths 1 and 2 are counted together, even for order 1. */
+  for (int n = 2; n <= (order < 2 ? 2 : order) && rc == BP_OK; n++) {
+    memset(pass, 0, sizeof *pass);
+    pass->n = n;
+    rc = run_work(&w, err);
+    /* Add the shares up. */
+    for (int s = 0; s < w.count; s++) {
+      ngram_share *part = &pass->shares[s];
+      if (rc == BP_OK && n == 2) {
+        for (int b = 0; b < 256; b++) t->counts1[b] += part->counts1[b];
+        if (!t->counts2) {
+          t->counts2 = part->counts2;
+          part->counts2 = NULL;
+        } else {
+          for (int g = 0; g < 65536; g++) t->counts2[g] += part->counts2[g];
         }
-        n = 2;
-      } else {
-        uint64_t rolling = 0, mask = ngram_mask(n), shorter = ngram_mask(n - 1);
-        for (size_t e = 0; e < c->length; e++) {
-          rolling = rolling << 8 | chunk[e];
-          if (e + 1 < (size_t)n) continue;
-          uint64_t key = rolling & mask;
-          if (ngram_count(t, n - 1, key >> 8) < min_count ||
-              ngram_count(t, n - 1, key & shorter) < min_count)
-            continue;
-          if (!ngram_table_add(&t->tables[n], key, c->count)) return bp_fail_nomem(err);
-        }
+      } else if (rc == BP_OK && s == 0) {
+        t->tables[n] = part->table;
+        part->table = (ngram_table){0};
+      } else if (rc == BP_OK) {
+        for (size_t i = 0; i < part->table.capacity && rc == BP_OK; i++)
+          if (part->table.slots[i].key != EMPTY_KEY &&
+              !ngram_table_add(&t->tables[n], part->table.slots[i].key,
+                               part->table.slots[i].count))
+            rc = bp_fail_nomem(err);
       }
-      if (++done % 4096 == 0 &&
-          report(t, "counting n-grams", (double)done / (double)t->chunks.used))
-        return bp_fail(err, BP_INTERRUPT, "interrupted");
+      bp_free(part->counts2);
+      ngram_table_free(&part->table);
     }
-    if (n == 2 && order < 2) break;
   }
-  return BP_OK;
+  bp_free(pass);
+  return rc;
 }
 
 /* Keeps the n-grams seen at least min_count times (all for n <= 1) as
@@ -394,19 +526,18 @@ static int prune_ngrams(bp_trainer *t, bp_error *err) {
     size_t capacity = 4096;
     size_t survivors = 0;
     for (size_t i = 0; i < table->capacity; i++)
-      if (table->keys[i] != EMPTY_KEY && table->counts[i] >= t->options.min_count) survivors++;
+      if (table->slots[i].key != EMPTY_KEY && table->slots[i].count >= t->options.min_count)
+        survivors++;
     while (capacity < 2 * survivors + 2) capacity *= 2;
-    if (!ngram_table_init(&kept, capacity)) {
-      ngram_table_free(&kept);
-      return bp_fail_nomem(err);
+    if (!ngram_table_init(&kept, capacity)) return bp_fail_nomem(err);
+    for (size_t i = 0; i < table->capacity; i++) {
+      const ngram_slot *s = &table->slots[i];
+      if (s->key == EMPTY_KEY || s->count < t->options.min_count) continue;
+      ngram_slot *k = ngram_find(&kept, s->key);
+      k->key = s->key;
+      k->log = log((double)s->count);
+      kept.used++;
     }
-    for (size_t i = 0; i < table->capacity; i++)
-      if (table->keys[i] != EMPTY_KEY && table->counts[i] >= t->options.min_count) {
-        size_t k = ngram_slot(&kept, table->keys[i]);
-        kept.keys[k] = table->keys[i];
-        kept.logs[k] = log((double)table->counts[i]);
-        kept.used++;
-      }
     ngram_table_free(table);
     *table = kept;
   }
@@ -415,16 +546,10 @@ static int prune_ngrams(bp_trainer *t, bp_error *err) {
   for (int n = order; n >= 3; n--) {
     ngram_table *table = &t->tables[n];
     for (size_t i = 0; i < table->capacity; i++) {
-      if (table->keys[i] == EMPTY_KEY) continue;
-      uint64_t prefix = table->keys[i] >> 8;
-      double prefix_log;
-      if (n == 3) {
-        prefix_log = t->logs2[prefix];
-      } else {
-        const ngram_table *shorter = &t->tables[n - 1];
-        prefix_log = shorter->logs[ngram_slot(shorter, prefix)];
-      }
-      table->logs[i] -= prefix_log;
+      ngram_slot *s = &table->slots[i];
+      if (s->key == EMPTY_KEY) continue;
+      uint64_t prefix = s->key >> 8;
+      s->log -= n == 3 ? t->logs2[prefix] : ngram_find(&t->tables[n - 1], prefix)->log;
     }
   }
   if (order >= 2)
@@ -438,10 +563,9 @@ static int prune_ngrams(bp_trainer *t, bp_error *err) {
 static double ngram_log(const bp_trainer *t, int n, uint64_t rolling) {
   if (n == 1) return t->logs1[rolling & 0xFF];
   if (n == 2) return t->logs2[rolling & 0xFFFF];
-  const ngram_table *table = &t->tables[n];
   uint64_t key = rolling & ngram_mask(n);
-  size_t k = ngram_slot(table, key);
-  return table->keys[k] == key ? table->logs[k] : -INFINITY;
+  const ngram_slot *s = ngram_find(&t->tables[n], key);
+  return s->key == key ? s->log : -INFINITY;
 }
 
 /* ---- Step 3: segmenting with the n-gram model -------------------------------- */
@@ -456,8 +580,9 @@ static int first_max(const double *v, int n, double *max) {
 }
 
 /* Splits a chunk into pieces and counts each `weight` times. */
-static int segment_chunk(bp_trainer *t, const uint8_t *chunk, size_t len,
-                         uint64_t weight, uint8_t *back, uint8_t *states) {
+static int segment_chunk(const bp_trainer *t, const uint8_t *chunk, size_t len,
+                         uint64_t weight, uint8_t *back, uint8_t *states,
+                         string_counter *pieces) {
   const int order = t->options.order;
   const bool ensure_unicode = t->options.ensure_unicode;
   double previous[MAX_ORDER], current[MAX_ORDER], candidates[MAX_ORDER];
@@ -508,34 +633,62 @@ static int segment_chunk(bp_trainer *t, const uint8_t *chunk, size_t len,
   size_t start = 0;
   for (size_t i = 1; i <= len; i++)
     if (i == len || states[i] == 0) {
-      if (!string_counter_add(&t->pieces, chunk + start, i - start, weight))
+      if (!string_counter_add(pieces, chunk + start, i - start, weight))
         return BP_NOMEM;
       start = i;
     }
   return BP_OK;
 }
 
-static int count_pieces(bp_trainer *t, bp_error *err) {
-  size_t longest = 0;
-  for (size_t i = 0; i < t->chunks.capacity; i++)
-    if (t->chunks.slots[i].count && t->chunks.slots[i].length > longest)
-      longest = t->chunks.slots[i].length;
-  uint8_t *back = bp_malloc(longest * (size_t)t->options.order + 1);
-  uint8_t *states = bp_malloc(longest + 1);
+typedef struct piece_pass {
+  size_t longest; /* the longest chunk */
+  string_counter pieces[MAX_THREADS];
+} piece_pass;
+
+static int count_piece_share(work *w, int index, bp_error *err) {
+  bp_trainer *t = w->trainer;
+  piece_pass *pass = w->data;
+  uint8_t *back = bp_malloc(pass->longest * (size_t)t->options.order + 1);
+  uint8_t *states = bp_malloc(pass->longest + 1);
   int rc = back && states ? BP_OK : bp_fail_nomem(err);
-  size_t done = 0;
-  for (size_t i = 0; i < t->chunks.capacity && rc == BP_OK; i++) {
+  size_t begin, end, done = 0;
+  share_range(t->chunks.capacity, index, w->count, &begin, &end);
+  for (size_t i = begin; i < end && rc == BP_OK; i++) {
     const counted_string *c = &t->chunks.slots[i];
     if (!c->count) continue;
     if (segment_chunk(t, (const uint8_t *)t->chunks.arena.data + c->offset,
-                      c->length, c->count, back, states) != BP_OK)
+                      c->length, c->count, back, states, &pass->pieces[index]) != BP_OK)
       rc = bp_fail_nomem(err);
     else if (++done % 1024 == 0 &&
-             report(t, "segmenting", (double)done / (double)t->chunks.used))
+             should_stop(w, index, "segmenting", (double)(i - begin) / (double)(end - begin)))
       rc = bp_fail(err, BP_INTERRUPT, "interrupted");
   }
   bp_free(back);
   bp_free(states);
+  return rc;
+}
+
+static int count_pieces(bp_trainer *t, bp_error *err) {
+  piece_pass *pass = bp_malloc(sizeof *pass);
+  if (!pass) return bp_fail_nomem(err);
+  memset(pass, 0, sizeof *pass);
+  for (size_t i = 0; i < t->chunks.capacity; i++)
+    if (t->chunks.slots[i].count && t->chunks.slots[i].length > pass->longest)
+      pass->longest = t->chunks.slots[i].length;
+  work w = {.trainer = t, .run = count_piece_share, .count = t->options.threads, .data = pass};
+  int rc = run_work(&w, err);
+  t->pieces = pass->pieces[0];
+  pass->pieces[0] = (string_counter){0};
+  for (int s = 1; s < w.count; s++) {
+    const string_counter *c = &pass->pieces[s];
+    for (size_t i = 0; i < c->capacity && rc == BP_OK; i++)
+      if (c->slots[i].count &&
+          !string_counter_add(&t->pieces, (const uint8_t *)c->arena.data + c->slots[i].offset,
+                              c->slots[i].length, c->slots[i].count))
+        rc = bp_fail_nomem(err);
+    string_counter_free(&pass->pieces[s]);
+  }
+  bp_free(pass);
   return rc;
 }
 
@@ -553,61 +706,80 @@ static bp_model *tokenizer(const piece_list *list, bp_error *err) {
   return bp_model_build(list->pieces, list->count, &m, err) == BP_OK ? m : NULL;
 }
 
+/* Splits each of `sources` with the tokenizer `m` and adds the source's
+** count to hits[id - 3] of every piece of its split. */
+typedef struct split_pass {
+  const bp_model *model;
+  const bp_piece *sources;
+  size_t source_count;
+  size_t piece_count;
+  uint64_t *hits[MAX_THREADS];
+} split_pass;
+
+static int split_share(work *w, int index, bp_error *err) {
+  split_pass *pass = w->data;
+  uint64_t *hits = bp_malloc(pass->piece_count * sizeof *hits);
+  if (!hits) return bp_fail_nomem(err);
+  memset(hits, 0, pass->piece_count * sizeof *hits);
+  pass->hits[index] = hits;
+  size_t begin, end;
+  share_range(pass->source_count, index, w->count, &begin, &end);
+  bp_ids ids = {0};
+  int rc = BP_OK;
+  for (size_t s = begin; s < end && rc == BP_OK; s++) {
+    ids.count = 0;
+    rc = bp_segment_whole(pass->model, pass->sources[s].bytes, pass->sources[s].length, &ids, err);
+    for (size_t k = 0; rc == BP_OK && k < ids.count; k++)
+      hits[ids.ids[k] - BP_FIRST_PIECE_ID] += pass->sources[s].count;
+    if (rc == BP_OK && (s - begin) % 65536 == 65535 &&
+        should_stop(w, index, "pruning pieces", (double)(s - begin) / (double)(end - begin)))
+      rc = bp_fail(err, BP_INTERRUPT, "interrupted");
+  }
+  bp_ids_free(&ids);
+  return rc;
+}
+
+/* Returns in *hits (to free with bp_free) the summed counts of the splits
+** of `sources` by a tokenizer of `pieces`. */
+static int split_and_count(bp_trainer *t, piece_list *pieces, const bp_piece *sources,
+                           size_t source_count, uint64_t **hits, bp_error *err) {
+  *hits = NULL;
+  bp_model *m = tokenizer(pieces, err);
+  if (!m) return err->code;
+  split_pass pass = {m, sources, source_count, pieces->count, {NULL}};
+  work w = {.trainer = t, .run = split_share, .count = t->options.threads, .data = &pass};
+  int rc = run_work(&w, err);
+  for (int s = 1; s < w.count; s++) {
+    for (size_t i = 0; rc == BP_OK && i < pieces->count; i++) pass.hits[0][i] += pass.hits[s][i];
+    bp_free(pass.hits[s]);
+  }
+  bp_model_release(m);
+  if (rc == BP_OK) *hits = pass.hits[0];
+  else bp_free(pass.hits[0]);
+  return rc;
+}
+
 /* Adds the count of every piece of `dropped` to the pieces of `kept` that
 ** its best split (by a tokenizer of `kept`) uses: the reference's
 ** split_pieces. */
-static int resplit(piece_list *kept, const bp_piece *dropped, size_t dropped_count,
-                   bp_error *err) {
+static int resplit(bp_trainer *t, piece_list *kept, const bp_piece *dropped,
+                   size_t dropped_count, bp_error *err) {
   if (!dropped_count) return BP_OK;
-  bp_model *m = tokenizer(kept, err);
-  if (!m) return err->code;
-  uint64_t *added = bp_malloc(kept->count * sizeof *added);
-  if (!added) {
-    bp_model_release(m);
-    return bp_fail_nomem(err);
-  }
-  memset(added, 0, kept->count * sizeof *added);
-  int rc = BP_OK;
-  bp_ids ids = {0};
-  for (size_t d = 0; d < dropped_count && rc == BP_OK; d++) {
-    ids.count = 0;
-    rc = bp_segment_whole(m, dropped[d].bytes, dropped[d].length, &ids, err);
-    for (size_t k = 0; rc == BP_OK && k < ids.count; k++)
-      added[ids.ids[k] - BP_FIRST_PIECE_ID] += dropped[d].count;
-  }
-  for (size_t i = 0; rc == BP_OK && i < kept->count; i++) kept->pieces[i].count += added[i];
-  bp_ids_free(&ids);
+  uint64_t *added;
+  int rc = split_and_count(t, kept, dropped, dropped_count, &added, err);
+  if (rc != BP_OK) return rc;
+  for (size_t i = 0; i < kept->count; i++) kept->pieces[i].count += added[i];
   bp_free(added);
-  bp_model_release(m);
-  return rc;
+  return BP_OK;
 }
 
 /* Re-splits every piece with a tokenizer of all of them, recounts, and drops
 ** pieces no split uses, until the number of pieces stops changing. */
-static int remove_wasted(piece_list *list, bp_error *err) {
+static int remove_wasted(bp_trainer *t, piece_list *list, bp_error *err) {
   for (;;) {
-    bp_model *m = tokenizer(list, err);
-    if (!m) return err->code;
-    uint64_t *recount = bp_malloc(list->count * sizeof *recount);
-    if (!recount) {
-      bp_model_release(m);
-      return bp_fail_nomem(err);
-    }
-    memset(recount, 0, list->count * sizeof *recount);
-    int rc = BP_OK;
-    bp_ids ids = {0};
-    for (size_t i = 0; i < list->count && rc == BP_OK; i++) {
-      ids.count = 0;
-      rc = bp_segment_whole(m, list->pieces[i].bytes, list->pieces[i].length, &ids, err);
-      for (size_t k = 0; rc == BP_OK && k < ids.count; k++)
-        recount[ids.ids[k] - BP_FIRST_PIECE_ID] += list->pieces[i].count;
-    }
-    bp_ids_free(&ids);
-    bp_model_release(m);
-    if (rc != BP_OK) {
-      bp_free(recount);
-      return rc;
-    }
+    uint64_t *recount;
+    int rc = split_and_count(t, list, list->pieces, list->count, &recount, err);
+    if (rc != BP_OK) return rc;
     size_t before = list->count, after = 0;
     for (size_t i = 0; i < before; i++)
       if (recount[i]) {
@@ -639,15 +811,16 @@ static int compare_for_ids(const void *a, const void *b) {
 }
 
 /* Cuts the list to vocab_size - 3 pieces (step 4d). */
-static int fit_vocab_size(piece_list *list, uint32_t vocab_size, bp_error *err) {
+static int fit_vocab_size(bp_trainer *t, piece_list *list, uint32_t vocab_size,
+                          bp_error *err) {
   size_t room = vocab_size - BP_FIRST_PIECE_ID;
   if (list->count <= room) return BP_OK;
   qsort(list->pieces, list->count, sizeof *list->pieces, compare_by_merit);
   piece_list kept = {list->pieces, room};
-  int rc = resplit(&kept, list->pieces + room, list->count - room, err);
+  int rc = resplit(t, &kept, list->pieces + room, list->count - room, err);
   if (rc != BP_OK) return rc;
   list->count = room;
-  return remove_wasted(list, err);
+  return remove_wasted(t, list, err);
 }
 
 static int build_model(piece_list *list, bp_model **model, bp_error *err) {
@@ -688,10 +861,10 @@ static int prune_pieces(bp_trainer *t, bp_model **model, bp_error *err) {
   /* Deterministic order, whatever the hash table's. */
   qsort(all, kept, sizeof *all, compare_for_ids);
   piece_list list = {all, kept};
-  int rc = resplit(&list, all + kept, t->pieces.used - kept, err);
+  int rc = resplit(t, &list, all + kept, t->pieces.used - kept, err);
   /* c. remove wasted pieces; d. fit the vocabulary size */
-  if (rc == BP_OK) rc = remove_wasted(&list, err);
-  if (rc == BP_OK) rc = fit_vocab_size(&list, t->options.vocab_size, err);
+  if (rc == BP_OK) rc = remove_wasted(t, &list, err);
+  if (rc == BP_OK) rc = fit_vocab_size(t, &list, t->options.vocab_size, err);
   if (rc == BP_OK) rc = build_model(&list, model, err);
   bp_free(all);
   return rc;
@@ -729,7 +902,10 @@ int bp_model_shrink(const bp_model *m, uint32_t vocab_size, bp_model **out,
   for (uint32_t i = 0; i < m->piece_count; i++)
     list.pieces[i] = (bp_piece){m->bytes + m->offsets[i], m->offsets[i + 1] - m->offsets[i],
                                 0, m->counts[i]};
-  int rc = fit_vocab_size(&list, vocab_size, err);
+  bp_trainer context;
+  memset(&context, 0, sizeof context);
+  bp_train_options_init(&context.options);
+  int rc = fit_vocab_size(&context, &list, vocab_size, err);
   if (rc == BP_OK) rc = build_model(&list, out, err);
   bp_free(list.pieces);
   return rc;
