@@ -1,46 +1,59 @@
 #!/usr/bin/env bash
-# demo.sh: tokenizes real text with a published BytePiece model and prints a
-# report. Text: ../shared/corpora/mix_small.jsonl when present (Chinese and
-# English documentation, Python code), else the licence texts every Debian
-# and Ubuntu system has in /usr/share/common-licenses.
+# demo.sh: `make demo`. Trains a BytePiece tokenizer on real text found on
+# any Debian or Ubuntu system (the Python standard library's sources, the
+# licence texts and the packages' copyright files), plus the Chinese and
+# English documentation of ../shared/corpora when it is there; stores it in
+# a database; prints what a user looks at (sql/demo.sql).
 #   sql/demo.sh ./bytepiece.so
 set -eu
-extension=${1:-./bytepiece.so}
+extension=$(cd "$(dirname "${1:-./bytepiece.so}")" && pwd)/$(basename "${1:-./bytepiece.so}")
 here=$(cd "$(dirname "$0")" && pwd)
 shared=${SHARED_DATA:-$here/../../shared}
-model=$shared/models/bytepiece_80k.zip
-if [ ! -f "$model" ]; then
-  echo "demo: no model found at $model" >&2
-  echo "demo: put the published BytePiece models in ../shared/models (or set SHARED_DATA)" >&2
-  exit 1
-fi
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-db=$work/demo.db
+db=${DEMO_DATABASE:-$(mktemp -d)/demo.db}
+python_lib=$(ls -d /usr/lib/python3.[0-9]*/ 2>/dev/null | sort -V | tail -n 1)
+published=$shared/models/bytepiece_80k.zip
 
+echo "BytePiece for SQLite: demo (database: $db)"
+sqlite3 "$db" <<SQL
+CREATE TABLE IF NOT EXISTS docs(id INTEGER PRIMARY KEY, source TEXT, body TEXT);
+DELETE FROM docs;
+-- Up to 6 MB of Python, the licences, the copyright files: text every
+-- Debian and Ubuntu system has.
+INSERT INTO docs(source, body)
+  SELECT 'python', CAST(data AS TEXT) FROM (
+    SELECT data, sum(length(data)) OVER (ORDER BY name) AS running
+    FROM fsdir('${python_lib:-/nonexistent}') WHERE name GLOB '*.py' AND name NOT GLOB '*/test*')
+  WHERE running < 6e6;
+INSERT INTO docs(source, body)
+  SELECT 'licences', CAST(data AS TEXT) FROM fsdir('/usr/share/common-licenses') WHERE (mode & 61440) = 32768;
+INSERT INTO docs(source, body)
+  SELECT DISTINCT 'copyright', CAST(data AS TEXT) FROM fsdir('/usr/share/doc')
+  WHERE name GLOB '/usr/share/doc/*/copyright' AND (mode & 61440) = 32768
+    AND length(data) < 100000;
+SQL
 if [ -f "$shared/corpora/mix_small.jsonl" ]; then
-  corpus="$shared/corpora/mix_small.jsonl"
-  # One line per row: a column separator that JSON text never holds raw.
-  load=".separator \"$(printf '\036')\" \"\\n\"
-CREATE TABLE lines(line TEXT);
-.import '$corpus' lines
-CREATE TABLE docs(id INTEGER PRIMARY KEY, body TEXT);
-INSERT INTO docs(body) SELECT json_extract(line, '\$.text') FROM lines;
-DROP TABLE lines;"
-else
-  corpus=/usr/share/common-licenses
-  load="CREATE TABLE docs(id INTEGER PRIMARY KEY, body TEXT);
-INSERT INTO docs(body) SELECT CAST(data AS TEXT) FROM fsdir('$corpus')
-  WHERE (mode & 61440) = 32768;"
+  sqlite3 "$db" <<SQL
+.separator "$(printf '\036')" "\n"
+CREATE TEMP TABLE lines(line TEXT);
+.import '$shared/corpora/mix_small.jsonl' lines
+INSERT INTO docs(source, body) SELECT 'mix_small', json_extract(line, '\$.text') FROM lines;
+SQL
 fi
+# Keep only text that is valid UTF-8, as TEXT must be.
+sqlite3 "$db" "DELETE FROM docs WHERE body IS NULL OR length(body) = 0 OR CAST(body AS BLOB) <> CAST(CAST(CAST(body AS BLOB) AS TEXT) AS BLOB)"
 
-echo "BytePiece for SQLite: demo"
-echo "  model:  $model"
-echo "  corpus: $corpus"
-echo
+published_sql="SELECT 'no published model at hand' AS note;"
+if [ -f "$published" ]; then
+  published_sql="INSERT INTO bp_models(name, model) VALUES ('published 80k', bp_model_load('$published'));"
+fi
 sqlite3 "$db" <<SQL
 .load $extension
-$load
-INSERT INTO bp_models(name, model) VALUES ('zh80k', bp_model_load('$model'));
+.bail on
+DELETE FROM bp_models;
+.print
+.print Training on every document (vocab_size 8000, min_count 8, 2 threads)...
+INSERT INTO bp_models(name, model)
+  SELECT 'demo 8k', bp_train(body, '{"vocab_size": 8000, "min_count": 8, "threads": 2, "progress": true}') FROM docs;
+$published_sql
 .read $here/demo.sql
 SQL

@@ -1,28 +1,40 @@
--- demo.sql: the report printed by `make demo` (sql/demo.sh loads the
--- extension, a table docs(id, body) and a model named zh80k first).
-.timer off
+-- demo.sql: the report printed by `make demo`. sql/demo.sh loads the
+-- extension, a table docs(id, source, body), a model trained on it named
+-- 'demo 8k' and, when at hand, the published model 'published 80k'.
 .headers on
 .mode box
 
-SELECT name, vocab_size FROM bp_models;
+.print
+.print The corpus
+SELECT source, count(*) AS documents, printf('%.2f', sum(length(CAST(body AS BLOB))) / 1e6) AS megabytes
+FROM docs GROUP BY source ORDER BY source;
 
 .print
-.print Corpus size in tokens
+.print The models
+SELECT name, vocab_size, printf('%.2f', length(model) / 1e6) AS value_megabytes FROM bp_models;
+
+.print
+.print The trained model's most frequent pieces of two bytes or more
+SELECT id, replace(replace(text, char(10), '\n'), ' ', '␣') AS piece, count
+FROM bp_vocab('demo 8k') WHERE length(piece) > 1 ORDER BY count DESC LIMIT 12;
+
+.print
+.print Compression: bytes per token on each source (higher is better)
 CREATE TEMP TABLE counted AS
-  SELECT id, length(CAST(body AS BLOB)) AS bytes, bp_count(body, 'zh80k') AS tokens FROM docs;
-SELECT count(*) AS documents,
-       printf('%.2f', sum(bytes) / 1e6) AS megabytes,
-       sum(tokens) AS tokens,
-       printf('%.3f', 1.0 * sum(bytes) / sum(tokens)) AS bytes_per_token
-FROM counted;
+  SELECT d.id, d.source, length(CAST(d.body AS BLOB)) AS bytes, m.name AS model,
+         bp_count(d.body, m.name) AS tokens
+  FROM docs AS d, bp_models AS m;
+SELECT source, model, sum(tokens) AS tokens, printf('%.3f', 1.0 * sum(bytes) / sum(tokens)) AS bytes_per_token
+FROM counted GROUP BY source, model ORDER BY source, model;
 
 .print
-.print Tokens per document
+.print Tokens per document, trained model
 WITH bins(lo, hi) AS (
   VALUES (0, 100), (100, 300), (300, 1000), (1000, 3000), (3000, 10000), (10000, 1e18)
 ),
 hist AS (
-  SELECT lo, hi, (SELECT count(*) FROM counted WHERE tokens >= lo AND tokens < hi) AS n FROM bins
+  SELECT lo, hi, (SELECT count(*) FROM counted WHERE model = 'demo 8k' AND tokens >= lo AND tokens < hi) AS n
+  FROM bins
 )
 SELECT CASE WHEN hi > 1e17 THEN printf('%6d +', lo) ELSE printf('%6d - %d', lo, hi - 1) END AS tokens,
        n AS documents,
@@ -31,17 +43,22 @@ SELECT CASE WHEN hi > 1e17 THEN printf('%6d +', lo) ELSE printf('%6d - %d', lo, 
 FROM hist;
 
 .print
-.print The longest documents
-SELECT id, tokens, bytes, replace(substr(body, 1, 40), char(10), ' ') || '…' AS beginning
-FROM counted JOIN docs USING (id) ORDER BY tokens DESC LIMIT 5;
+.print The longest documents, in tokens of the trained model
+SELECT c.id, c.source, c.tokens, c.bytes,
+       replace(substr(d.body, 1, 36), char(10), ' ') || '…' AS beginning
+FROM counted AS c JOIN docs AS d USING (id)
+WHERE c.model = 'demo 8k' ORDER BY c.tokens DESC LIMIT 5;
 
 .print
-.print Most frequent multi-byte tokens in the first 200 documents
-SELECT replace(replace(t.text, char(10), '\n'), ' ', '␣') AS token, count(*) AS uses
-FROM (SELECT body FROM docs ORDER BY id LIMIT 200) AS d, bp_tokens(d.body, 'zh80k') AS t
-WHERE length(t.piece) > 1 AND trim(t.text) <> ''
-GROUP BY t.id ORDER BY uses DESC LIMIT 10;
+.print One line of code, token by token, with the trained model
+SELECT position, id, replace(text, ' ', '␣') AS text, start, "end"
+FROM bp_tokens('def tokenize(text): return [piece for piece in text.split()]', 'demo 8k');
 
 .print
-.print One sentence, token by token
-SELECT position, id, text, start, "end" FROM bp_tokens('今天天气不错 hello world 123', 'zh80k');
+.print The same sentences with each model: tokens
+SELECT m.name AS model, bp_count(s.sentence, m.name) AS tokens, s.sentence
+FROM bp_models AS m,
+     (SELECT 'def tokenize(text): return [piece for piece in text.split()]' AS sentence
+      UNION ALL SELECT '今天天气不错，我们去公园散步。'
+      UNION ALL SELECT 'Permission is hereby granted, free of charge, to any person') AS s
+ORDER BY s.sentence, m.name;
