@@ -21,6 +21,9 @@
 
 SQLITE_EXTENSION_INIT3
 
+/* Training spills to temporary files beyond this much memory (MB). */
+#define DEFAULT_MAX_MEMORY_MB 1024
+
 typedef struct train_options {
   bp_train_options library;
   int progress; /* report on stderr */
@@ -46,13 +49,14 @@ static int apply_train_option(void *target, const char *key, const char *type,
       {"ensure_unicode", 1, 0, 1},
       {"progress", 1, 0, 1},
       {"threads", 0, 1, 64},
+      {"max_memory", 0, 0, 1 << 22},
   };
   size_t k = 0;
   while (k < sizeof keys / sizeof keys[0] && strcmp(keys[k].key, key) != 0) k++;
   if (k == sizeof keys / sizeof keys[0]) {
     *message = sqlite3_mprintf("unknown option '%s' (expected order, vocab_size, "
                                "max_piece_length, min_count, isolate_digits, "
-                               "ensure_unicode, threads, progress)", key);
+                               "ensure_unicode, threads, max_memory, progress)", key);
     return 1;
   }
   if (keys[k].is_boolean ? !boolean : !integer) {
@@ -73,7 +77,8 @@ static int apply_train_option(void *target, const char *key, const char *type,
     case 4: o->library.isolate_digits = (int)v; break;
     case 5: o->library.ensure_unicode = (int)v; break;
     case 6: o->progress = (int)v; break;
-    default: o->library.threads = (int)v; break;
+    case 7: o->library.threads = (int)v; break;
+    default: o->library.max_memory = (uint64_t)v << 20; break;
   }
   return 0;
 }
@@ -121,6 +126,7 @@ static void train_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (t->failed) return;
   if (!t->trainer) {
     bp_train_options_init(&t->options.library);
+    t->options.library.max_memory = (uint64_t)DEFAULT_MAX_MEMORY_MB << 20;
     if (argc > 1 && sqlite3_value_type(argv[1]) != SQLITE_NULL &&
         bp_read_options(ctx, argv[1], "bp_train", apply_train_option, &t->options) != SQLITE_OK) {
       t->failed = 1;

@@ -197,6 +197,10 @@ typedef struct bp_train_options {
   int isolate_digits;        /* every decimal digit is a chunk of its own (0) */
   int ensure_unicode;        /* no multi-byte piece starts inside a character (1) */
   int threads;               /* worker threads, 1..64; the result is the same (1) */
+  /* About how much memory training may use, in bytes (0: no limit). Beyond
+  ** it, chunks and piece counts go to temporary files and n-grams are
+  ** counted in several passes; the model is the same. */
+  uint64_t max_memory;
   /* Called now and then with the phase and the share of it done; a nonzero
   ** return stops training with BP_INTERRUPT. May be NULL. */
   int (*progress)(void *context, const char *phase, double done);

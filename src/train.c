@@ -26,8 +26,10 @@
 */
 #include "internal.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +103,10 @@ static bool string_counter_grow(string_counter *c) {
   return true;
 }
 
+static size_t string_counter_memory(const string_counter *c) {
+  return c->arena.capacity + c->capacity * sizeof *c->slots;
+}
+
 static bool string_counter_add(string_counter *c, const uint8_t *bytes,
                                size_t length, uint64_t count) {
   if (2 * (c->used + 1) > c->capacity && !string_counter_grow(c)) return false;
@@ -136,6 +142,7 @@ typedef struct ngram_slot {
 typedef struct ngram_table {
   ngram_slot *slots;
   size_t capacity, used;
+  size_t limit; /* bytes the slots may take; 0: no limit */
 } ngram_table;
 
 static void ngram_table_free(ngram_table *t) {
@@ -159,13 +166,18 @@ static ngram_slot *ngram_find(const ngram_table *t, uint64_t key) {
   return &t->slots[k];
 }
 
-static bool ngram_table_add(ngram_table *t, uint64_t key, uint64_t count) {
+/* Adds to a key's count: BP_OK, BP_NOMEM, or BP_TOOBIG when the table would
+** outgrow its limit. */
+static int ngram_table_add(ngram_table *t, uint64_t key, uint64_t count) {
   if (2 * (t->used + 1) > t->capacity) {
+    size_t capacity = t->capacity ? t->capacity * 2 : 4096;
+    if (t->limit && capacity * sizeof(ngram_slot) > t->limit) return BP_TOOBIG;
     ngram_table bigger;
-    if (!ngram_table_init(&bigger, t->capacity ? t->capacity * 2 : 4096)) return false;
+    if (!ngram_table_init(&bigger, capacity)) return BP_NOMEM;
     for (size_t i = 0; i < t->capacity; i++)
       if (t->slots[i].key != EMPTY_KEY) *ngram_find(&bigger, t->slots[i].key) = t->slots[i];
     bigger.used = t->used;
+    bigger.limit = t->limit;
     ngram_table_free(t);
     *t = bigger;
   }
@@ -176,7 +188,82 @@ static bool ngram_table_add(ngram_table *t, uint64_t key, uint64_t count) {
     t->used++;
   }
   s->count += count;
+  return BP_OK;
+}
+
+/* ---- Spill files --------------------------------------------------------------
+** Byte strings with counts, written to an anonymous temporary file as
+** records (count: 8 bytes, length: 4 bytes, the bytes) and read back in
+** blocks of about a given size.
+*/
+#define PIECE_BUCKETS 16
+
+typedef struct chunk_view {
+  const uint8_t *bytes;
+  uint64_t count;
+  size_t length;
+} chunk_view;
+
+/* A block of byte strings to work on, in memory or read from a file. */
+typedef struct block {
+  chunk_view *views;
+  size_t count, capacity;
+  bp_buffer storage;
+} block;
+
+static void block_free(block *b) {
+  bp_free(b->views);
+  bp_buffer_free(&b->storage);
+  memset(b, 0, sizeof *b);
+}
+
+static bool block_push(block *b, const uint8_t *bytes, size_t length, uint64_t count) {
+  if (b->count == b->capacity) {
+    size_t capacity = b->capacity ? b->capacity * 2 : 1024;
+    chunk_view *views = bp_realloc(b->views, capacity * sizeof *views);
+    if (!views) return false;
+    b->views = views;
+    b->capacity = capacity;
+  }
+  b->views[b->count++] = (chunk_view){bytes, count, length};
   return true;
+}
+
+static bool record_write(FILE *f, const uint8_t *bytes, size_t length, uint64_t count) {
+  uint32_t n = (uint32_t)length;
+  return fwrite(&count, sizeof count, 1, f) == 1 && fwrite(&n, sizeof n, 1, f) == 1 &&
+         fwrite(bytes, 1, length, f) == length;
+}
+
+static int spill_error(bp_error *err, const char *what) {
+  return bp_fail(err, BP_IO, "cannot %s a temporary file: %s", what, strerror(errno));
+}
+
+/* Reads the next records of f into b (emptied first), about `limit` bytes
+** of them; *more is false at the end of the file. */
+static int block_read(FILE *f, block *b, size_t limit, bool *more, bp_error *err) {
+  b->count = 0;
+  b->storage.length = 0;
+  *more = true;
+  while (b->storage.length < limit) {
+    uint64_t count;
+    uint32_t length;
+    if (fread(&count, sizeof count, 1, f) != 1) {
+      if (ferror(f)) return spill_error(err, "read");
+      *more = false;
+      break;
+    }
+    if (fread(&length, sizeof length, 1, f) != 1 || !bp_buffer_reserve(&b->storage, length) ||
+        fread(b->storage.data + b->storage.length, 1, length, f) != length)
+      return ferror(f) || feof(f) ? spill_error(err, "read") : bp_fail_nomem(err);
+    /* Offsets now, pointers once the storage stops moving. */
+    if (!block_push(b, (const uint8_t *)(uintptr_t)b->storage.length, length, count))
+      return bp_fail_nomem(err);
+    b->storage.length += length;
+  }
+  for (size_t i = 0; i < b->count; i++)
+    b->views[i].bytes = (const uint8_t *)b->storage.data + (uintptr_t)b->views[i].bytes;
+  return BP_OK;
 }
 
 /* ---- The trainer -------------------------------------------------------------- */
@@ -184,15 +271,21 @@ static bool ngram_table_add(ngram_table *t, uint64_t key, uint64_t count) {
 struct bp_trainer {
   bp_train_options options;
   string_counter chunks;
-  uint64_t bytes; /* total, with repetitions */
+  FILE *chunk_file;     /* chunks spilled when over a third of the memory */
+  uint64_t bytes;       /* total, with repetitions */
   /* The n-gram model: counts, then log conditional probabilities. Lengths 1
-  ** and 2 are arrays; longer ones hash tables. */
+  ** and 2 are arrays; longer ones hash tables, of the n-grams seen at least
+  ** min_count times only. */
   uint64_t counts1[256];
   uint64_t *counts2;
   double logs1[256];
   double *logs2;
   ngram_table tables[MAX_ORDER + 1]; /* index n, used for n >= 3 */
+  /* Pieces: counted in memory, or spilled to buckets by hash. */
   string_counter pieces;
+  FILE *piece_buckets[PIECE_BUCKETS];
+  pthread_mutex_t bucket_lock;
+  FILE *dropped_file; /* pieces pruning drops, when spilled */
 };
 
 void bp_train_options_init(bp_train_options *o) {
@@ -224,6 +317,7 @@ int bp_trainer_new(const bp_train_options *options, bp_trainer **out,
   if (!t) return bp_fail_nomem(err);
   memset(t, 0, sizeof *t);
   t->options = *options;
+  pthread_mutex_init(&t->bucket_lock, NULL);
   *out = t;
   return BP_OK;
 }
@@ -232,6 +326,11 @@ void bp_trainer_free(bp_trainer *t) {
   if (!t) return;
   string_counter_free(&t->chunks);
   string_counter_free(&t->pieces);
+  if (t->chunk_file) fclose(t->chunk_file);
+  if (t->dropped_file) fclose(t->dropped_file);
+  for (int b = 0; b < PIECE_BUCKETS; b++)
+    if (t->piece_buckets[b]) fclose(t->piece_buckets[b]);
+  pthread_mutex_destroy(&t->bucket_lock);
   bp_free(t->counts2);
   bp_free(t->logs2);
   for (int n = 0; n <= MAX_ORDER; n++) ngram_table_free(&t->tables[n]);
@@ -304,6 +403,21 @@ static bool add_chunks(bp_trainer *t, const uint8_t *s, size_t len, bool text) {
   return true;
 }
 
+/* Moves the distinct chunks counted so far to the chunk file. A chunk can
+** then be counted in several places; every step is a sum over occurrences,
+** so that changes nothing. */
+static int spill_chunks(bp_trainer *t, bp_error *err) {
+  if (!t->chunk_file && !(t->chunk_file = tmpfile())) return spill_error(err, "create");
+  for (size_t i = 0; i < t->chunks.capacity; i++) {
+    const counted_string *c = &t->chunks.slots[i];
+    if (c->count && !record_write(t->chunk_file, (const uint8_t *)t->chunks.arena.data + c->offset,
+                                  c->length, c->count))
+      return spill_error(err, "write");
+  }
+  string_counter_free(&t->chunks);
+  return BP_OK;
+}
+
 int bp_trainer_add(bp_trainer *t, const char *text, size_t len, int input,
                    bp_error *err) {
   char *normalized = NULL;
@@ -317,6 +431,8 @@ int bp_trainer_add(bp_trainer *t, const char *text, size_t len, int input,
   bp_free(normalized);
   if (!ok) return bp_fail_nomem(err);
   t->bytes += normalized_len;
+  if (t->options.max_memory && string_counter_memory(&t->chunks) > t->options.max_memory / 3)
+    return spill_chunks(t, err);
   return BP_OK;
 }
 
@@ -385,6 +501,33 @@ static bool should_stop(work *w, int index, const char *phase, double done) {
   return atomic_load(&w->stop) != 0;
 }
 
+/* Calls run() on every block of chunks: the chunks in memory as one block,
+** or, once they were spilled, the chunk file read back a block at a time. */
+typedef int (*block_runner)(bp_trainer *t, const block *b, void *pass, bp_error *err);
+
+static int for_each_chunk_block(bp_trainer *t, block_runner run, void *pass, bp_error *err) {
+  block b = {0};
+  int rc = BP_OK;
+  if (!t->chunk_file) {
+    for (size_t i = 0; i < t->chunks.capacity && rc == BP_OK; i++) {
+      const counted_string *c = &t->chunks.slots[i];
+      if (c->count && !block_push(&b, (const uint8_t *)t->chunks.arena.data + c->offset,
+                                  c->length, c->count))
+        rc = bp_fail_nomem(err);
+    }
+    if (rc == BP_OK) rc = run(t, &b, pass, err);
+  } else {
+    rewind(t->chunk_file);
+    bool more = true;
+    while (more && rc == BP_OK) {
+      rc = block_read(t->chunk_file, &b, (size_t)(t->options.max_memory / 3), &more, err);
+      if (rc == BP_OK && b.count) rc = run(t, &b, pass, err);
+    }
+  }
+  block_free(&b);
+  return rc;
+}
+
 /* ---- Step 2: the n-gram model ----------------------------------------------- */
 
 static uint64_t ngram_mask(int n) { return n >= 8 ? UINT64_MAX : (1ull << (8 * n)) - 1; }
@@ -406,8 +549,16 @@ typedef struct ngram_share {
 
 typedef struct ngram_pass {
   int n;
+  /* Only n-grams whose hash falls in this partition are counted, so that a
+  ** pass fits its memory. */
+  uint64_t partition, partitions;
+  const block *chunks;
   ngram_share shares[MAX_THREADS];
 } ngram_pass;
+
+static uint64_t partition_of(uint64_t key, uint64_t partitions) {
+  return (mix64(key) >> 32) % partitions;
+}
 
 static int count_ngram_share(work *w, int index, bp_error *err) {
   bp_trainer *t = w->trainer;
@@ -415,19 +566,20 @@ static int count_ngram_share(work *w, int index, bp_error *err) {
   ngram_share *mine = &pass->shares[index];
   const int n = pass->n;
   const uint64_t min_count = t->options.min_count;
-  if (n == 2) {
+  if (n == 2 && !mine->counts2) {
     mine->counts2 = bp_malloc(65536 * sizeof *mine->counts2);
     if (!mine->counts2) return bp_fail_nomem(err);
     memset(mine->counts2, 0, 65536 * sizeof *mine->counts2);
-  } else if (!ngram_table_init(&mine->table, 4096)) {
-    return bp_fail_nomem(err);
+  } else if (n > 2 && !mine->table.slots) {
+    if (!ngram_table_init(&mine->table, 4096)) return bp_fail_nomem(err);
+    if (t->options.max_memory)
+      mine->table.limit = (size_t)(t->options.max_memory / 3 / (uint64_t)w->count);
   }
-  size_t begin, end, done = 0;
-  share_range(t->chunks.capacity, index, w->count, &begin, &end);
+  size_t begin, end;
+  share_range(pass->chunks->count, index, w->count, &begin, &end);
   for (size_t i = begin; i < end; i++) {
-    const counted_string *c = &t->chunks.slots[i];
-    if (!c->count) continue;
-    const uint8_t *chunk = (const uint8_t *)t->chunks.arena.data + c->offset;
+    const chunk_view *c = &pass->chunks->views[i];
+    const uint8_t *chunk = c->bytes;
     if (n == 2) {
       for (size_t e = 0; e < c->length; e++) {
         mine->counts1[chunk[e]] += c->count;
@@ -443,58 +595,102 @@ static int count_ngram_share(work *w, int index, bp_error *err) {
         if (e + 2 < (size_t)n) continue;
         bool frequent = ngram_count(t, n - 1, rolling & shorter) >= min_count;
         if (e + 1 >= (size_t)n && frequent && previous_frequent &&
-            !ngram_table_add(&mine->table, rolling & mask, c->count))
-          return bp_fail_nomem(err);
+            (pass->partitions == 1 ||
+             partition_of(rolling & mask, pass->partitions) == pass->partition)) {
+          int rc = ngram_table_add(&mine->table, rolling & mask, c->count);
+          if (rc == BP_NOMEM) return bp_fail_nomem(err);
+          if (rc == BP_TOOBIG) return bp_fail(err, BP_TOOBIG, "partition too large");
+        }
         previous_frequent = frequent;
       }
     }
-    if (++done % 4096 == 0 &&
+    if ((i - begin) % 4096 == 4095 &&
         should_stop(w, index, "counting n-grams", (double)(i - begin) / (double)(end - begin)))
       return bp_fail(err, BP_INTERRUPT, "interrupted");
   }
   return BP_OK;
 }
 
+static int count_ngram_block(bp_trainer *t, const block *b, void *data, bp_error *err) {
+  ngram_pass *pass = data;
+  pass->chunks = b;
+  work w = {.trainer = t, .run = count_ngram_share, .count = t->options.threads, .data = pass};
+  return run_work(&w, err);
+}
+
+/* Counts the n-grams of length n >= 3 of one partition, then keeps those
+** seen at least min_count times in `kept`. */
+static int count_ngram_partition(bp_trainer *t, ngram_pass *pass, ngram_table *kept,
+                                 bp_error *err) {
+  int rc = for_each_chunk_block(t, count_ngram_block, pass, err);
+  ngram_table *sum = &pass->shares[0].table;
+  for (int s = 1; s < t->options.threads; s++) {
+    ngram_table *part = &pass->shares[s].table;
+    for (size_t i = 0; i < part->capacity && rc == BP_OK; i++)
+      if (part->slots[i].key != EMPTY_KEY) {
+        rc = ngram_table_add(sum, part->slots[i].key, part->slots[i].count);
+        if (rc == BP_NOMEM) bp_fail_nomem(err);
+        if (rc == BP_TOOBIG) bp_fail(err, rc, "partition too large");
+      }
+    ngram_table_free(part);
+  }
+  for (size_t i = 0; i < sum->capacity && rc == BP_OK; i++)
+    if (sum->slots[i].key != EMPTY_KEY && sum->slots[i].count >= t->options.min_count &&
+        ngram_table_add(kept, sum->slots[i].key, sum->slots[i].count) != BP_OK)
+      rc = bp_fail_nomem(err);
+  ngram_table_free(sum);
+  return rc;
+}
+
 /* Counts n-grams length by length. An n-gram is never seen more often than
 ** its first or last n - 1 bytes, so when either of those is rarer than
 ** min_count the n-gram would be pruned anyway, and it is not counted: the
-** result is exact and the tables hold only what pruning can keep. */
+** result is exact and the tables hold only what pruning can keep. When a
+** length's counts outgrow the memory allowed, they are counted again in
+** twice as many partitions of the n-grams. */
 static int count_ngrams(bp_trainer *t, bp_error *err) {
   const int order = t->options.order;
   ngram_pass *pass = bp_malloc(sizeof *pass);
   if (!pass) return bp_fail_nomem(err);
-  work w = {.trainer = t, .run = count_ngram_share, .count = t->options.threads, .data = pass};
-  int rc = BP_OK;
-  /* Lengths 1 and 2 are counted together, even for order 1. */
-  for (int n = 2; n <= (order < 2 ? 2 : order) && rc == BP_OK; n++) {
-    memset(pass, 0, sizeof *pass);
-    pass->n = n;
-    rc = run_work(&w, err);
-    /* Add the shares up. */
-    for (int s = 0; s < w.count; s++) {
-      ngram_share *part = &pass->shares[s];
-      if (rc == BP_OK && n == 2) {
-        for (int b = 0; b < 256; b++) t->counts1[b] += part->counts1[b];
-        if (!t->counts2) {
-          t->counts2 = part->counts2;
-          part->counts2 = NULL;
-        } else {
-          for (int g = 0; g < 65536; g++) t->counts2[g] += part->counts2[g];
-        }
-      } else if (rc == BP_OK && s == 0) {
-        t->tables[n] = part->table;
-        part->table = (ngram_table){0};
-      } else if (rc == BP_OK) {
-        for (size_t i = 0; i < part->table.capacity && rc == BP_OK; i++)
-          if (part->table.slots[i].key != EMPTY_KEY &&
-              !ngram_table_add(&t->tables[n], part->table.slots[i].key,
-                               part->table.slots[i].count))
-            rc = bp_fail_nomem(err);
+  memset(pass, 0, sizeof *pass);
+  pass->n = 2;
+  pass->partitions = 1;
+  int rc = for_each_chunk_block(t, count_ngram_block, pass, err);
+  for (int s = 0; s < t->options.threads; s++) {
+    ngram_share *part = &pass->shares[s];
+    if (rc == BP_OK) {
+      for (int b = 0; b < 256; b++) t->counts1[b] += part->counts1[b];
+      if (!t->counts2) {
+        t->counts2 = part->counts2;
+        part->counts2 = NULL;
+      } else {
+        for (int g = 0; g < 65536; g++) t->counts2[g] += part->counts2[g];
       }
-      bp_free(part->counts2);
-      ngram_table_free(&part->table);
+    }
+    bp_free(part->counts2);
+    part->counts2 = NULL;
+  }
+  for (int n = 3; n <= order && rc == BP_OK; n++) {
+    for (uint64_t partitions = 1;; partitions *= 2) {
+      ngram_table kept = {0};
+      rc = ngram_table_init(&kept, 4096) ? BP_OK : bp_fail_nomem(err);
+      for (uint64_t p = 0; p < partitions && rc == BP_OK; p++) {
+        memset(pass, 0, sizeof *pass);
+        *pass = (ngram_pass){.n = n, .partition = p, .partitions = partitions};
+        rc = count_ngram_partition(t, pass, &kept, err);
+      }
+      for (int s = 0; s < t->options.threads; s++) ngram_table_free(&pass->shares[s].table);
+      if (rc == BP_TOOBIG && partitions < 65536) {
+        ngram_table_free(&kept);
+        continue;
+      }
+      if (rc == BP_OK) t->tables[n] = kept;
+      else ngram_table_free(&kept);
+      break;
     }
   }
+  if (rc == BP_TOOBIG)
+    rc = bp_fail(err, BP_TOOBIG, "max_memory is too small to count the n-grams");
   bp_free(pass);
   return rc;
 }
@@ -580,7 +776,7 @@ static int first_max(const double *v, int n, double *max) {
 }
 
 /* Splits a chunk into pieces and counts each `weight` times. */
-static int segment_chunk(const bp_trainer *t, const uint8_t *chunk, size_t len,
+static int segment_chunk(bp_trainer *t, const uint8_t *chunk, size_t len,
                          uint64_t weight, uint8_t *back, uint8_t *states,
                          string_counter *pieces) {
   const int order = t->options.order;
@@ -640,26 +836,48 @@ static int segment_chunk(const bp_trainer *t, const uint8_t *chunk, size_t len,
   return BP_OK;
 }
 
+#define MAX_CHUNK_BYTES (4 * MAX_CHUNK_CHARACTERS + MAX_CHUNK_NEWLINES)
+
 typedef struct piece_pass {
-  size_t longest; /* the longest chunk */
+  const block *chunks;
   string_counter pieces[MAX_THREADS];
 } piece_pass;
+
+/* Moves a piece counter's entries to the bucket files, by hash. */
+static int spill_pieces(bp_trainer *t, string_counter *c, bp_error *err) {
+  int rc = BP_OK;
+  pthread_mutex_lock(&t->bucket_lock);
+  for (int b = 0; b < PIECE_BUCKETS && rc == BP_OK; b++)
+    if (!t->piece_buckets[b] && !(t->piece_buckets[b] = tmpfile()))
+      rc = spill_error(err, "create");
+  for (size_t i = 0; i < c->capacity && rc == BP_OK; i++) {
+    const counted_string *s = &c->slots[i];
+    if (s->count && !record_write(t->piece_buckets[(s->hash >> 40) % PIECE_BUCKETS],
+                                  (const uint8_t *)c->arena.data + s->offset, s->length, s->count))
+      rc = spill_error(err, "write");
+  }
+  pthread_mutex_unlock(&t->bucket_lock);
+  string_counter_free(c);
+  return rc;
+}
 
 static int count_piece_share(work *w, int index, bp_error *err) {
   bp_trainer *t = w->trainer;
   piece_pass *pass = w->data;
-  uint8_t *back = bp_malloc(pass->longest * (size_t)t->options.order + 1);
-  uint8_t *states = bp_malloc(pass->longest + 1);
+  string_counter *mine = &pass->pieces[index];
+  uint8_t *back = bp_malloc(MAX_CHUNK_BYTES * (size_t)t->options.order);
+  uint8_t *states = bp_malloc(MAX_CHUNK_BYTES);
   int rc = back && states ? BP_OK : bp_fail_nomem(err);
-  size_t begin, end, done = 0;
-  share_range(t->chunks.capacity, index, w->count, &begin, &end);
+  size_t begin, end;
+  size_t limit = (size_t)(t->options.max_memory / 3 / (uint64_t)w->count);
+  share_range(pass->chunks->count, index, w->count, &begin, &end);
   for (size_t i = begin; i < end && rc == BP_OK; i++) {
-    const counted_string *c = &t->chunks.slots[i];
-    if (!c->count) continue;
-    if (segment_chunk(t, (const uint8_t *)t->chunks.arena.data + c->offset,
-                      c->length, c->count, back, states, &pass->pieces[index]) != BP_OK)
+    const chunk_view *c = &pass->chunks->views[i];
+    if (segment_chunk(t, c->bytes, c->length, c->count, back, states, mine) != BP_OK)
       rc = bp_fail_nomem(err);
-    else if (++done % 1024 == 0 &&
+    else if (limit && string_counter_memory(mine) > limit)
+      rc = spill_pieces(t, mine, err);
+    else if ((i - begin) % 1024 == 1023 &&
              should_stop(w, index, "segmenting", (double)(i - begin) / (double)(end - begin)))
       rc = bp_fail(err, BP_INTERRUPT, "interrupted");
   }
@@ -668,25 +886,35 @@ static int count_piece_share(work *w, int index, bp_error *err) {
   return rc;
 }
 
+static int count_piece_block(bp_trainer *t, const block *b, void *data, bp_error *err) {
+  piece_pass *pass = data;
+  pass->chunks = b;
+  work w = {.trainer = t, .run = count_piece_share, .count = t->options.threads, .data = pass};
+  return run_work(&w, err);
+}
+
+/* Segments every chunk and counts the pieces: in t->pieces, or, once they
+** outgrew their memory, in the bucket files. */
 static int count_pieces(bp_trainer *t, bp_error *err) {
   piece_pass *pass = bp_malloc(sizeof *pass);
   if (!pass) return bp_fail_nomem(err);
   memset(pass, 0, sizeof *pass);
-  for (size_t i = 0; i < t->chunks.capacity; i++)
-    if (t->chunks.slots[i].count && t->chunks.slots[i].length > pass->longest)
-      pass->longest = t->chunks.slots[i].length;
-  work w = {.trainer = t, .run = count_piece_share, .count = t->options.threads, .data = pass};
-  int rc = run_work(&w, err);
-  t->pieces = pass->pieces[0];
-  pass->pieces[0] = (string_counter){0};
-  for (int s = 1; s < w.count; s++) {
-    const string_counter *c = &pass->pieces[s];
-    for (size_t i = 0; i < c->capacity && rc == BP_OK; i++)
-      if (c->slots[i].count &&
-          !string_counter_add(&t->pieces, (const uint8_t *)c->arena.data + c->slots[i].offset,
-                              c->slots[i].length, c->slots[i].count))
-        rc = bp_fail_nomem(err);
-    string_counter_free(&pass->pieces[s]);
+  int rc = for_each_chunk_block(t, count_piece_block, pass, err);
+  for (int s = 0; s < t->options.threads; s++) {
+    string_counter *c = &pass->pieces[s];
+    if (rc == BP_OK && t->piece_buckets[0]) {
+      rc = spill_pieces(t, c, err);
+    } else if (rc == BP_OK && s == 0) {
+      t->pieces = *c;
+      *c = (string_counter){0};
+    } else {
+      for (size_t i = 0; i < c->capacity && rc == BP_OK; i++)
+        if (c->slots[i].count &&
+            !string_counter_add(&t->pieces, (const uint8_t *)c->arena.data + c->slots[i].offset,
+                                c->slots[i].length, c->slots[i].count))
+          rc = bp_fail_nomem(err);
+    }
+    string_counter_free(c);
   }
   bp_free(pass);
   return rc;
@@ -740,23 +968,36 @@ static int split_share(work *w, int index, bp_error *err) {
 }
 
 /* Returns in *hits (to free with bp_free) the summed counts of the splits
-** of `sources` by a tokenizer of `pieces`. */
-static int split_and_count(bp_trainer *t, piece_list *pieces, const bp_piece *sources,
-                           size_t source_count, uint64_t **hits, bp_error *err) {
+** of `sources` by the tokenizer m, which has `piece_count` pieces. */
+static int count_splits(bp_trainer *t, const bp_model *m, size_t piece_count,
+                        const bp_piece *sources, size_t source_count, uint64_t **hits,
+                        bp_error *err) {
   *hits = NULL;
-  bp_model *m = tokenizer(pieces, err);
-  if (!m) return err->code;
-  split_pass pass = {m, sources, source_count, pieces->count, {NULL}};
+  split_pass pass = {m, sources, source_count, piece_count, {NULL}};
   work w = {.trainer = t, .run = split_share, .count = t->options.threads, .data = &pass};
   int rc = run_work(&w, err);
   for (int s = 1; s < w.count; s++) {
-    for (size_t i = 0; rc == BP_OK && i < pieces->count; i++) pass.hits[0][i] += pass.hits[s][i];
+    for (size_t i = 0; rc == BP_OK && i < piece_count; i++) pass.hits[0][i] += pass.hits[s][i];
     bp_free(pass.hits[s]);
   }
-  bp_model_release(m);
   if (rc == BP_OK) *hits = pass.hits[0];
   else bp_free(pass.hits[0]);
   return rc;
+}
+
+/* The same with a tokenizer of `pieces`. */
+static int split_and_count(bp_trainer *t, piece_list *pieces, const bp_piece *sources,
+                           size_t source_count, uint64_t **hits, bp_error *err) {
+  bp_model *m = tokenizer(pieces, err);
+  if (!m) return err->code;
+  int rc = count_splits(t, m, pieces->count, sources, source_count, hits, err);
+  bp_model_release(m);
+  return rc;
+}
+
+static void add_hits(piece_list *kept, uint64_t *hits) {
+  for (size_t i = 0; i < kept->count; i++) kept->pieces[i].count += hits[i];
+  bp_free(hits);
 }
 
 /* Adds the count of every piece of `dropped` to the pieces of `kept` that
@@ -767,10 +1008,88 @@ static int resplit(bp_trainer *t, piece_list *kept, const bp_piece *dropped,
   if (!dropped_count) return BP_OK;
   uint64_t *added;
   int rc = split_and_count(t, kept, dropped, dropped_count, &added, err);
-  if (rc != BP_OK) return rc;
-  for (size_t i = 0; i < kept->count; i++) kept->pieces[i].count += added[i];
-  bp_free(added);
-  return BP_OK;
+  if (rc == BP_OK) add_hits(kept, added);
+  return rc;
+}
+
+/* The same for the dropped pieces of a file, a block at a time; the kept
+** counts change only once all are split. */
+static int resplit_file(bp_trainer *t, piece_list *kept, FILE *dropped, bp_error *err) {
+  bp_model *m = tokenizer(kept, err);
+  if (!m) return err->code;
+  uint64_t *total = bp_malloc(kept->count * sizeof *total);
+  int rc = total ? BP_OK : bp_fail_nomem(err);
+  if (total) memset(total, 0, kept->count * sizeof *total);
+  block b = {0};
+  bp_piece *sources = NULL;
+  size_t capacity = 0;
+  bool more = true;
+  rewind(dropped);
+  while (rc == BP_OK && more) {
+    rc = block_read(dropped, &b, (size_t)(t->options.max_memory / 3), &more, err);
+    if (rc != BP_OK || !b.count) break;
+    if (b.count > capacity) {
+      bp_free(sources);
+      capacity = b.count;
+      if (!(sources = bp_malloc(capacity * sizeof *sources))) {
+        rc = bp_fail_nomem(err);
+        break;
+      }
+    }
+    for (size_t i = 0; i < b.count; i++)
+      sources[i] = (bp_piece){b.views[i].bytes, (uint32_t)b.views[i].length, 0, b.views[i].count};
+    uint64_t *hits;
+    rc = count_splits(t, m, kept->count, sources, b.count, &hits, err);
+    if (rc == BP_OK) {
+      for (size_t i = 0; i < kept->count; i++) total[i] += hits[i];
+      bp_free(hits);
+    }
+  }
+  if (rc == BP_OK) add_hits(kept, total);
+  else bp_free(total);
+  bp_free(sources);
+  block_free(&b);
+  bp_model_release(m);
+  return rc;
+}
+
+static bool keeps_piece(const bp_trainer *t, size_t length, uint64_t count) {
+  return length == 1 || (length <= (size_t)t->options.max_piece_length &&
+                         count >= t->options.min_count);
+}
+
+/* For spilled pieces: sums each bucket's counts, keeps in t->pieces what
+** step b keeps, and writes the rest to the dropped file. */
+static int sort_out_buckets(bp_trainer *t, bp_error *err) {
+  if (!(t->dropped_file = tmpfile())) return spill_error(err, "create");
+  block b = {0};
+  int rc = BP_OK;
+  for (int k = 0; k < PIECE_BUCKETS && rc == BP_OK; k++) {
+    string_counter sum = {0};
+    bool more = true;
+    rewind(t->piece_buckets[k]);
+    while (more && rc == BP_OK) {
+      rc = block_read(t->piece_buckets[k], &b, (size_t)(t->options.max_memory / 3), &more, err);
+      for (size_t i = 0; i < b.count && rc == BP_OK; i++)
+        if (!string_counter_add(&sum, b.views[i].bytes, b.views[i].length, b.views[i].count))
+          rc = bp_fail_nomem(err);
+    }
+    for (size_t i = 0; i < sum.capacity && rc == BP_OK; i++) {
+      const counted_string *s = &sum.slots[i];
+      if (!s->count) continue;
+      const uint8_t *bytes = (const uint8_t *)sum.arena.data + s->offset;
+      if (keeps_piece(t, s->length, s->count)) {
+        if (!string_counter_add(&t->pieces, bytes, s->length, s->count)) rc = bp_fail_nomem(err);
+      } else if (!record_write(t->dropped_file, bytes, s->length, s->count)) {
+        rc = spill_error(err, "write");
+      }
+    }
+    string_counter_free(&sum);
+    fclose(t->piece_buckets[k]);
+    t->piece_buckets[k] = NULL;
+  }
+  block_free(&b);
+  return rc;
 }
 
 /* Re-splits every piece with a tokenizer of all of them, recounts, and drops
@@ -832,6 +1151,10 @@ static int build_model(piece_list *list, bp_model **model, bp_error *err) {
 }
 
 static int prune_pieces(bp_trainer *t, bp_model **model, bp_error *err) {
+  if (t->piece_buckets[0]) {
+    int rc = sort_out_buckets(t, err);
+    if (rc != BP_OK) return rc;
+  }
   /* a. every single byte is a piece */
   for (int b = 0; b < 256; b++) {
     uint8_t byte = (uint8_t)b;
@@ -853,15 +1176,14 @@ static int prune_pieces(bp_trainer *t, bp_model **model, bp_error *err) {
     if (!s->count) continue;
     bp_piece p = {(const uint8_t *)t->pieces.arena.data + s->offset,
                   (uint32_t)(s->length > UINT32_MAX ? UINT32_MAX : s->length), 0, s->count};
-    bool keep = s->length == 1 || (s->length <= (size_t)t->options.max_piece_length &&
-                                   s->count >= t->options.min_count);
-    if (keep) all[kept++] = p;
+    if (keeps_piece(t, s->length, s->count)) all[kept++] = p;
     else all[--dropped] = p;
   }
   /* Deterministic order, whatever the hash table's. */
   qsort(all, kept, sizeof *all, compare_for_ids);
   piece_list list = {all, kept};
-  int rc = resplit(t, &list, all + kept, t->pieces.used - kept, err);
+  int rc = t->dropped_file ? resplit_file(t, &list, t->dropped_file, err)
+                           : resplit(t, &list, all + kept, t->pieces.used - kept, err);
   /* c. remove wasted pieces; d. fit the vocabulary size */
   if (rc == BP_OK) rc = remove_wasted(t, &list, err);
   if (rc == BP_OK) rc = fit_vocab_size(t, &list, t->options.vocab_size, err);
@@ -874,8 +1196,11 @@ int bp_trainer_finish(bp_trainer *t, bp_model **model, bp_error *err) {
   *model = NULL;
   if (t->bytes == 0) return bp_fail(err, BP_INVALID, "no text to train on");
   const char *interrupted = "interrupted";
-  int rc = report(t, "counting n-grams", 0) ? bp_fail(err, BP_INTERRUPT, "%s", interrupted)
-                                            : count_ngrams(t, err);
+  /* Once some chunks are in the file, all go there. */
+  int rc = t->chunk_file ? spill_chunks(t, err) : BP_OK;
+  if (rc == BP_OK && report(t, "counting n-grams", 0))
+    rc = bp_fail(err, BP_INTERRUPT, "%s", interrupted);
+  if (rc == BP_OK) rc = count_ngrams(t, err);
   if (rc == BP_OK) rc = prune_ngrams(t, err);
   if (rc == BP_OK && report(t, "segmenting", 0)) rc = bp_fail(err, BP_INTERRUPT, "%s", interrupted);
   if (rc == BP_OK) rc = count_pieces(t, err);

@@ -217,6 +217,57 @@ static void test_training(void) {
   bp_trainer_free(t);
 }
 
+/* Trains on generated lines (about 1.5 MB) with the given memory cap and
+** threads; returns the model. */
+static bp_model *train_generated(uint64_t max_memory, int threads) {
+  bp_train_options options;
+  bp_train_options_init(&options);
+  options.vocab_size = 2000;
+  options.min_count = 3;
+  options.max_memory = max_memory;
+  options.threads = threads;
+  bp_trainer *t;
+  bp_error err;
+  if (bp_trainer_new(&options, &t, &err) != BP_OK) return NULL;
+  static const char *words[] = {"alpha", "beta", "gamma", "delta", "的", "数据", "模型",
+                                "token", "piece", "= 1;", "\n", " ", "训练", "x"};
+  uint64_t state = 12345;
+  for (int doc = 0; doc < 3000; doc++) {
+    char text[1024];
+    size_t n = 0;
+    for (int w = 0; w < 60; w++) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      const char *word = words[(state >> 33) % (sizeof words / sizeof words[0])];
+      size_t k = strlen(word);
+      memcpy(text + n, word, k);
+      n += k;
+      n += (size_t)snprintf(text + n, sizeof text - n, "%u", (unsigned)(state >> 60));
+    }
+    bp_trainer_add(t, text, n, BP_INPUT_TEXT, &err);
+  }
+  bp_model *m = NULL;
+  bp_trainer_finish(t, &m, &err);
+  bp_trainer_free(t);
+  return m;
+}
+
+static void test_training_spill_and_threads(void) {
+  /* 200 KB forces every spill path: chunks to a file, n-grams in several
+  ** partitions, pieces to buckets. The model is the same. */
+  bp_model *plain = train_generated(0, 1);
+  bp_model *spilled = train_generated(200 * 1024, 1);
+  bp_model *threaded = train_generated(200 * 1024, 3);
+  CHECK(plain && spilled && threaded);
+  if (plain && spilled && threaded) {
+    CHECK(bp_model_vocab_size(plain) > 300);
+    CHECK(memcmp(bp_model_digest(plain), bp_model_digest(spilled), 32) == 0);
+    CHECK(memcmp(bp_model_digest(plain), bp_model_digest(threaded), 32) == 0);
+  }
+  bp_model_release(plain);
+  bp_model_release(spilled);
+  bp_model_release(threaded);
+}
+
 static void test_model_validation(void) {
   bp_model *m;
   bp_error err;
@@ -352,6 +403,7 @@ int main(void) {
   test_sampler();
   test_model_validation();
   test_training();
+  test_training_spill_and_threads();
   test_json_round_trip();
   test_json_errors();
   test_normalization();
