@@ -44,20 +44,23 @@ $(SHARED): $(LIB_OBJECTS) $(EXT_OBJECTS)
 $(BUILD)/unit_tests: tests/unit/unit_tests.c $(BUILD)/libbytepiece.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbytepiece.a $(LIBS)
 
+$(BUILD)/sql_interrupt_test: tests/unit/sql_interrupt_test.c
+	$(CC) $(ALL_CFLAGS) -o $@ $< -lsqlite3 -lpthread
+
 $(BUILD)/bench_encode: tests/bench/bench_encode.c $(BUILD)/libbytepiece.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbytepiece.a -lsqlite3 $(LIBS)
 
-test: all $(BUILD)/unit_tests
-	@tests/run $(BUILD)/unit_tests ./$(SHARED)
+test: all $(BUILD)/unit_tests $(BUILD)/sql_interrupt_test
+	@tests/run $(BUILD) ./$(SHARED)
 
 # Sanitizers: a separate build tree, the same tests. The extension is loaded
 # into tclsh, so the ASan runtime is preloaded.
 test-sanitize:
 	$(MAKE) BUILD=build-sanitize SHARED=build-sanitize/bytepiece.so \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  build-sanitize/bytepiece.so build-sanitize/unit_tests
+	  build-sanitize/bytepiece.so build-sanitize/unit_tests build-sanitize/sql_interrupt_test
 	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	  tests/run build-sanitize/unit_tests build-sanitize/bytepiece.so
+	  tests/run build-sanitize build-sanitize/bytepiece.so
 
 bench: all $(BUILD)/bench_encode
 	@SHARED_DATA=$(SHARED_DATA) PYTHON=$(PYTHON) tests/bench/bench.sh $(BUILD)/bench_encode ./$(SHARED)

@@ -90,6 +90,7 @@ typedef struct training {
   sqlite3 *db;
   double started;  /* seconds, monotonic */
   const char *last_phase;
+  double phase_started, last_report;
   int failed;
 } training;
 
@@ -108,11 +109,23 @@ static int interrupted(sqlite3 *db) {
   return sqlite3_exec(db, "SELECT 1", NULL, NULL, NULL) == SQLITE_INTERRUPT;
 }
 
+/* Reports the phase, the share of it done and its rate on stderr (at most
+** once a second), when asked to; and stops on sqlite3_interrupt(). */
 static int training_progress(void *context, const char *phase, double done) {
   training *t = context;
-  if (t->options.progress && phase != t->last_phase) {
-    fprintf(stderr, "bp_train: %.1f s: %s\n", seconds_now() - t->started, phase);
-    t->last_phase = phase;
+  if (t->options.progress) {
+    double now = seconds_now();
+    if (phase != t->last_phase) {
+      t->last_phase = phase;
+      t->phase_started = now;
+      t->last_report = now;
+      fprintf(stderr, "bp_train: %.1f s: %s\n", now - t->started, phase);
+    } else if (now - t->last_report >= 1.0 && now > t->phase_started) {
+      t->last_report = now;
+      double megabytes = done * (double)bp_trainer_bytes(t->trainer) / 1e6;
+      fprintf(stderr, "bp_train: %.1f s: %s %.0f%% (%.1f MB/s)\n", now - t->started, phase,
+              100 * done, megabytes / (now - t->phase_started));
+    }
   }
   return interrupted(t->db);
 }

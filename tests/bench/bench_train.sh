@@ -16,6 +16,9 @@ sizes=${BENCH_VOCAB_SIZES:-8000 32000}
 threads_list=${BENCH_THREADS:-1 2}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# A copy, so that rebuilding during a long run cannot disturb it.
+cp "$extension" "$work/bytepiece.so"
+extension=$work/bytepiece.so
 
 measure() { # prints "seconds peak_kb" of a command, its output discarded
   /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/stderr" || {
@@ -23,9 +26,21 @@ measure() { # prints "seconds peak_kb" of a command, its output discarded
   cat "$work/time"
 }
 
-row() { # label seconds peak_kb bytes tokens
-  awk -v l="$1" -v s="$2" -v kb="$3" -v b="$4" -v t="$5" 'BEGIN {
-    printf "  %-34s %8.1f s %8.0f MB %8.3f bytes/token\n", l, s, kb / 1024, b / t }'
+row() { # label seconds peak_kb bytes tokens vocab_size
+  awk -v l="$1" -v s="$2" -v kb="$3" -v b="$4" -v t="$5" -v v="$6" 'BEGIN {
+    printf "  %-40s %7.1f s %6.0f MB peak %7.3f bytes/token  vocab %d\n", l, s, kb / 1024, b / t, v }'
+}
+
+# bp_train with `options` on corpus db: prints "seconds peak_kb bytes tokens vocab_size".
+train_bytepiece() {
+  local db=$1 options=$2
+  read -r s kb < <(measure sqlite3 "$db" ".load $extension" \
+    "INSERT INTO bp_models(name, model) SELECT 'trained', bp_train(text, '$options') FROM corpus")
+  read -r bytes tokens vocab < <(sqlite3 "$db" ".load $extension" \
+    "SELECT sum(length(CAST(text AS BLOB))), sum(bp_count(text, 'trained')),
+            (SELECT vocab_size FROM bp_models WHERE name = 'trained') FROM corpus;
+     DELETE FROM bp_models WHERE name = 'trained';" | tr '|' ' ')
+  echo "$s $kb $bytes $tokens $vocab"
 }
 
 for corpus in $corpora; do
@@ -47,12 +62,8 @@ SQL
     for threads in $threads_list; do
       echo "$corpus ($megabytes MB), vocab_size $size, $threads thread(s)"
       options="{\"order\": 6, \"vocab_size\": $size, \"min_count\": 8, \"threads\": $threads}"
-      read -r s kb < <(measure sqlite3 "$db" ".load $extension" \
-        "INSERT INTO bp_models(name, model) SELECT 'trained', bp_train(text, '$options') FROM corpus")
-      read -r bytes tokens < <(sqlite3 "$db" ".load $extension" \
-        "SELECT sum(length(CAST(text AS BLOB))), sum(bp_count(text, 'trained')) FROM corpus;
-         DELETE FROM bp_models WHERE name = 'trained';" | tr '|' ' ')
-      row "bytepiece bp_train" "$s" "$kb" "$bytes" "$tokens"
+      read -r s kb bytes tokens vocab < <(train_bytepiece "$db" "$options")
+      row "bytepiece bp_train" "$s" "$kb" "$bytes" "$tokens" "$vocab"
       for type in unigram bpe; do
         prefix=$work/sp_${corpus}_${size}_$type
         read -r s kb < <(measure spm_train --input="$work/$corpus.txt" --model_prefix="$prefix" \
@@ -60,8 +71,15 @@ SQL
           --byte_fallback=true --num_threads="$threads" --max_sentence_length=100000 \
           --minloglevel=2)
         read -r _ bytes tokens < <($python "$here/sp_tokens.py" "$db" "$prefix.model")
-        row "SentencePiece spm_train $type" "$s" "$kb" "$bytes" "$tokens"
+        row "SentencePiece spm_train $type" "$s" "$kb" "$bytes" "$tokens" "$size"
       done
     done
   done
+  # Within a memory cap: spills to temporary files, the same model.
+  cap=${BENCH_MAX_MEMORY:-64}
+  size=${sizes%% *}
+  echo "$corpus ($megabytes MB), vocab_size $size, 1 thread, max_memory $cap MB"
+  options="{\"order\": 6, \"vocab_size\": $size, \"min_count\": 8, \"max_memory\": $cap}"
+  read -r s kb bytes tokens vocab < <(train_bytepiece "$db" "$options")
+  row "bytepiece bp_train, max_memory $cap" "$s" "$kb" "$bytes" "$tokens" "$vocab"
 done
