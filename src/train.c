@@ -556,6 +556,11 @@ typedef struct ngram_pass {
   ngram_share shares[MAX_THREADS];
 } ngram_pass;
 
+/* Progress phases, one per n-gram length counted. */
+static const char *const counting_phase[MAX_ORDER + 1] = {
+    "", "", "counting 1- and 2-grams", "counting 3-grams", "counting 4-grams",
+    "counting 5-grams", "counting 6-grams", "counting 7-grams"};
+
 static uint64_t partition_of(uint64_t key, uint64_t partitions) {
   return (mix64(key) >> 32) % partitions;
 }
@@ -605,7 +610,7 @@ static int count_ngram_share(work *w, int index, bp_error *err) {
       }
     }
     if ((i - begin) % 4096 == 4095 &&
-        should_stop(w, index, "counting n-grams", (double)(i - begin) / (double)(end - begin)))
+        should_stop(w, index, counting_phase[n], (double)(i - begin) / (double)(end - begin)))
       return bp_fail(err, BP_INTERRUPT, "interrupted");
   }
   return BP_OK;
@@ -655,7 +660,8 @@ static int count_ngrams(bp_trainer *t, bp_error *err) {
   memset(pass, 0, sizeof *pass);
   pass->n = 2;
   pass->partitions = 1;
-  int rc = for_each_chunk_block(t, count_ngram_block, pass, err);
+  int rc = report(t, counting_phase[2], 0) ? bp_fail(err, BP_INTERRUPT, "interrupted")
+                                           : for_each_chunk_block(t, count_ngram_block, pass, err);
   for (int s = 0; s < t->options.threads; s++) {
     ngram_share *part = &pass->shares[s];
     if (rc == BP_OK) {
@@ -671,6 +677,10 @@ static int count_ngrams(bp_trainer *t, bp_error *err) {
     part->counts2 = NULL;
   }
   for (int n = 3; n <= order && rc == BP_OK; n++) {
+    if (report(t, counting_phase[n], 0)) {
+      rc = bp_fail(err, BP_INTERRUPT, "interrupted");
+      break;
+    }
     for (uint64_t partitions = 1;; partitions *= 2) {
       ngram_table kept = {0};
       rc = ngram_table_init(&kept, 4096) ? BP_OK : bp_fail_nomem(err);
@@ -1198,8 +1208,6 @@ int bp_trainer_finish(bp_trainer *t, bp_model **model, bp_error *err) {
   const char *interrupted = "interrupted";
   /* Once some chunks are in the file, all go there. */
   int rc = t->chunk_file ? spill_chunks(t, err) : BP_OK;
-  if (rc == BP_OK && report(t, "counting n-grams", 0))
-    rc = bp_fail(err, BP_INTERRUPT, "%s", interrupted);
   if (rc == BP_OK) rc = count_ngrams(t, err);
   if (rc == BP_OK) rc = prune_ngrams(t, err);
   if (rc == BP_OK && report(t, "segmenting", 0)) rc = bp_fail(err, BP_INTERRUPT, "%s", interrupted);
