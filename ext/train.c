@@ -29,56 +29,64 @@ typedef struct train_options {
   int progress; /* report on stderr */
 } train_options;
 
+enum train_key {
+  KEY_ORDER, KEY_VOCAB_SIZE, KEY_MAX_PIECE_LENGTH, KEY_MIN_COUNT,
+  KEY_ISOLATE_DIGITS, KEY_ENSURE_UNICODE, KEY_THREADS, KEY_MAX_MEMORY, KEY_PROGRESS
+};
+
+static const struct {
+  const char *name;
+  enum train_key key;
+  int is_boolean;
+  sqlite3_int64 low, high;
+} train_keys[] = {
+    {"order", KEY_ORDER, 0, 1, 7},
+    {"vocab_size", KEY_VOCAB_SIZE, 0, 259, 1 << 30},
+    {"max_piece_length", KEY_MAX_PIECE_LENGTH, 0, 1, BP_MAX_PIECE_BYTES},
+    {"min_count", KEY_MIN_COUNT, 0, 1, INT64_MAX},
+    {"isolate_digits", KEY_ISOLATE_DIGITS, 1, 0, 1},
+    {"ensure_unicode", KEY_ENSURE_UNICODE, 1, 0, 1},
+    {"threads", KEY_THREADS, 0, 1, 64},
+    {"max_memory", KEY_MAX_MEMORY, 0, 0, 1 << 22},
+    {"progress", KEY_PROGRESS, 1, 0, 1},
+};
+
 static int apply_train_option(void *target, const char *key, const char *type,
                               sqlite3_value *atom, char **message) {
   train_options *o = target;
   bool integer = strcmp(type, "integer") == 0;
-  bool boolean = strcmp(type, "true") == 0 || strcmp(type, "false") == 0 ||
-                 (integer && (sqlite3_value_int64(atom) == 0 || sqlite3_value_int64(atom) == 1));
   sqlite3_int64 v = integer ? sqlite3_value_int64(atom) : strcmp(type, "true") == 0;
-  static const struct {
-    const char *key;
-    int is_boolean;
-    sqlite3_int64 low, high;
-  } keys[] = {
-      {"order", 0, 1, 7},
-      {"vocab_size", 0, 259, 1 << 30},
-      {"max_piece_length", 0, 1, BP_MAX_PIECE_BYTES},
-      {"min_count", 0, 1, INT64_MAX},
-      {"isolate_digits", 1, 0, 1},
-      {"ensure_unicode", 1, 0, 1},
-      {"progress", 1, 0, 1},
-      {"threads", 0, 1, 64},
-      {"max_memory", 0, 0, 1 << 22},
-  };
-  size_t k = 0;
-  while (k < sizeof keys / sizeof keys[0] && strcmp(keys[k].key, key) != 0) k++;
-  if (k == sizeof keys / sizeof keys[0]) {
+  /* SQL spells true and false 1 and 0 (json_object('progress', 1)). */
+  bool boolean = strcmp(type, "true") == 0 || strcmp(type, "false") == 0 ||
+                 (integer && (v == 0 || v == 1));
+  size_t k = 0, keys = sizeof train_keys / sizeof train_keys[0];
+  while (k < keys && strcmp(train_keys[k].name, key) != 0) k++;
+  if (k == keys) {
     *message = sqlite3_mprintf("unknown option '%s' (expected order, vocab_size, "
                                "max_piece_length, min_count, isolate_digits, "
                                "ensure_unicode, threads, max_memory, progress)", key);
     return 1;
   }
-  if (keys[k].is_boolean ? !boolean : !integer) {
+  if (train_keys[k].is_boolean ? !boolean : !integer) {
     *message = sqlite3_mprintf("option '%s' must be %s, not %s", key,
-                               keys[k].is_boolean ? "true or false" : "an integer", type);
+                               train_keys[k].is_boolean ? "true or false" : "an integer", type);
     return 1;
   }
-  if (v < keys[k].low || v > keys[k].high) {
+  if (v < train_keys[k].low || v > train_keys[k].high) {
     *message = sqlite3_mprintf("option '%s' must be from %lld to %lld, not %lld", key,
-                               keys[k].low, keys[k].high, v);
+                               train_keys[k].low, train_keys[k].high, v);
     return 1;
   }
-  switch (k) {
-    case 0: o->library.order = (int)v; break;
-    case 1: o->library.vocab_size = (uint32_t)v; break;
-    case 2: o->library.max_piece_length = (int)v; break;
-    case 3: o->library.min_count = (uint64_t)v; break;
-    case 4: o->library.isolate_digits = (int)v; break;
-    case 5: o->library.ensure_unicode = (int)v; break;
-    case 6: o->progress = (int)v; break;
-    case 7: o->library.threads = (int)v; break;
-    default: o->library.max_memory = (uint64_t)v << 20; break;
+  switch (train_keys[k].key) {
+    case KEY_ORDER: o->library.order = (int)v; break;
+    case KEY_VOCAB_SIZE: o->library.vocab_size = (uint32_t)v; break;
+    case KEY_MAX_PIECE_LENGTH: o->library.max_piece_length = (int)v; break;
+    case KEY_MIN_COUNT: o->library.min_count = (uint64_t)v; break;
+    case KEY_ISOLATE_DIGITS: o->library.isolate_digits = (int)v; break;
+    case KEY_ENSURE_UNICODE: o->library.ensure_unicode = (int)v; break;
+    case KEY_THREADS: o->library.threads = (int)v; break;
+    case KEY_MAX_MEMORY: o->library.max_memory = (uint64_t)v << 20; break;
+    case KEY_PROGRESS: o->progress = (int)v; break;
   }
   return 0;
 }
