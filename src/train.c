@@ -595,8 +595,21 @@ static int count_ngram_share(work *w, int index, bp_error *err) {
       /* Whether the (n-1)-gram ending at the previous byte is frequent: it
       ** is the first n - 1 bytes of the n-gram ending here. */
       bool previous_frequent = false;
+      /* The key a few bytes ahead, whose slots are fetched early: lookups
+      ** in big tables are cache misses. */
+      enum { AHEAD = 4 };
+      uint64_t ahead = 0;
+      for (size_t e = 0; e < AHEAD && e < c->length; e++) ahead = ahead << 8 | chunk[e];
+      const ngram_table *shorter_table = n > 3 ? &t->tables[n - 1] : NULL;
       for (size_t e = 0; e < c->length; e++) {
         rolling = rolling << 8 | chunk[e];
+        if (e + AHEAD < c->length) {
+          ahead = ahead << 8 | chunk[e + AHEAD];
+          if (shorter_table)
+            __builtin_prefetch(&shorter_table->slots[mix64(ahead & shorter) &
+                                                     (shorter_table->capacity - 1)]);
+          __builtin_prefetch(&mine->table.slots[mix64(ahead & mask) & (mine->table.capacity - 1)]);
+        }
         if (e + 2 < (size_t)n) continue;
         bool frequent = ngram_count(t, n - 1, rolling & shorter) >= min_count;
         if (e + 1 >= (size_t)n && frequent && previous_frequent &&
@@ -795,6 +808,12 @@ static int segment_chunk(bp_trainer *t, const uint8_t *chunk, size_t len,
   uint64_t rolling = 0;
   for (size_t i = 0; i < len; i++) {
     rolling = rolling << 8 | chunk[i];
+    /* The longer n-grams' slots are likely cache misses: ask for them all
+    ** at once rather than one after another. */
+    for (int n = 3; n <= order; n++) {
+      const ngram_table *table = &t->tables[n];
+      __builtin_prefetch(&table->slots[mix64(rolling & ngram_mask(n)) & (table->capacity - 1)]);
+    }
     /* An n-gram whose last n - 1 bytes were pruned was pruned too: once one
     ** is missing, so are all the longer ones ending here. */
     bool missing = false;
