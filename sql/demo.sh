@@ -32,12 +32,9 @@ INSERT INTO docs(source, body)
     AND length(data) < 100000;
 SQL
 if [ -f "$shared/corpora/mix_small.jsonl" ]; then
-  sqlite3 "$db" <<SQL
-.separator "$(printf '\036')" "\n"
-CREATE TEMP TABLE lines(line TEXT);
-.import '$shared/corpora/mix_small.jsonl' lines
-INSERT INTO docs(source, body) SELECT 'mix_small', json_extract(line, '\$.text') FROM lines;
-SQL
+  sqlite3 "$db" "DROP TABLE IF EXISTS mix_small"
+  "$here/load_jsonl.sh" "$db" "$shared/corpora/mix_small.jsonl" mix_small
+  sqlite3 "$db" "INSERT INTO docs(source, body) SELECT 'mix_small', text FROM mix_small; DROP TABLE mix_small;"
 fi
 # Keep only text that is valid UTF-8, as TEXT must be.
 sqlite3 "$db" "DELETE FROM docs WHERE body IS NULL OR length(body) = 0 OR CAST(body AS BLOB) <> CAST(CAST(CAST(body AS BLOB) AS TEXT) AS BLOB)"

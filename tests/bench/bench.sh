@@ -16,16 +16,11 @@ models=$shared/models
 [ -f "$corpus" ] || { echo "bench: $corpus not found" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# A copy, so that rebuilding during a run cannot disturb it.
+cp "$extension" "$work/bytepiece.so"
+extension=$work/bytepiece.so
 db=$work/bench.db
-sqlite3 "$db" <<SQL
-.separator "$(printf '\036')" "\n"
-CREATE TABLE lines(line TEXT);
-.import '$corpus' lines
-CREATE TABLE corpus(text TEXT);
-INSERT INTO corpus SELECT json_extract(line, '\$.text') FROM lines;
-DROP TABLE lines;
-VACUUM;
-SQL
+"$here/../../sql/load_jsonl.sh" "$db" "$corpus" corpus
 
 line() { # label seconds megabytes tokens rss reference_seconds
   awk -v label="$1" -v s="$2" -v mb="$3" -v tok="$4" -v rss="$5" -v ref="$6" 'BEGIN {
