@@ -11,10 +11,19 @@
 */
 #include "binding.h"
 
+#include <pthread.h>
+
 SQLITE_EXTENSION_INIT1
 
 static void *sqlite_malloc(size_t n) { return sqlite3_malloc64(n); }
 static void *sqlite_realloc(void *p, size_t n) { return sqlite3_realloc64(p, n); }
+
+/* Once per process: connections opened on several threads load the
+** extension each. */
+static pthread_once_t allocator_once = PTHREAD_ONCE_INIT;
+static void use_sqlite_allocator(void) {
+  bp_set_allocator(sqlite_malloc, sqlite_realloc, sqlite3_free);
+}
 
 #ifdef _WIN32
 __declspec(dllexport)
@@ -22,7 +31,7 @@ __declspec(dllexport)
 int sqlite3_bytepiece_init(sqlite3 *db, char **error,
                            const sqlite3_api_routines *api) {
   SQLITE_EXTENSION_INIT2(api);
-  bp_set_allocator(sqlite_malloc, sqlite_realloc, sqlite3_free);
+  pthread_once(&allocator_once, use_sqlite_allocator);
   bp_connection *connection = bp_connection_new(db);
   if (!connection) return SQLITE_NOMEM;
   /* The module owns the connection state and frees it when db closes. */
