@@ -47,15 +47,7 @@ for corpus in $corpora; do
   jsonl=$shared/corpora/$corpus.jsonl
   [ -f "$jsonl" ] || { echo "bench-train: $jsonl not found" >&2; continue; }
   db=$work/$corpus.db
-  sqlite3 "$db" <<SQL
-.separator "$(printf '\036')" "\n"
-CREATE TABLE lines(line TEXT);
-.import '$jsonl' lines
-CREATE TABLE corpus(text TEXT);
-INSERT INTO corpus SELECT json_extract(line, '\$.text') FROM lines;
-DROP TABLE lines;
-VACUUM;
-SQL
+  "$here/../../sql/load_jsonl.sh" "$db" "$jsonl" corpus
   sqlite3 "$db" "SELECT text FROM corpus" > "$work/$corpus.txt"
   megabytes=$(sqlite3 "$db" "SELECT printf('%.1f', sum(length(CAST(text AS BLOB))) / 1e6) FROM corpus")
   for size in $sizes; do
