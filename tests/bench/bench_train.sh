@@ -56,6 +56,8 @@ for corpus in $corpora; do
       options="{\"order\": 6, \"vocab_size\": $size, \"min_count\": 8, \"threads\": $threads}"
       read -r s kb bytes tokens vocab < <(train_bytepiece "$db" "$options")
       row "bytepiece bp_train" "$s" "$kb" "$bytes" "$tokens" "$vocab"
+      command -v spm_train >/dev/null ||
+        { echo "  (spm_train not installed: apt-get install sentencepiece python3-sentencepiece)"; continue; }
       for type in unigram bpe; do
         prefix=$work/sp_${corpus}_${size}_$type
         read -r s kb < <(measure spm_train --input="$work/$corpus.txt" --model_prefix="$prefix" \
