@@ -1,11 +1,12 @@
 /*
 ** binding.h: what the files of the SQLite binding share.
 **
-** The binding has four parts: registry.c (the bp_models table, the store
+** The binding has five parts: registry.c (the bp_models table, the store
 ** behind it, and turning a model argument into a compiled bp_model, shared
 ** across connections), functions.c (the scalar functions), tables.c (the
-** bp_tokens and bp_vocab table-valued functions) and bytepiece.c (the entry
-** point). The tokenizer itself is the plain C library in ../src.
+** bp_tokens and bp_vocab table-valued functions), train.c (bp_train and
+** bp_model_shrink) and bytepiece.c (the entry point). The tokenizer itself
+** is the plain C library in ../src.
 */
 #ifndef BYTEPIECE_BINDING_H
 #define BYTEPIECE_BINDING_H

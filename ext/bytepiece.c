@@ -7,7 +7,7 @@
 **
 ** Routes the library's allocations through SQLite's allocator, creates the
 ** per-connection state, and registers the bp_models table, the scalar
-** functions and the table-valued functions.
+** functions, the table-valued functions and training.
 */
 #include "binding.h"
 
