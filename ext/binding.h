@@ -1,11 +1,12 @@
 /*
 ** binding.h: what the files of the SQLite binding share.
 **
-** The binding has five parts: registry.c (the bp_models table, the store
+** The binding has six parts: registry.c (the bp_models table, the store
 ** behind it, and turning a model argument into a compiled bp_model, shared
 ** across connections), functions.c (the scalar functions), tables.c (the
-** bp_tokens and bp_vocab table-valued functions), train.c (bp_train and
-** bp_model_shrink) and bytepiece.c (the entry point). The tokenizer itself
+** bp_tokens, bp_vocab and bp_chunks table-valued functions), train.c
+** (bp_train and bp_model_shrink), analytics.c (bp_truncate, bp_stats) and
+** bytepiece.c (the entry point). The tokenizer itself
 ** is the plain C library in ../src.
 */
 #ifndef BYTEPIECE_BINDING_H
@@ -17,6 +18,8 @@ extern const sqlite3_api_routines *sqlite3_api;
 #endif
 
 #include "bytepiece.h"
+
+#include <stdbool.h>
 
 /* Per-connection state: which compiled model each name resolves to. */
 typedef struct bp_connection bp_connection;
@@ -37,11 +40,28 @@ int bp_resolve_model(bp_connection *connection, sqlite3_value *argument,
 /* How many models this process compiled, and how many it holds now. */
 void bp_registry_statistics(long *compiled, int *shared);
 
+/* Text as it is segmented (the NFC form of TEXT), its tokens, and where
+** each token ends: what bp_truncate and bp_chunks cut. */
+typedef struct bp_segmented {
+  const char *bytes;  /* the segmented text */
+  size_t length;
+  char *normalized;   /* owned, when NFC changed the text */
+  int is_text;
+  bp_ids ids;
+  size_t *ends;       /* ends[i]: the byte offset where token i ends */
+} bp_segmented;
+int bp_segment_text(const bp_model *model, const char *text, size_t len, int input,
+                    bp_segmented *s, bp_error *err);
+/* True where text may be cut: a character boundary (any byte of a BLOB). */
+bool bp_segmented_can_cut(const bp_segmented *s, size_t offset);
+void bp_segmented_free(bp_segmented *s);
+
 /* Registration, each returning an SQLite result code. */
 int bp_register_models_table(sqlite3 *db, bp_connection *connection);
 int bp_register_functions(sqlite3 *db, bp_connection *connection);
 int bp_register_tables(sqlite3 *db, bp_connection *connection);
 int bp_register_training(sqlite3 *db, bp_connection *connection);
+int bp_register_analytics(sqlite3 *db, bp_connection *connection);
 
 /* Reports an error on ctx: a library error prefixed with the function name,
 ** or a formatted message with an SQLite result code. */

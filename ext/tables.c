@@ -260,6 +260,198 @@ static sqlite3_module tokens_module = {
     NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
 };
 
+/* ---- bp_chunks ------------------------------------------------------------- */
+
+enum {
+  CHUNKS_CHUNK, CHUNKS_TEXT, CHUNKS_TOKENS, CHUNKS_START, CHUNKS_END,
+  CHUNKS_INPUT, CHUNKS_MAX_TOKENS, CHUNKS_MODEL, CHUNKS_OVERLAP
+};
+
+typedef struct chunks_cursor {
+  sqlite3_vtab_cursor base;
+  bp_segmented text;
+  size_t *first, *last; /* token range of each chunk: [first, last) */
+  size_t count, current;
+} chunks_cursor;
+
+static int chunks_connect(sqlite3 *db, void *aux, int argc,
+                          const char *const *argv, sqlite3_vtab **vtab,
+                          char **error) {
+  (void)argc; (void)argv; (void)error;
+  return connect_function_table(db, aux,
+      "CREATE TABLE x(chunk INTEGER, text TEXT, tokens INTEGER, start INTEGER, "
+      "\"end\" INTEGER, input HIDDEN, max_tokens HIDDEN, model HIDDEN, overlap HIDDEN)",
+      vtab);
+}
+
+static int chunks_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
+  (void)vtab;
+  int rc = plan_arguments(info, CHUNKS_INPUT, CHUNKS_OVERLAP);
+  if (rc != SQLITE_OK) return rc;
+  info->estimatedCost = 1000;
+  info->estimatedRows = 100;
+  if (info->nOrderBy == 1 && info->aOrderBy[0].iColumn == CHUNKS_CHUNK &&
+      !info->aOrderBy[0].desc)
+    info->orderByConsumed = 1;
+  return SQLITE_OK;
+}
+
+static int chunks_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **cursor) {
+  (void)vtab;
+  return open_cursor(sizeof(chunks_cursor), cursor);
+}
+
+static void chunks_reset(chunks_cursor *c) {
+  bp_segmented_free(&c->text);
+  sqlite3_free(c->first);
+  sqlite3_free(c->last);
+  c->first = c->last = NULL;
+  c->count = c->current = 0;
+}
+
+static int chunks_close(sqlite3_vtab_cursor *cursor) {
+  chunks_reset((chunks_cursor *)cursor);
+  sqlite3_free(cursor);
+  return SQLITE_OK;
+}
+
+/* Cuts the tokens into chunks of at most `budget` tokens: each ends at the
+** last line end (a newline followed by other text) that fits, else at the
+** last token that fits and ends a character; a chunk is longer only when a
+** single character takes more tokens than the budget. The next chunk starts
+** `overlap` tokens before the previous end (moved forward to a character). */
+static int plan_chunks(chunks_cursor *c, size_t budget, size_t overlap) {
+  const bp_segmented *s = &c->text;
+  size_t n = s->ids.count, capacity = n ? n : 1;
+  c->first = sqlite3_malloc64(capacity * sizeof *c->first);
+  c->last = sqlite3_malloc64(capacity * sizeof *c->last);
+  if (!c->first || !c->last) return SQLITE_NOMEM;
+  size_t i = 0;
+  while (i < n) {
+    size_t limit = i + budget < n ? i + budget : n, j = 0;
+    for (size_t k = limit; k > i && !j; k--)
+      if (s->bytes[s->ends[k - 1] - 1] == '\n' &&
+          (s->ends[k - 1] == s->length || s->bytes[s->ends[k - 1]] != '\n'))
+        j = k;
+    if (!j) {
+      j = limit;
+      while (j > i && !bp_segmented_can_cut(s, s->ends[j - 1])) j--;
+      if (j == i) { /* one character longer than the budget */
+        j = limit;
+        while (j < n && !bp_segmented_can_cut(s, s->ends[j - 1])) j++;
+      }
+    }
+    c->first[c->count] = i;
+    c->last[c->count++] = j;
+    if (j >= n) break;
+    size_t next = j > overlap ? j - overlap : 0;
+    if (next <= i) next = i + 1;
+    while (next < j && !bp_segmented_can_cut(s, s->ends[next - 1])) next++;
+    i = next;
+  }
+  return SQLITE_OK;
+}
+
+static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
+                         const char *idx_str, int argc, sqlite3_value **argv) {
+  (void)idx_str; (void)argc;
+  chunks_cursor *c = (chunks_cursor *)cursor;
+  function_table *t = (function_table *)cursor->pVtab;
+  chunks_reset(c);
+  sqlite3_value *given[4] = {NULL, NULL, NULL, NULL};
+  for (int k = 0, next = 0; k < 4; k++)
+    if (idx_num & (1 << k)) given[k] = argv[next++];
+  if (!given[0] || !given[1])
+    return set_error(cursor->pVtab, sqlite3_mprintf(
+        "bp_chunks: the text and max_tokens arguments are required, as in "
+        "bp_chunks('some text', 256, 'model')"));
+  int type = sqlite3_value_type(given[0]);
+  if (type == SQLITE_NULL) return SQLITE_OK;
+  if (type != SQLITE_TEXT && type != SQLITE_BLOB)
+    return set_error(cursor->pVtab, sqlite3_mprintf(
+        "bp_chunks: argument 1 must be TEXT or BLOB, not %s", bp_type_name(given[0])));
+  if (sqlite3_value_type(given[1]) != SQLITE_INTEGER || sqlite3_value_int64(given[1]) < 1)
+    return set_error(cursor->pVtab, sqlite3_mprintf(
+        "bp_chunks: argument 2 (max_tokens) must be an INTEGER of 1 or more"));
+  sqlite3_int64 overlap = 0;
+  if (given[3] && sqlite3_value_type(given[3]) != SQLITE_NULL) {
+    overlap = sqlite3_value_int64(given[3]);
+    if (sqlite3_value_type(given[3]) != SQLITE_INTEGER || overlap < 0 ||
+        overlap >= sqlite3_value_int64(given[1]))
+      return set_error(cursor->pVtab, sqlite3_mprintf(
+          "bp_chunks: argument 4 (overlap) must be an INTEGER from 0 to max_tokens - 1"));
+  }
+  bp_model *model;
+  char *message;
+  int rc = bp_resolve_model(t->connection, given[2], "bp_chunks", NULL, &message, &model);
+  if (rc != SQLITE_OK) return rc == SQLITE_NOMEM ? rc : set_error(cursor->pVtab, message);
+  const char *text = type == SQLITE_TEXT ? (const char *)sqlite3_value_text(given[0])
+                                         : (const char *)sqlite3_value_blob(given[0]);
+  size_t len = (size_t)sqlite3_value_bytes(given[0]);
+  bp_error err;
+  rc = bp_segment_text(model, text ? text : "", len,
+                       type == SQLITE_TEXT ? BP_INPUT_TEXT : BP_INPUT_BYTES, &c->text, &err);
+  bp_model_release(model);
+  if (rc != BP_OK)
+    return rc == BP_NOMEM ? SQLITE_NOMEM : set_error(cursor->pVtab,
+        sqlite3_mprintf("bp_chunks: %s", err.message));
+  return plan_chunks(c, (size_t)sqlite3_value_int64(given[1]), (size_t)overlap);
+}
+
+static int chunks_next(sqlite3_vtab_cursor *cursor) {
+  ((chunks_cursor *)cursor)->current++;
+  return SQLITE_OK;
+}
+
+static int chunks_eof(sqlite3_vtab_cursor *cursor) {
+  chunks_cursor *c = (chunks_cursor *)cursor;
+  return c->current >= c->count;
+}
+
+static int chunks_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx,
+                         int column) {
+  chunks_cursor *c = (chunks_cursor *)cursor;
+  size_t first = c->first[c->current], last = c->last[c->current];
+  size_t start = first ? c->text.ends[first - 1] : 0, end = c->text.ends[last - 1];
+  switch (column) {
+    case CHUNKS_CHUNK: sqlite3_result_int64(ctx, (sqlite3_int64)c->current); break;
+    case CHUNKS_TEXT:
+      if (c->text.is_text)
+        sqlite3_result_text64(ctx, c->text.bytes + start, end - start, SQLITE_TRANSIENT,
+                              SQLITE_UTF8);
+      else
+        sqlite3_result_blob64(ctx, c->text.bytes + start, end - start, SQLITE_TRANSIENT);
+      break;
+    case CHUNKS_TOKENS: sqlite3_result_int64(ctx, (sqlite3_int64)(last - first)); break;
+    case CHUNKS_START: sqlite3_result_int64(ctx, (sqlite3_int64)start); break;
+    case CHUNKS_END: sqlite3_result_int64(ctx, (sqlite3_int64)end); break;
+    default: break;
+  }
+  return SQLITE_OK;
+}
+
+static int chunks_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
+  *rowid = (sqlite3_int64)((chunks_cursor *)cursor)->current;
+  return SQLITE_OK;
+}
+
+static sqlite3_module chunks_module = {
+    0,                 /* iVersion */
+    NULL,              /* xCreate: eponymous only */
+    chunks_connect,    /* xConnect */
+    chunks_best_index, /* xBestIndex */
+    disconnect_function_table, /* xDisconnect */
+    NULL,              /* xDestroy */
+    chunks_open,       /* xOpen */
+    chunks_close,      /* xClose */
+    chunks_filter,     /* xFilter */
+    chunks_next,       /* xNext */
+    chunks_eof,        /* xEof */
+    chunks_column,     /* xColumn */
+    chunks_rowid,      /* xRowid */
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+};
+
 /* ---- bp_vocab ------------------------------------------------------------- */
 
 enum { VOCAB_ID, VOCAB_PIECE, VOCAB_TEXT, VOCAB_COUNT, VOCAB_SCORE, VOCAB_MODEL };
@@ -405,5 +597,7 @@ int bp_register_tables(sqlite3 *db, bp_connection *connection) {
   int rc = sqlite3_create_module(db, "bp_tokens", &tokens_module, connection);
   if (rc == SQLITE_OK)
     rc = sqlite3_create_module(db, "bp_vocab", &vocab_module, connection);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_create_module(db, "bp_chunks", &chunks_module, connection);
   return rc;
 }

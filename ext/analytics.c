@@ -1,0 +1,198 @@
+/*
+** analytics.c: token budgets and corpus statistics.
+**
+**     SELECT bp_truncate(body, 512, 'zh80k') FROM docs;  -- at most 512 tokens
+**     SELECT * FROM bp_chunks(body, 256, 'zh80k');       -- see tables.c
+**     SELECT lang, bp_stats(body, 'zh80k') FROM docs GROUP BY lang;
+**
+** Both work on the text as it is segmented (NFC for TEXT) and cut it only
+** where a token ends and, for TEXT, a character ends, so the pieces are
+** valid text.
+*/
+#include "binding.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+SQLITE_EXTENSION_INIT3
+
+void bp_segmented_free(bp_segmented *s) {
+  bp_free(s->normalized);
+  bp_ids_free(&s->ids);
+  sqlite3_free(s->ends);
+  memset(s, 0, sizeof *s);
+}
+
+int bp_segment_text(const bp_model *model, const char *text, size_t len, int input,
+                    bp_segmented *s, bp_error *err) {
+  memset(s, 0, sizeof *s);
+  s->bytes = text;
+  s->length = len;
+  s->is_text = input == BP_INPUT_TEXT;
+  if (s->is_text) {
+    int rc = bp_normalize(text, len, &s->normalized, &s->length, err);
+    if (rc != BP_OK) return rc;
+    if (s->normalized) s->bytes = s->normalized;
+  }
+  int rc = bp_encode(model, s->bytes, s->length, BP_INPUT_BYTES, NULL, &s->ids, err);
+  if (rc != BP_OK) return rc;
+  s->ends = sqlite3_malloc64((s->ids.count + 1) * sizeof *s->ends);
+  if (!s->ends) {
+    err->code = BP_NOMEM;
+    return BP_NOMEM;
+  }
+  size_t end = 0;
+  for (size_t i = 0; i < s->ids.count; i++) {
+    uint32_t length;
+    bp_model_piece(model, (uint32_t)s->ids.ids[i], &length);
+    end += length;
+    s->ends[i] = end;
+  }
+  return BP_OK;
+}
+
+bool bp_segmented_can_cut(const bp_segmented *s, size_t offset) {
+  return !s->is_text || offset >= s->length || ((uint8_t)s->bytes[offset] & 0xC0) != 0x80;
+}
+
+/* ---- bp_truncate ------------------------------------------------------------- */
+
+static void truncate_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  const char *text;
+  size_t len;
+  int input;
+  if (bp_text_argument(ctx, argv[0], "bp_truncate", 1, &text, &len, &input) <= 0) return;
+  if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER || sqlite3_value_int64(argv[1]) < 0) {
+    bp_result_errorf(ctx, SQLITE_MISMATCH, "bp_truncate: argument 2 (max_tokens) must be "
+                     "an INTEGER of 0 or more");
+    return;
+  }
+  sqlite3_int64 budget = sqlite3_value_int64(argv[1]);
+  bp_model *model;
+  if (bp_resolve_model(sqlite3_user_data(ctx), argc > 2 ? argv[2] : NULL, "bp_truncate",
+                       ctx, NULL, &model) != SQLITE_OK)
+    return;
+  bp_segmented s;
+  bp_error err;
+  int rc = bp_segment_text(model, text, len, input, &s, &err);
+  size_t cut = s.length;
+  if (rc == BP_OK && (sqlite3_uint64)s.ids.count > (sqlite3_uint64)budget) {
+    /* The end of the last whole token that fits, moved back to where a
+    ** character ends. A prefix is segmented on its own, which can take
+    ** more tokens than the same bytes did inside the whole text: then
+    ** give up one more token. */
+    for (size_t keep = (size_t)budget;; keep--) {
+      while (keep > 0 && !bp_segmented_can_cut(&s, s.ends[keep - 1])) keep--;
+      cut = keep ? s.ends[keep - 1] : 0;
+      size_t count;
+      rc = bp_count(model, s.bytes, cut, BP_INPUT_BYTES, NULL, &count, &err);
+      if (rc != BP_OK || count <= (size_t)budget || keep == 0) break;
+    }
+  }
+  bp_model_release(model);
+  if (rc != BP_OK) bp_result_error(ctx, "bp_truncate", &err);
+  else if (s.is_text) sqlite3_result_text64(ctx, s.bytes, cut, SQLITE_TRANSIENT, SQLITE_UTF8);
+  else sqlite3_result_blob64(ctx, s.bytes, cut, SQLITE_TRANSIENT);
+  bp_segmented_free(&s);
+}
+
+/* ---- bp_stats ---------------------------------------------------------------- */
+
+typedef struct stats {
+  sqlite3_int64 documents, bytes, tokens;
+  sqlite3_int64 *counts; /* tokens per document */
+  size_t capacity;
+  int failed;
+} stats;
+
+static void stats_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  stats *s = sqlite3_aggregate_context(ctx, sizeof *s);
+  if (!s) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  if (s->failed) return;
+  const char *text;
+  size_t len;
+  int input;
+  int r = bp_text_argument(ctx, argv[0], "bp_stats", 1, &text, &len, &input);
+  if (r < 0) s->failed = 1;
+  if (r <= 0) return;
+  bp_model *model;
+  if (bp_resolve_model(sqlite3_user_data(ctx), argc > 1 ? argv[1] : NULL, "bp_stats", ctx,
+                       NULL, &model) != SQLITE_OK) {
+    s->failed = 1;
+    return;
+  }
+  size_t count;
+  bp_error err;
+  int rc = bp_count(model, text, len, input, NULL, &count, &err);
+  bp_model_release(model);
+  if (rc != BP_OK) {
+    bp_result_error(ctx, "bp_stats", &err);
+    s->failed = 1;
+    return;
+  }
+  if ((size_t)s->documents == s->capacity) {
+    size_t capacity = s->capacity ? s->capacity * 2 : 64;
+    sqlite3_int64 *counts = sqlite3_realloc64(s->counts, capacity * sizeof *counts);
+    if (!counts) {
+      sqlite3_result_error_nomem(ctx);
+      s->failed = 1;
+      return;
+    }
+    s->counts = counts;
+    s->capacity = capacity;
+  }
+  s->counts[s->documents++] = (sqlite3_int64)count;
+  s->bytes += (sqlite3_int64)len;
+  s->tokens += (sqlite3_int64)count;
+}
+
+static int compare_counts(const void *a, const void *b) {
+  sqlite3_int64 x = *(const sqlite3_int64 *)a, y = *(const sqlite3_int64 *)b;
+  return (x > y) - (x < y);
+}
+
+/* The nearest-rank percentile: the smallest count with at least p percent
+** of the documents at or below it. */
+static sqlite3_int64 percentile(const sqlite3_int64 *sorted, sqlite3_int64 n, int p) {
+  sqlite3_int64 rank = (n * p + 99) / 100;
+  return sorted[rank > 0 ? rank - 1 : 0];
+}
+
+static void stats_final(sqlite3_context *ctx) {
+  stats *s = sqlite3_aggregate_context(ctx, 0);
+  if (s && s->failed) {
+    sqlite3_free(s->counts);
+    return;
+  }
+  char *json;
+  if (!s || s->documents == 0) {
+    json = sqlite3_mprintf("{\"documents\":0,\"bytes\":0,\"tokens\":0}");
+  } else {
+    qsort(s->counts, (size_t)s->documents, sizeof *s->counts, compare_counts);
+    json = sqlite3_mprintf(
+        "{\"documents\":%lld,\"bytes\":%lld,\"tokens\":%lld,\"bytes_per_token\":%.4f,"
+        "\"min\":%lld,\"p50\":%lld,\"p90\":%lld,\"p99\":%lld,\"max\":%lld}",
+        s->documents, s->bytes, s->tokens,
+        s->tokens ? (double)s->bytes / (double)s->tokens : 0.0,
+        s->counts[0], percentile(s->counts, s->documents, 50),
+        percentile(s->counts, s->documents, 90), percentile(s->counts, s->documents, 99),
+        s->counts[s->documents - 1]);
+  }
+  if (s) sqlite3_free(s->counts);
+  if (json) sqlite3_result_text(ctx, json, -1, sqlite3_free);
+  else sqlite3_result_error_nomem(ctx);
+}
+
+int bp_register_analytics(sqlite3 *db, bp_connection *connection) {
+  int rc = SQLITE_OK;
+  for (int n = 2; n <= 3 && rc == SQLITE_OK; n++)
+    rc = sqlite3_create_function_v2(db, "bp_truncate", n, SQLITE_UTF8 | SQLITE_INNOCUOUS,
+                                    connection, truncate_function, NULL, NULL, NULL);
+  for (int n = 1; n <= 2 && rc == SQLITE_OK; n++)
+    rc = sqlite3_create_function_v2(db, "bp_stats", n, SQLITE_UTF8 | SQLITE_INNOCUOUS,
+                                    connection, NULL, stats_step, stats_final, NULL);
+  return rc;
+}
