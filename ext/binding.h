@@ -56,12 +56,17 @@ int bp_segment_text(const bp_model *model, const char *text, size_t len, int inp
 bool bp_segmented_can_cut(const bp_segmented *s, size_t offset);
 void bp_segmented_free(bp_segmented *s);
 
+/* The same for a model name (NULL: the default model); errors in *message. */
+int bp_resolve_model_name(bp_connection *connection, const char *name,
+                          const char *function, char **message, bp_model **model);
+
 /* Registration, each returning an SQLite result code. */
 int bp_register_models_table(sqlite3 *db, bp_connection *connection);
 int bp_register_functions(sqlite3 *db, bp_connection *connection);
 int bp_register_tables(sqlite3 *db, bp_connection *connection);
 int bp_register_training(sqlite3 *db, bp_connection *connection);
 int bp_register_analytics(sqlite3 *db, bp_connection *connection);
+int bp_register_fts5(sqlite3 *db, bp_connection *connection);
 
 /* Reports an error on ctx: a library error prefixed with the function name,
 ** or a formatted message with an SQLite result code. */

@@ -45,6 +45,7 @@ int sqlite3_bytepiece_init(sqlite3 *db, char **error,
   if (rc == SQLITE_OK) rc = bp_register_tables(db, connection);
   if (rc == SQLITE_OK) rc = bp_register_training(db, connection);
   if (rc == SQLITE_OK) rc = bp_register_analytics(db, connection);
+  if (rc == SQLITE_OK) rc = bp_register_fts5(db, connection);
   if (rc != SQLITE_OK)
     *error = sqlite3_mprintf("bytepiece: cannot register functions: %s",
                              sqlite3_errmsg(db));

@@ -341,6 +341,9 @@ static int report(sqlite3_context *ctx, char **message, int code,
   return code;
 }
 
+static int resolve_name(bp_connection *c, const char *name, const char *function,
+                        sqlite3_context *ctx, char **message, bp_model **model);
+
 int bp_resolve_model(bp_connection *c, sqlite3_value *argument,
                      const char *function, sqlite3_context *ctx,
                      char **message, bp_model **model) {
@@ -381,7 +384,19 @@ int bp_resolve_model(bp_connection *c, sqlite3_value *argument,
     name = (const char *)sqlite3_value_text(argument);
     if (!name) return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
   }
+  return resolve_name(c, name, function, ctx, message, model);
+}
 
+int bp_resolve_model_name(bp_connection *c, const char *name, const char *function,
+                          char **message, bp_model **model) {
+  *model = NULL;
+  *message = NULL;
+  return resolve_name(c, name, function, NULL, message, model);
+}
+
+/* Resolves a model name (NULL: the default model) through the store. */
+static int resolve_name(bp_connection *c, const char *name, const char *function,
+                        sqlite3_context *ctx, char **message, bp_model **model) {
   connection_refresh(c);
   resolved *e = find_entry(c, name, 0, NULL);
   if (e && e->checked == c->epoch) {

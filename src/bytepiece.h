@@ -169,6 +169,12 @@ int bp_encode(const bp_model *m, const char *text, size_t len, int input,
 int bp_count(const bp_model *m, const char *text, size_t len, int input,
              bp_sampler *sampler, size_t *count, bp_error *err);
 
+/* Calls found() for every occurrence of a vocabulary piece inside bytes:
+** its start, end and id, by end position, longest first. */
+int bp_pieces_inside(const bp_model *m, const uint8_t *bytes, size_t len,
+                     void (*found)(void *context, size_t start, size_t end, uint32_t id),
+                     void *context);
+
 /* The text that is actually segmented: for BP_INPUT_TEXT the NFC form (a new
 ** buffer to free with bp_free, or NULL with *normalized_len == len when the
 ** text is already NFC). Lets callers relate token offsets to text. */
@@ -230,6 +236,24 @@ void bp_trainer_free(bp_trainer *t);
 ** A model already small enough is returned as it is (another reference). */
 int bp_model_shrink(const bp_model *m, uint32_t vocab_size, bp_model **out,
                     bp_error *err);
+
+/* NFC with a map from each byte of the normalized text back to the
+** original: offsets of tokens of the normalized text become offsets into
+** the original text (for highlighting). Where NFC changed a stretch of
+** text, any offset inside it maps to the whole stretch. */
+typedef struct bp_normalized {
+  const char *text;  /* the NFC text: the input itself when already NFC */
+  size_t length;
+  char *owned;       /* set when text is a new buffer */
+  size_t *starts, *ends; /* by normalized byte; NULL when the input was NFC */
+} bp_normalized;
+int bp_normalize_mapped(const char *text, size_t len, bp_normalized *out,
+                        bp_error *err);
+/* The original offset where a token starting (ending) at `offset` starts
+** (ends). */
+size_t bp_normalized_start(const bp_normalized *n, size_t offset);
+size_t bp_normalized_end(const bp_normalized *n, size_t offset);
+void bp_normalized_free(bp_normalized *n);
 
 /* ---- Decoding ------------------------------------------------------------ */
 

@@ -242,6 +242,21 @@ int bp_segment_whole(const bp_model *m, const uint8_t *bytes, size_t len,
   return segment(m, bytes, len, false, NULL, out, &count, err);
 }
 
+int bp_pieces_inside(const bp_model *m, const uint8_t *bytes, size_t len,
+                     void (*found)(void *context, size_t start, size_t end, uint32_t id),
+                     void *context) {
+  const bp_matcher_cell *cells = m->matcher.cells;
+  const bp_matcher_piece *pieces = m->matcher.pieces;
+  int32_t state = 0;
+  for (size_t e = 1; e <= len; e++) {
+    state = bp_matcher_step(cells, state, bytes[e - 1]);
+    for (int32_t p = cells[state].out; p >= 0; p = pieces[p].next_out)
+      if (pieces[p].length <= e)
+        found(context, e - pieces[p].length, e, (uint32_t)p + BP_FIRST_PIECE_ID);
+  }
+  return BP_OK;
+}
+
 /* SplitMix64 (Steele, Lea and Flood, 2014) spreads the seed over the state. */
 static uint64_t splitmix64(uint64_t *x) {
   uint64_t z = (*x += 0x9E3779B97F4A7C15ull);

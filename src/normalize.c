@@ -185,3 +185,102 @@ int bp_normalize(const char *text, size_t len, char **normalized,
 }
 
 const char *bp_unicode_library_version(void) { return utf8proc_version(); }
+
+/* Normalization with a map back to the original: the text is cut before
+** every code point that NFC neither changes nor combines with what precedes
+** it (the quick check's stable ones, ASCII included); NFC of the whole is
+** the NFC of each such segment, one after the other. A segment without an
+** unstable code point is copied; the others are normalized, and every byte
+** of their NFC form maps to the whole original segment. */
+int bp_normalize_mapped(const char *text, size_t len, bp_normalized *out, bp_error *err) {
+  memset(out, 0, sizeof *out);
+  size_t invalid_at;
+  if (bp_nfc_quick_check((const uint8_t *)text, len, &invalid_at)) {
+    out->text = text;
+    out->length = len;
+    return BP_OK;
+  }
+  if (invalid_at < len)
+    return bp_fail(err, BP_INVALID, "invalid UTF-8 at byte offset %zu", invalid_at);
+  pthread_once(&unstable_once, build_unstable_table);
+  bp_buffer normalized = {0};
+  size_t *starts = NULL, *ends = NULL, capacity = 0;
+  const uint8_t *p = (const uint8_t *)text, *end = p + len;
+  int rc = BP_OK;
+  while (p < end && rc == BP_OK) {
+    /* A segment: a stable code point (or the start), then unstable ones. */
+    const uint8_t *segment = p;
+    int32_t cp;
+    p += utf8_decode(p, end, &cp);
+    bool changes = is_unstable(cp); /* only the text's first code point can be */
+    while (p < end) {
+      size_t n = utf8_decode(p, end, &cp);
+      if (!is_unstable(cp)) break;
+      changes = true;
+      p += n;
+    }
+    size_t before = normalized.length;
+    if (changes) {
+      uint8_t *nfc;
+      size_t nfc_len;
+      rc = bp_nfc(segment, (size_t)(p - segment), &nfc, &nfc_len, err);
+      if (rc != BP_OK) break;
+      bool ok = bp_buffer_append(&normalized, nfc, nfc_len);
+      bp_free(nfc);
+      if (!ok) rc = bp_fail_nomem(err);
+    } else if (!bp_buffer_append(&normalized, segment, (size_t)(p - segment))) {
+      rc = bp_fail_nomem(err);
+    }
+    if (rc != BP_OK) break;
+    if (normalized.length + 1 > capacity) {
+      capacity = (normalized.length + 1) * 2;
+      size_t *s = bp_realloc(starts, capacity * sizeof *s);
+      if (s) starts = s;
+      size_t *e = s ? bp_realloc(ends, capacity * sizeof *e) : NULL;
+      if (e) ends = e;
+      if (!s || !e) {
+        rc = bp_fail_nomem(err);
+        break;
+      }
+    }
+    size_t original_start = (size_t)(segment - (const uint8_t *)text);
+    size_t original_end = (size_t)(p - (const uint8_t *)text);
+    for (size_t i = before; i < normalized.length; i++) {
+      /* Unchanged segments map byte for byte. */
+      starts[i] = changes ? original_start : original_start + (i - before);
+      ends[i] = changes ? original_end : original_start + (i - before) + 1;
+    }
+  }
+  if (rc != BP_OK) {
+    bp_buffer_free(&normalized);
+    bp_free(starts);
+    bp_free(ends);
+    return rc;
+  }
+  out->owned = normalized.data ? normalized.data : bp_malloc(1);
+  if (!out->owned) {
+    bp_free(starts);
+    bp_free(ends);
+    return bp_fail_nomem(err);
+  }
+  out->text = out->owned;
+  out->length = normalized.length;
+  out->starts = starts;
+  out->ends = ends;
+  return BP_OK;
+}
+
+size_t bp_normalized_start(const bp_normalized *n, size_t offset) {
+  return n->starts && offset < n->length ? n->starts[offset] : offset;
+}
+
+size_t bp_normalized_end(const bp_normalized *n, size_t offset) {
+  return n->ends && offset > 0 ? n->ends[offset - 1] : offset;
+}
+
+void bp_normalized_free(bp_normalized *n) {
+  bp_free(n->owned);
+  bp_free(n->starts);
+  bp_free(n->ends);
+  memset(n, 0, sizeof *n);
+}

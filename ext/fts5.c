@@ -1,0 +1,163 @@
+/*
+** fts5.c: a BytePiece tokenizer for FTS5, for text without spaces.
+**
+**     CREATE VIRTUAL TABLE docs_fts USING fts5(body, tokenize = 'bytepiece zh80k');
+**     SELECT highlight(docs_fts, 0, '[', ']') FROM docs_fts WHERE docs_fts MATCH '天气';
+**     -- search mode: also index the vocabulary pieces inside each token
+**     CREATE VIRTUAL TABLE s USING fts5(body, tokenize = 'bytepiece zh80k subwords 1');
+**
+** Arguments: an optional model name from bp_models (else the default
+** model), then key/value options; unknown keys are an error. The model is
+** compiled when the table is opened in a connection and kept while it is
+** open. Text is normalized to NFC and segmented as bp_encode does; token
+** offsets are mapped back to the original text, so highlight() and
+** snippet() mark the right characters even where NFC changed the text.
+** Queries are always segmented deterministically. A term is a piece with
+** the ASCII white space around it removed and ASCII letters in lower case
+** (pieces carry the space before a word: " world"); pieces of white space
+** alone are not indexed. With subwords on,
+** documents also index, at the same position (FTS5_TOKEN_COLOCATED), every
+** smaller vocabulary piece inside each token that starts and ends on a
+** character, so a single character or a sub-word matches too.
+**
+** This is FTS5's version 1 tokenizer interface, which SQLite 3.40 has; the
+** locale support of version 2 (SQLite 3.47) is not needed here.
+*/
+#include "binding.h"
+
+#include <string.h>
+
+SQLITE_EXTENSION_INIT3
+
+struct Fts5Tokenizer {
+  bp_model *model;
+  int subwords;
+};
+
+static int tokenizer_create(void *user_data, const char **arguments, int count,
+                            Fts5Tokenizer **out) {
+  *out = NULL;
+  const char *name = NULL;
+  int subwords = 0, i = 0;
+  if (count > 0 && strcmp(arguments[0], "subwords") != 0) name = arguments[i++];
+  for (; i < count; i += 2) {
+    if (strcmp(arguments[i], "subwords") != 0 || i + 1 >= count ||
+        (strcmp(arguments[i + 1], "0") != 0 && strcmp(arguments[i + 1], "1") != 0))
+      return SQLITE_ERROR; /* FTS5 reports "error in tokenizer constructor" */
+    subwords = arguments[i + 1][0] == '1';
+  }
+  bp_model *model;
+  char *message;
+  int rc = bp_resolve_model_name(user_data, name, "bytepiece tokenizer", &message, &model);
+  sqlite3_free(message);
+  if (rc != SQLITE_OK) return rc;
+  Fts5Tokenizer *t = sqlite3_malloc64(sizeof *t);
+  if (!t) {
+    bp_model_release(model);
+    return SQLITE_NOMEM;
+  }
+  t->model = model;
+  t->subwords = subwords;
+  *out = t;
+  return SQLITE_OK;
+}
+
+static void tokenizer_delete(Fts5Tokenizer *t) {
+  if (!t) return;
+  bp_model_release(t->model);
+  sqlite3_free(t);
+}
+
+static bool is_space(uint8_t c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
+
+/* Reports one term: the bytes [start, end) of the normalized text, trimmed
+** of ASCII white space and lower-cased, with offsets into the original. */
+static int emit_term(const bp_normalized *text, size_t start, size_t end, int flags,
+                     void *context, int (*emit)(void *, int, const char *, int, int, int)) {
+  const uint8_t *bytes = (const uint8_t *)text->text;
+  while (start < end && is_space(bytes[start])) start++;
+  while (end > start && is_space(bytes[end - 1])) end--;
+  if (start == end) return SQLITE_OK;
+  char term[BP_MAX_PIECE_BYTES];
+  size_t n = end - start;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t c = bytes[start + i];
+    term[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+  }
+  return emit(context, flags, term, (int)n, (int)bp_normalized_start(text, start),
+              (int)bp_normalized_end(text, end));
+}
+
+/* What the subword callback needs to report a piece inside a token. */
+typedef struct inside {
+  const bp_model *model;
+  const bp_normalized *text;
+  size_t token_start, token_length;
+  void *fts5_context;
+  int (*emit)(void *, int, const char *, int, int, int);
+  int rc;
+} inside;
+
+static bool starts_character(uint8_t byte) { return (byte & 0xC0) != 0x80; }
+
+static void emit_subword(void *context, size_t start, size_t end, uint32_t id) {
+  inside *in = context;
+  if (in->rc != SQLITE_OK || end - start == in->token_length) return;
+  const uint8_t *token = (const uint8_t *)in->text->text + in->token_start;
+  if (!starts_character(token[start]) ||
+      (end < in->token_length && !starts_character(token[end])))
+    return;
+  (void)id;
+  in->rc = emit_term(in->text, in->token_start + start, in->token_start + end,
+                     FTS5_TOKEN_COLOCATED, in->fts5_context, in->emit);
+}
+
+static int tokenizer_tokenize(Fts5Tokenizer *t, void *context, int flags, const char *text,
+                              int length, int (*emit)(void *, int, const char *, int, int, int)) {
+  bp_normalized normalized;
+  bp_error err;
+  int rc = bp_normalize_mapped(text, (size_t)length, &normalized, &err);
+  if (rc == BP_INVALID) {
+    /* Not UTF-8: index the bytes as they are rather than lose the row. */
+    normalized = (bp_normalized){text, (size_t)length, NULL, NULL, NULL};
+  } else if (rc != BP_OK) {
+    return SQLITE_NOMEM;
+  }
+  bp_ids ids = {0};
+  rc = bp_encode(t->model, normalized.text, normalized.length, BP_INPUT_BYTES, NULL, &ids, &err);
+  int result = rc == BP_OK ? SQLITE_OK : SQLITE_NOMEM;
+  size_t offset = 0;
+  for (size_t i = 0; i < ids.count && result == SQLITE_OK; i++) {
+    uint32_t piece_length;
+    bp_model_piece(t->model, (uint32_t)ids.ids[i], &piece_length);
+    const uint8_t *piece = (const uint8_t *)normalized.text + offset;
+    bool blank = true;
+    for (uint32_t k = 0; k < piece_length && blank; k++) blank = is_space(piece[k]);
+    if (!blank)
+      result = emit_term(&normalized, offset, offset + piece_length, 0, context, emit);
+    if (result == SQLITE_OK && !blank && t->subwords && !(flags & FTS5_TOKENIZE_QUERY) &&
+        piece_length > 1) {
+      inside in = {t->model, &normalized, offset, piece_length, context, emit, SQLITE_OK};
+      bp_pieces_inside(t->model, (const uint8_t *)normalized.text + offset, piece_length,
+                       emit_subword, &in);
+      result = in.rc;
+    }
+    offset += piece_length;
+  }
+  bp_ids_free(&ids);
+  bp_normalized_free(&normalized);
+  return result;
+}
+
+int bp_register_fts5(sqlite3 *db, bp_connection *connection) {
+  fts5_api *api = NULL;
+  sqlite3_stmt *stmt;
+  if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &stmt, NULL) != SQLITE_OK)
+    return SQLITE_OK; /* SQLite built without FTS5: nothing to register */
+  sqlite3_bind_pointer(stmt, 1, (void *)&api, "fts5_api_ptr", NULL);
+  sqlite3_step(stmt);
+  int rc = sqlite3_finalize(stmt);
+  if (rc != SQLITE_OK || !api) return SQLITE_OK;
+  static fts5_tokenizer tokenizer = {tokenizer_create, tokenizer_delete, tokenizer_tokenize};
+  return api->xCreateTokenizer(api, "bytepiece", connection, &tokenizer, NULL);
+}
