@@ -72,9 +72,11 @@ static void result_piece_text(sqlite3_context *ctx, const uint8_t *bytes,
 
 /* Finds usable EQ constraints on the hidden argument columns first..last
 ** and passes them to xFilter in order; idxNum has bit k set when argument k
-** is given. Returns SQLITE_CONSTRAINT when an argument is present but not
-** usable, so that SQLite picks a plan where it is. */
-static int plan_arguments(sqlite3_index_info *info, int first, int last) {
+** is given. Rows come in the order of `ordered_column`, ascending. Returns
+** SQLITE_CONSTRAINT when an argument is present but not usable, so that
+** SQLite picks a plan where it is. */
+static int plan_arguments(sqlite3_index_info *info, int first, int last,
+                          int ordered_column, double rows) {
   int where[8], present = 0, usable = 0;
   for (int k = 0; k <= last - first; k++) where[k] = -1;
   for (int i = 0; i < info->nConstraint; i++) {
@@ -96,6 +98,11 @@ static int plan_arguments(sqlite3_index_info *info, int first, int last) {
       info->aConstraintUsage[where[k]].omit = 1;
     }
   info->idxNum = usable;
+  info->estimatedCost = rows;
+  info->estimatedRows = (sqlite3_int64)rows;
+  if (info->nOrderBy == 1 && info->aOrderBy[0].iColumn == ordered_column &&
+      !info->aOrderBy[0].desc)
+    info->orderByConsumed = 1;
   return SQLITE_OK;
 }
 
@@ -127,14 +134,7 @@ static int tokens_connect(sqlite3 *db, void *aux, int argc,
 
 static int tokens_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
   (void)vtab;
-  int rc = plan_arguments(info, TOKENS_INPUT, TOKENS_SEED);
-  if (rc != SQLITE_OK) return rc;
-  info->estimatedCost = 1000;
-  info->estimatedRows = 1000;
-  if (info->nOrderBy == 1 && info->aOrderBy[0].iColumn == TOKENS_POSITION &&
-      !info->aOrderBy[0].desc)
-    info->orderByConsumed = 1;
-  return SQLITE_OK;
+  return plan_arguments(info, TOKENS_INPUT, TOKENS_SEED, TOKENS_POSITION, 1000);
 }
 
 static int tokens_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **cursor) {
@@ -286,14 +286,7 @@ static int chunks_connect(sqlite3 *db, void *aux, int argc,
 
 static int chunks_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
   (void)vtab;
-  int rc = plan_arguments(info, CHUNKS_INPUT, CHUNKS_OVERLAP);
-  if (rc != SQLITE_OK) return rc;
-  info->estimatedCost = 1000;
-  info->estimatedRows = 100;
-  if (info->nOrderBy == 1 && info->aOrderBy[0].iColumn == CHUNKS_CHUNK &&
-      !info->aOrderBy[0].desc)
-    info->orderByConsumed = 1;
-  return SQLITE_OK;
+  return plan_arguments(info, CHUNKS_INPUT, CHUNKS_OVERLAP, CHUNKS_CHUNK, 100);
 }
 
 static int chunks_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **cursor) {
@@ -473,10 +466,8 @@ static int vocab_connect(sqlite3 *db, void *aux, int argc,
 
 static int vocab_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
   (void)vtab;
-  int rc = plan_arguments(info, VOCAB_MODEL, VOCAB_MODEL);
+  int rc = plan_arguments(info, VOCAB_MODEL, VOCAB_MODEL, VOCAB_ID, 100000);
   if (rc != SQLITE_OK) return rc;
-  info->estimatedCost = 100000;
-  info->estimatedRows = 100000;
   /* WHERE id = ? reads one row. */
   for (int i = 0; i < info->nConstraint; i++) {
     const struct sqlite3_index_constraint *c = &info->aConstraint[i];
@@ -490,9 +481,6 @@ static int vocab_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
       break;
     }
   }
-  if (info->nOrderBy == 1 && info->aOrderBy[0].iColumn == VOCAB_ID &&
-      !info->aOrderBy[0].desc)
-    info->orderByConsumed = 1;
   return SQLITE_OK;
 }
 
