@@ -59,7 +59,7 @@ test-sanitize:
 	$(MAKE) BUILD=build-sanitize SHARED=build-sanitize/bytepiece.so \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  build-sanitize/bytepiece.so build-sanitize/unit_tests build-sanitize/sql_interrupt_test
-	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	BP_SKIP_HOSTS=1 ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  tests/run build-sanitize build-sanitize/bytepiece.so
 
 bench: all $(BUILD)/bench_encode
@@ -72,4 +72,4 @@ demo: all
 	@SHARED_DATA=$(SHARED_DATA) sql/demo.sh ./$(SHARED)
 
 clean:
-	rm -rf build build-sanitize $(SHARED)
+	rm -rf build build-sanitize build-node $(SHARED)

@@ -20,8 +20,9 @@
 ** smaller vocabulary piece inside each token that starts and ends on a
 ** character, so a single character or a sub-word matches too.
 **
-** This is FTS5's version 1 tokenizer interface, which SQLite 3.40 has; the
-** locale support of version 2 (SQLite 3.47) is not needed here.
+** Registered through FTS5's version 2 tokenizer interface where SQLite has
+** it (3.47 and later, built against such headers; the locale it passes is
+** not needed here), else through version 1, which SQLite 3.40 has.
 */
 #include "binding.h"
 
@@ -149,6 +150,15 @@ static int tokenizer_tokenize(Fts5Tokenizer *t, void *context, int flags, const 
   return result;
 }
 
+#if SQLITE_VERSION_NUMBER >= 3047000
+static int tokenizer_tokenize_v2(Fts5Tokenizer *t, void *context, int flags, const char *text,
+                                 int length, const char *locale, int locale_length,
+                                 int (*emit)(void *, int, const char *, int, int, int)) {
+  (void)locale; (void)locale_length;
+  return tokenizer_tokenize(t, context, flags, text, length, emit);
+}
+#endif
+
 int bp_register_fts5(sqlite3 *db, bp_connection *connection) {
   fts5_api *api = NULL;
   sqlite3_stmt *stmt;
@@ -158,6 +168,13 @@ int bp_register_fts5(sqlite3 *db, bp_connection *connection) {
   sqlite3_step(stmt);
   int rc = sqlite3_finalize(stmt);
   if (rc != SQLITE_OK || !api) return SQLITE_OK;
+#if SQLITE_VERSION_NUMBER >= 3047000
+  if (api->iVersion >= 3) {
+    static fts5_tokenizer_v2 tokenizer_v2 = {2, tokenizer_create, tokenizer_delete,
+                                             tokenizer_tokenize_v2};
+    return api->xCreateTokenizer_v2(api, "bytepiece", connection, &tokenizer_v2, NULL);
+  }
+#endif
   static fts5_tokenizer tokenizer = {tokenizer_create, tokenizer_delete, tokenizer_tokenize};
   return api->xCreateTokenizer(api, "bytepiece", connection, &tokenizer, NULL);
 }
