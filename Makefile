@@ -47,10 +47,14 @@ $(BUILD)/unit_tests: tests/unit/unit_tests.c $(BUILD)/libbytepiece.a
 $(BUILD)/sql_interrupt_test: tests/unit/sql_interrupt_test.c
 	$(CC) $(ALL_CFLAGS) -o $@ $< -lsqlite3 -lpthread
 
+# The extension compiled into a program (SQLITE_CORE), for the static host test.
+$(BUILD)/static_host: tests/hosts/static_host.c $(LIB_SOURCES) $(EXT_SOURCES) $(HEADERS)
+	$(CC) $(ALL_CFLAGS) -DSQLITE_CORE -o $@ tests/hosts/static_host.c $(LIB_SOURCES) $(EXT_SOURCES) -lsqlite3 $(LIBS)
+
 $(BUILD)/bench_encode: tests/bench/bench_encode.c $(BUILD)/libbytepiece.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbytepiece.a -lsqlite3 $(LIBS)
 
-test: all $(BUILD)/unit_tests $(BUILD)/sql_interrupt_test
+test: all $(BUILD)/unit_tests $(BUILD)/sql_interrupt_test $(BUILD)/static_host
 	@tests/run $(BUILD) ./$(SHARED)
 
 # Sanitizers: a separate build tree, the same tests. The extension is loaded
