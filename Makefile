@@ -4,7 +4,9 @@
 #   make test-sanitize   the same under AddressSanitizer and UBSan
 #   make bench    encoding throughput against SentencePiece
 #   make bench-train   training time, memory and compression against spm_train
-#   make demo     tokenize real text and print a token-length report
+#   make demo     train on real text and print a report
+#   make install  (PREFIX, DESTDIR) the extension, the static libraries, headers
+#   make dist     a versioned source tarball
 
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -23,9 +25,15 @@ BUILD = build
 LIB_OBJECTS = $(LIB_SOURCES:src/%.c=$(BUILD)/src/%.o)
 EXT_OBJECTS = $(EXT_SOURCES:ext/%.c=$(BUILD)/ext/%.o)
 
-.PHONY: all test test-sanitize bench bench-train demo clean
+VERSION := $(shell sed -n 's/^\#define BP_VERSION "\(.*\)"/\1/p' src/bytepiece.h)
+PREFIX ?= /usr/local
+DESTDIR ?=
+LIBDIR = $(DESTDIR)$(PREFIX)/lib
+INCLUDEDIR = $(DESTDIR)$(PREFIX)/include
 
-all: $(SHARED) $(BUILD)/libbytepiece.a
+.PHONY: all test test-sanitize bench bench-train demo clean install uninstall dist
+
+all: $(SHARED) $(BUILD)/libbytepiece.a $(BUILD)/libsqlite3_bytepiece.a
 
 $(BUILD)/src/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -38,6 +46,15 @@ $(BUILD)/ext/%.o: ext/%.c $(HEADERS)
 $(BUILD)/libbytepiece.a: $(LIB_OBJECTS)
 	ar rcs $@ $^
 
+# The extension for linking into a program (SQLITE_CORE): register it with
+# sqlite3_auto_extension(sqlite3_bytepiece_init).
+$(BUILD)/core/%.o: ext/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DSQLITE_CORE -c $< -o $@
+
+$(BUILD)/libsqlite3_bytepiece.a: $(LIB_OBJECTS) $(EXT_SOURCES:ext/%.c=$(BUILD)/core/%.o)
+	ar rcs $@ $^
+
 $(SHARED): $(LIB_OBJECTS) $(EXT_OBJECTS)
 	$(CC) -shared $(ALL_CFLAGS) -o $@ $^ $(LIBS)
 
@@ -47,9 +64,8 @@ $(BUILD)/unit_tests: tests/unit/unit_tests.c $(BUILD)/libbytepiece.a
 $(BUILD)/sql_interrupt_test: tests/unit/sql_interrupt_test.c
 	$(CC) $(ALL_CFLAGS) -o $@ $< -lsqlite3 -lpthread
 
-# The extension compiled into a program (SQLITE_CORE), for the static host test.
-$(BUILD)/static_host: tests/hosts/static_host.c $(LIB_SOURCES) $(EXT_SOURCES) $(HEADERS)
-	$(CC) $(ALL_CFLAGS) -DSQLITE_CORE -o $@ tests/hosts/static_host.c $(LIB_SOURCES) $(EXT_SOURCES) -lsqlite3 $(LIBS)
+$(BUILD)/static_host: tests/hosts/static_host.c $(BUILD)/libsqlite3_bytepiece.a
+	$(CC) $(ALL_CFLAGS) -Iext -o $@ $< $(BUILD)/libsqlite3_bytepiece.a -lsqlite3 $(LIBS)
 
 $(BUILD)/bench_encode: tests/bench/bench_encode.c $(BUILD)/libbytepiece.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbytepiece.a -lsqlite3 $(LIBS)
@@ -75,5 +91,21 @@ bench-train: all
 demo: all
 	@SHARED_DATA=$(SHARED_DATA) sql/demo.sh ./$(SHARED)
 
+install: all
+	install -d $(LIBDIR) $(INCLUDEDIR)
+	install -m 755 $(SHARED) $(LIBDIR)/bytepiece.so
+	install -m 644 $(BUILD)/libbytepiece.a $(BUILD)/libsqlite3_bytepiece.a $(LIBDIR)/
+	install -m 644 src/bytepiece.h ext/sqlite3_bytepiece.h $(INCLUDEDIR)/
+
+uninstall:
+	rm -f $(LIBDIR)/bytepiece.so $(LIBDIR)/libbytepiece.a $(LIBDIR)/libsqlite3_bytepiece.a \
+	  $(INCLUDEDIR)/bytepiece.h $(INCLUDEDIR)/sqlite3_bytepiece.h
+
+# The committed tree as bytepiece-sqlite-VERSION.tar.gz.
+dist:
+	git archive --format=tar.gz --prefix=bytepiece-sqlite-$(VERSION)/ \
+	  -o bytepiece-sqlite-$(VERSION).tar.gz HEAD
+	@echo bytepiece-sqlite-$(VERSION).tar.gz
+
 clean:
-	rm -rf build build-sanitize build-node $(SHARED)
+	rm -rf build build-sanitize build-node $(SHARED) bytepiece-sqlite-*.tar.gz

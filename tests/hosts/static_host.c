@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-int sqlite3_bytepiece_init(sqlite3 *db, char **error, const sqlite3_api_routines *api);
+#include "sqlite3_bytepiece.h"
 
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
