@@ -99,6 +99,13 @@ struct bp_model {
   int alpha_weights_count;
 };
 
+/* bp_model_build with a choice about the digest: compute it, take one
+** already verified, or leave it zero for a model that never leaves the
+** library (training's intermediate tokenizers). */
+enum { BP_DIGEST_COMPUTE, BP_DIGEST_KNOWN, BP_DIGEST_NONE };
+int bp_model_assemble(const bp_piece *pieces, size_t n, int digest_source,
+                      const uint8_t known_digest[32], bp_model **out, bp_error *err);
+
 /* exp(x) for x <= 0 and log(s) for s >= 1, from basic IEEE operations only,
 ** so that sampling draws the same on every platform (model.c). */
 double bp_exp_nonpositive(double x);

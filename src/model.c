@@ -62,6 +62,11 @@ static int model_validate(const bp_piece *pieces, size_t n, bp_error *err) {
 
 int bp_model_build(const bp_piece *pieces, size_t n, bp_model **out,
                    bp_error *err) {
+  return bp_model_assemble(pieces, n, BP_DIGEST_COMPUTE, NULL, out, err);
+}
+
+int bp_model_assemble(const bp_piece *pieces, size_t n, int digest_source,
+                      const uint8_t known_digest[32], bp_model **out, bp_error *err) {
   *out = NULL;
   int rc = model_validate(pieces, n, err);
   if (rc != BP_OK) return rc;
@@ -134,15 +139,19 @@ int bp_model_build(const bp_piece *pieces, size_t n, bp_model **out,
     return rc;
   }
   /* The digest identifies the model by content, whatever it was read from. */
-  uint8_t *value;
-  size_t value_len;
-  rc = bp_model_serialize(m, &value, &value_len, err);
-  if (rc != BP_OK) {
-    model_free(m);
-    return rc;
+  if (digest_source == BP_DIGEST_KNOWN) {
+    memcpy(m->digest, known_digest, 32);
+  } else if (digest_source == BP_DIGEST_COMPUTE) {
+    uint8_t *value;
+    size_t value_len;
+    rc = bp_model_serialize(m, &value, &value_len, err);
+    if (rc != BP_OK) {
+      model_free(m);
+      return rc;
+    }
+    memcpy(m->digest, value + BP_VALUE_DIGEST_OFFSET, 32);
+    bp_free(value);
   }
-  memcpy(m->digest, value + BP_VALUE_DIGEST_OFFSET, 32);
-  bp_free(value);
   *out = m;
   return BP_OK;
 }
@@ -360,7 +369,8 @@ int bp_model_deserialize(const uint8_t *value, size_t len, bp_model **out,
     p += k;
   }
   if (p != end) goto corrupt;
-  int rc = bp_model_build(pieces, n, out, err);
+  /* The digest was just verified: no need to compute it again. */
+  int rc = bp_model_assemble(pieces, n, BP_DIGEST_KNOWN, digest, out, err);
   bp_free(pieces);
   return rc;
 corrupt:

@@ -957,10 +957,13 @@ typedef struct piece_list {
   size_t count;
 } piece_list;
 
+/* A unigram tokenizer of the list, used only inside training: its digest is
+** never computed. */
 static bp_model *tokenizer(const piece_list *list, bp_error *err) {
   for (size_t i = 0; i < list->count; i++) list->pieces[i].id = (uint32_t)(i + BP_FIRST_PIECE_ID);
   bp_model *m;
-  return bp_model_build(list->pieces, list->count, &m, err) == BP_OK ? m : NULL;
+  return bp_model_assemble(list->pieces, list->count, BP_DIGEST_NONE, NULL, &m, err) == BP_OK
+             ? m : NULL;
 }
 
 /* Splits each of `sources` with the tokenizer `m` and adds the source's
@@ -1171,12 +1174,11 @@ static int fit_vocab_size(bp_trainer *t, piece_list *list, uint32_t vocab_size,
   return remove_wasted(t, list, err);
 }
 
+/* The trained model: ids in (length, bytes) order, and its digest. */
 static int build_model(piece_list *list, bp_model **model, bp_error *err) {
   qsort(list->pieces, list->count, sizeof *list->pieces, compare_for_ids);
-  bp_model *m = tokenizer(list, err);
-  if (!m) return err->code;
-  *model = m;
-  return BP_OK;
+  for (size_t i = 0; i < list->count; i++) list->pieces[i].id = (uint32_t)(i + BP_FIRST_PIECE_ID);
+  return bp_model_build(list->pieces, list->count, model, err);
 }
 
 static int prune_pieces(bp_trainer *t, bp_model **model, bp_error *err) {
