@@ -501,13 +501,15 @@ static bool should_stop(work *w, int index, const char *phase, double done) {
   return atomic_load(&w->stop) != 0;
 }
 
-/* Calls run() on every block of chunks: the chunks in memory as one block,
-** or, once they were spilled, the chunk file read back a block at a time. */
-typedef int (*block_runner)(bp_trainer *t, const block *b, void *pass, bp_error *err);
-
-static int for_each_chunk_block(bp_trainer *t, block_runner run, void *pass, bp_error *err) {
+/* Runs `run` on the threads for every block of chunks: the chunks in
+** memory as one block, or, once they were spilled, the chunk file read back
+** a block at a time. *chunks (a field of `pass`) points at the block. */
+static int share_chunk_blocks(bp_trainer *t, int (*run)(work *, int, bp_error *),
+                              void *pass, const block **chunks, bp_error *err) {
   block b = {0};
   int rc = BP_OK;
+  work w = {.trainer = t, .run = run, .count = t->options.threads, .data = pass};
+  *chunks = &b;
   if (!t->chunk_file) {
     for (size_t i = 0; i < t->chunks.capacity && rc == BP_OK; i++) {
       const counted_string *c = &t->chunks.slots[i];
@@ -515,15 +517,16 @@ static int for_each_chunk_block(bp_trainer *t, block_runner run, void *pass, bp_
                                   c->length, c->count))
         rc = bp_fail_nomem(err);
     }
-    if (rc == BP_OK) rc = run(t, &b, pass, err);
+    if (rc == BP_OK) rc = run_work(&w, err);
   } else {
     rewind(t->chunk_file);
     bool more = true;
     while (more && rc == BP_OK) {
       rc = block_read(t->chunk_file, &b, (size_t)(t->options.max_memory / 3), &more, err);
-      if (rc == BP_OK && b.count) rc = run(t, &b, pass, err);
+      if (rc == BP_OK && b.count) rc = run_work(&w, err);
     }
   }
+  *chunks = NULL;
   block_free(&b);
   return rc;
 }
@@ -629,18 +632,11 @@ static int count_ngram_share(work *w, int index, bp_error *err) {
   return BP_OK;
 }
 
-static int count_ngram_block(bp_trainer *t, const block *b, void *data, bp_error *err) {
-  ngram_pass *pass = data;
-  pass->chunks = b;
-  work w = {.trainer = t, .run = count_ngram_share, .count = t->options.threads, .data = pass};
-  return run_work(&w, err);
-}
-
 /* Counts the n-grams of length n >= 3 of one partition, then keeps those
 ** seen at least min_count times in `kept`. */
 static int count_ngram_partition(bp_trainer *t, ngram_pass *pass, ngram_table *kept,
                                  bp_error *err) {
-  int rc = for_each_chunk_block(t, count_ngram_block, pass, err);
+  int rc = share_chunk_blocks(t, count_ngram_share, pass, &pass->chunks, err);
   ngram_table *sum = &pass->shares[0].table;
   for (int s = 1; s < t->options.threads; s++) {
     ngram_table *part = &pass->shares[s].table;
@@ -674,7 +670,7 @@ static int count_ngrams(bp_trainer *t, bp_error *err) {
   pass->n = 2;
   pass->partitions = 1;
   int rc = report(t, counting_phase[2], 0) ? bp_fail(err, BP_INTERRUPT, "interrupted")
-                                           : for_each_chunk_block(t, count_ngram_block, pass, err);
+                                           : share_chunk_blocks(t, count_ngram_share, pass, &pass->chunks, err);
   for (int s = 0; s < t->options.threads; s++) {
     ngram_share *part = &pass->shares[s];
     if (rc == BP_OK) {
@@ -915,20 +911,13 @@ static int count_piece_share(work *w, int index, bp_error *err) {
   return rc;
 }
 
-static int count_piece_block(bp_trainer *t, const block *b, void *data, bp_error *err) {
-  piece_pass *pass = data;
-  pass->chunks = b;
-  work w = {.trainer = t, .run = count_piece_share, .count = t->options.threads, .data = pass};
-  return run_work(&w, err);
-}
-
 /* Segments every chunk and counts the pieces: in t->pieces, or, once they
 ** outgrew their memory, in the bucket files. */
 static int count_pieces(bp_trainer *t, bp_error *err) {
   piece_pass *pass = bp_malloc(sizeof *pass);
   if (!pass) return bp_fail_nomem(err);
   memset(pass, 0, sizeof *pass);
-  int rc = for_each_chunk_block(t, count_piece_block, pass, err);
+  int rc = share_chunk_blocks(t, count_piece_share, pass, &pass->chunks, err);
   for (int s = 0; s < t->options.threads; s++) {
     string_counter *c = &pass->pieces[s];
     if (rc == BP_OK && t->piece_buckets[0]) {
