@@ -64,13 +64,16 @@ $(BUILD)/unit_tests: tests/unit/unit_tests.c $(BUILD)/libbytepiece.a
 $(BUILD)/sql_interrupt_test: tests/unit/sql_interrupt_test.c
 	$(CC) $(ALL_CFLAGS) -o $@ $< -lsqlite3 -lpthread
 
+$(BUILD)/fault_test: tests/unit/fault_test.c $(BUILD)/libsqlite3_bytepiece.a
+	$(CC) $(ALL_CFLAGS) -Iext -o $@ $< $(BUILD)/libsqlite3_bytepiece.a -lsqlite3 $(LIBS)
+
 $(BUILD)/static_host: tests/hosts/static_host.c $(BUILD)/libsqlite3_bytepiece.a
 	$(CC) $(ALL_CFLAGS) -Iext -o $@ $< $(BUILD)/libsqlite3_bytepiece.a -lsqlite3 $(LIBS)
 
 $(BUILD)/bench_encode: tests/bench/bench_encode.c $(BUILD)/libbytepiece.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbytepiece.a -lsqlite3 $(LIBS)
 
-test: all $(BUILD)/unit_tests $(BUILD)/sql_interrupt_test $(BUILD)/static_host
+test: all $(BUILD)/unit_tests $(BUILD)/sql_interrupt_test $(BUILD)/fault_test $(BUILD)/static_host
 	@tests/run $(BUILD) ./$(SHARED)
 
 # Sanitizers: a separate build tree, the same tests. The extension is loaded
@@ -78,7 +81,8 @@ test: all $(BUILD)/unit_tests $(BUILD)/sql_interrupt_test $(BUILD)/static_host
 test-sanitize:
 	$(MAKE) BUILD=build-sanitize SHARED=build-sanitize/bytepiece.so \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  build-sanitize/bytepiece.so build-sanitize/unit_tests build-sanitize/sql_interrupt_test
+	  build-sanitize/bytepiece.so build-sanitize/unit_tests build-sanitize/sql_interrupt_test \
+	  build-sanitize/fault_test
 	BP_SKIP_HOSTS=1 ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  tests/run build-sanitize build-sanitize/bytepiece.so
 

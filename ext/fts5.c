@@ -69,10 +69,15 @@ static void tokenizer_delete(Fts5Tokenizer *t) {
   sqlite3_free(t);
 }
 
-static bool is_space(uint8_t c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
+/* ASCII white space, and NUL: FTS5's integrity-check does not hold for terms
+** with a NUL byte, so NUL separates terms like a space. */
+static bool is_space(uint8_t c) {
+  return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v' || c == 0;
+}
 
 /* Reports one term: the bytes [start, end) of the normalized text, trimmed
-** of ASCII white space and lower-cased, with offsets into the original. */
+** of ASCII white space and lower-cased, with offsets into the original. A
+** piece with a NUL byte inside gives no term. */
 static int emit_term(const bp_normalized *text, size_t start, size_t end, int flags,
                      void *context, int (*emit)(void *, int, const char *, int, int, int)) {
   const uint8_t *bytes = (const uint8_t *)text->text;
@@ -83,6 +88,7 @@ static int emit_term(const bp_normalized *text, size_t start, size_t end, int fl
   size_t n = end - start;
   for (size_t i = 0; i < n; i++) {
     uint8_t c = bytes[start + i];
+    if (c == 0) return SQLITE_OK;
     term[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
   }
   return emit(context, flags, term, (int)n, (int)bp_normalized_start(text, start),
