@@ -2,6 +2,7 @@
 #   make          the loadable extension ./bytepiece.so and libbytepiece.a
 #   make test     C unit tests and the Tcl suite; ends with "N passed, N failed"
 #   make test-sanitize   the same under AddressSanitizer and UBSan
+#   make test-tsan       the threaded tests under ThreadSanitizer
 #   make bench    encoding throughput against SentencePiece
 #   make bench-train   training time, memory and compression against spm_train
 #   make demo     train on real text and print a report
@@ -31,7 +32,7 @@ DESTDIR ?=
 LIBDIR = $(DESTDIR)$(PREFIX)/lib
 INCLUDEDIR = $(DESTDIR)$(PREFIX)/include
 
-.PHONY: all test test-sanitize bench bench-train demo clean install uninstall dist
+.PHONY: all test test-sanitize test-tsan bench bench-train demo clean install uninstall dist
 
 all: $(SHARED) $(BUILD)/libbytepiece.a $(BUILD)/libsqlite3_bytepiece.a
 
@@ -67,13 +68,19 @@ $(BUILD)/sql_interrupt_test: tests/unit/sql_interrupt_test.c
 $(BUILD)/fault_test: tests/unit/fault_test.c $(BUILD)/libsqlite3_bytepiece.a
 	$(CC) $(ALL_CFLAGS) -Iext -o $@ $< $(BUILD)/libsqlite3_bytepiece.a -lsqlite3 $(LIBS)
 
+$(BUILD)/concurrency_test: tests/unit/concurrency_test.c $(BUILD)/libsqlite3_bytepiece.a
+	$(CC) $(ALL_CFLAGS) -Iext -o $@ $< $(BUILD)/libsqlite3_bytepiece.a -lsqlite3 $(LIBS)
+
 $(BUILD)/static_host: tests/hosts/static_host.c $(BUILD)/libsqlite3_bytepiece.a
 	$(CC) $(ALL_CFLAGS) -Iext -o $@ $< $(BUILD)/libsqlite3_bytepiece.a -lsqlite3 $(LIBS)
 
 $(BUILD)/bench_encode: tests/bench/bench_encode.c $(BUILD)/libbytepiece.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbytepiece.a -lsqlite3 $(LIBS)
 
-test: all $(BUILD)/unit_tests $(BUILD)/sql_interrupt_test $(BUILD)/fault_test $(BUILD)/static_host
+C_TESTS = $(BUILD)/unit_tests $(BUILD)/sql_interrupt_test $(BUILD)/fault_test \
+  $(BUILD)/concurrency_test
+
+test: all $(C_TESTS) $(BUILD)/static_host
 	@tests/run $(BUILD) ./$(SHARED)
 
 # Sanitizers: a separate build tree, the same tests. The extension is loaded
@@ -85,6 +92,14 @@ test-sanitize:
 	  build-sanitize/fault_test
 	BP_SKIP_HOSTS=1 ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  tests/run build-sanitize build-sanitize/bytepiece.so
+
+# ThreadSanitizer: the concurrency test (readers and a writer on one
+# database, shared compiled models) and the unit tests (threaded training).
+test-tsan:
+	$(MAKE) BUILD=build-tsan CFLAGS="-O1 -g -fsanitize=thread" \
+	  build-tsan/concurrency_test build-tsan/unit_tests
+	TSAN_OPTIONS="halt_on_error=1" build-tsan/concurrency_test tests/data
+	TSAN_OPTIONS="halt_on_error=1" build-tsan/unit_tests
 
 bench: all $(BUILD)/bench_encode
 	@SHARED_DATA=$(SHARED_DATA) PYTHON=$(PYTHON) tests/bench/bench.sh $(BUILD)/bench_encode ./$(SHARED)
@@ -112,4 +127,4 @@ dist:
 	@echo bytepiece-sqlite-$(VERSION).tar.gz
 
 clean:
-	rm -rf build build-sanitize build-node $(SHARED) bytepiece-sqlite-*.tar.gz
+	rm -rf build build-sanitize build-tsan build-node $(SHARED) bytepiece-sqlite-*.tar.gz

@@ -232,51 +232,58 @@ static int store_exists(sqlite3 *db, int *exists) {
   return rc;
 }
 
-/* Finds the stored row for `name` (NULL: the default model). Returns
-** SQLITE_OK with *rowid 0 and *message set when there is no such model. */
-static int store_find(sqlite3 *db, const char *name, sqlite3_int64 *rowid,
-                      char **message) {
+static char *empty_store_message(const char *name) {
+  return name ? sqlite3_mprintf("no model named '%s' in bp_models (it is empty)", name)
+              : sqlite3_mprintf("no default model: bp_models is empty; add one with "
+                                "INSERT INTO bp_models(name, model) VALUES "
+                                "('default', bp_model_load('file.model'))");
+}
+
+/* Finds the stored row for `name` (NULL: the default model: the one named
+** 'default', else the only one). On SQLITE_OK, *found is the statement that
+** found it, left on its row: while it is open the connection keeps one read
+** transaction, so the value read through the rowid is the row that was
+** found even while other connections replace models. The caller finalizes
+** it. When there is no such model, *found is NULL and *message says so. */
+static int store_find(sqlite3 *db, const char *name, sqlite3_stmt **found,
+                      sqlite3_int64 *rowid, char **message) {
+  *found = NULL;
   *rowid = 0;
   int exists, rc = store_exists(db, &exists);
   if (rc != SQLITE_OK) return rc;
   if (!exists) {
-    *message = name
-        ? sqlite3_mprintf("no model named '%s' in bp_models (it is empty)", name)
-        : sqlite3_mprintf("no default model: bp_models is empty; add one with "
-                          "INSERT INTO bp_models(name, model) VALUES "
-                          "('default', bp_model_load('file.model'))");
+    *message = empty_store_message(name);
     return *message ? SQLITE_OK : SQLITE_NOMEM;
   }
   sqlite3_stmt *stmt;
-  rc = sqlite3_prepare_v2(db,
-      "SELECT rowid FROM main." STORE_TABLE " WHERE name = ?1", -1, &stmt, NULL);
+  rc = sqlite3_prepare_v2(db, name
+      ? "SELECT rowid FROM main." STORE_TABLE " WHERE name = ?1"
+      : "SELECT rowid FROM main." STORE_TABLE " WHERE name = 'default' "
+        "UNION ALL SELECT rowid FROM main." STORE_TABLE
+        " WHERE NOT EXISTS (SELECT 1 FROM main." STORE_TABLE " WHERE name = 'default')"
+        " AND (SELECT count(*) FROM main." STORE_TABLE ") = 1",
+      -1, &stmt, NULL);
   if (rc != SQLITE_OK) return rc;
-  sqlite3_bind_text(stmt, 1, name ? name : "default", -1, SQLITE_STATIC);
+  if (name) sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
   rc = sqlite3_step(stmt);
-  if (rc == SQLITE_ROW) *rowid = sqlite3_column_int64(stmt, 0);
+  if (rc == SQLITE_ROW) {
+    *rowid = sqlite3_column_int64(stmt, 0);
+    *found = stmt;
+    return SQLITE_OK;
+  }
   rc = sqlite3_finalize(stmt);
-  if (rc != SQLITE_OK || *rowid) return rc;
+  if (rc != SQLITE_OK) return rc;
   if (name) {
     *message = sqlite3_mprintf("no model named '%s' in bp_models", name);
     return *message ? SQLITE_OK : SQLITE_NOMEM;
   }
-  /* No model named 'default': the only model, if there is exactly one. */
-  rc = sqlite3_prepare_v2(db, "SELECT rowid FROM main." STORE_TABLE " LIMIT 2",
-                          -1, &stmt, NULL);
+  rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM main." STORE_TABLE, -1, &stmt, NULL);
   if (rc != SQLITE_OK) return rc;
-  int rows = 0;
-  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    rows++;
-    *rowid = sqlite3_column_int64(stmt, 0);
-  }
+  sqlite3_int64 rows = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
   rc = sqlite3_finalize(stmt);
   if (rc != SQLITE_OK) return rc;
-  if (rows == 1) return SQLITE_OK;
-  *rowid = 0;
   *message = rows == 0
-      ? sqlite3_mprintf("no default model: bp_models is empty; add one with "
-                        "INSERT INTO bp_models(name, model) VALUES "
-                        "('default', bp_model_load('file.model'))")
+      ? empty_store_message(NULL)
       : sqlite3_mprintf("no default model: bp_models holds several models and "
                         "none is named 'default'; pass a model name");
   return *message ? SQLITE_OK : SQLITE_NOMEM;
@@ -397,6 +404,46 @@ int bp_resolve_model_name(bp_connection *c, const char *name, const char *functi
   return resolve_name(c, name, function, NULL, message, model);
 }
 
+/* Brings the cache entry *e for `name` up to date with the stored row
+** `rowid`: reads its header and, unless its model is compiled already, the
+** whole value. */
+static int resolve_row(bp_connection *c, resolved **entry, const char *name,
+                       sqlite3_int64 rowid, const char *function,
+                       sqlite3_context *ctx, char **message) {
+  resolved *e = *entry;
+  uint8_t header[BP_VALUE_HEADER_BYTES], digest[32];
+  int len;
+  int rc = store_read(c->db, rowid, header, NULL, &len);
+  if (rc != SQLITE_OK)
+    return report(ctx, message, rc, function, sqlite3_errmsg(c->db));
+  if (len < BP_VALUE_HEADER_BYTES ||
+      bp_value_digest(header, BP_VALUE_HEADER_BYTES, digest) != BP_OK)
+    return report(ctx, message, SQLITE_CORRUPT, function,
+                  "a stored model is not a valid model value");
+  if (e && memcmp(e->digest, digest, 32) == 0) return SQLITE_OK;
+  bp_model *compiled = shared_acquire(digest);
+  if (!compiled) {
+    uint8_t *value;
+    rc = store_read(c->db, rowid, header, &value, &len);
+    if (rc != SQLITE_OK)
+      return report(ctx, message, rc, function, sqlite3_errmsg(c->db));
+    bp_error err;
+    int brc = compile_value(value, (size_t)len, digest, &compiled, &err);
+    sqlite3_free(value);
+    if (brc != BP_OK)
+      return report(ctx, message, bp_sqlite_code(brc), function, err.message);
+  }
+  if (!e && !(e = new_entry(c, name, 0))) {
+    bp_shared_release(compiled);
+    return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
+  }
+  bp_shared_release(e->model);
+  e->model = compiled;
+  memcpy(e->digest, digest, 32);
+  *entry = e;
+  return SQLITE_OK;
+}
+
 /* Resolves a model name (NULL: the default model) through the store. */
 static int resolve_name(bp_connection *c, const char *name, const char *function,
                         sqlite3_context *ctx, char **message, bp_model **model) {
@@ -407,46 +454,20 @@ static int resolve_name(bp_connection *c, const char *name, const char *function
     return SQLITE_OK;
   }
   sqlite3_int64 rowid;
+  sqlite3_stmt *found;
   char *missing = NULL;
-  int rc = store_find(c->db, name, &rowid, &missing);
+  int rc = store_find(c->db, name, &found, &rowid, &missing);
   if (rc != SQLITE_OK)
     return report(ctx, message, rc, function, sqlite3_errmsg(c->db));
-  if (!rowid) {
+  if (!found) {
     if (e) remove_entry(c, e);
     rc = report(ctx, message, SQLITE_ERROR, function, missing);
     sqlite3_free(missing);
     return rc;
   }
-  uint8_t header[BP_VALUE_HEADER_BYTES], digest[32];
-  int len;
-  rc = store_read(c->db, rowid, header, NULL, &len);
-  if (rc != SQLITE_OK)
-    return report(ctx, message, rc, function, sqlite3_errmsg(c->db));
-  if (len < BP_VALUE_HEADER_BYTES ||
-      bp_value_digest(header, BP_VALUE_HEADER_BYTES, digest) != BP_OK)
-    return report(ctx, message, SQLITE_CORRUPT, function,
-                  "a stored model is not a valid model value");
-  if (!e || memcmp(e->digest, digest, 32) != 0) {
-    bp_model *compiled = shared_acquire(digest);
-    if (!compiled) {
-      uint8_t *value;
-      rc = store_read(c->db, rowid, header, &value, &len);
-      if (rc != SQLITE_OK)
-        return report(ctx, message, rc, function, sqlite3_errmsg(c->db));
-      bp_error err;
-      int brc = compile_value(value, (size_t)len, digest, &compiled, &err);
-      sqlite3_free(value);
-      if (brc != BP_OK)
-        return report(ctx, message, bp_sqlite_code(brc), function, err.message);
-    }
-    if (!e && !(e = new_entry(c, name, 0))) {
-      bp_shared_release(compiled);
-      return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
-    }
-    bp_shared_release(e->model);
-    e->model = compiled;
-    memcpy(e->digest, digest, 32);
-  }
+  rc = resolve_row(c, &e, name, rowid, function, ctx, message);
+  sqlite3_finalize(found);
+  if (rc != SQLITE_OK) return rc;
   e->checked = c->epoch;
   *model = bp_model_retain(e->model);
   return SQLITE_OK;

@@ -1,0 +1,224 @@
+/*
+** concurrency_test.c: several threads, each with its own connection to one
+** database file, encode with model 'm' while another connection keeps
+** replacing 'm' with a different model. Every result must come from the old
+** or the new model, never a mix, and nothing may crash; a statement that
+** reads a table (its own read transaction) sees one model in every row. The compiled models are shared by the process (compilations stay
+** near the number of replacements, not that times the readers) and are freed
+** once the last connection using them is gone. Run under ThreadSanitizer by
+** `make test-tsan`. Prints "concurrency: N passed, N failed".
+**   concurrency_test DATA_DIRECTORY    (tests/data: small.model)
+*/
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sqlite3_bytepiece.h"
+
+enum { READERS = 4, WRITES = 40, TEXTS = 3 };
+
+static int passed, failed;
+#define CHECK(condition)                                                    \
+  do {                                                                      \
+    if (condition) passed++;                                                \
+    else {                                                                  \
+      failed++;                                                             \
+      printf("FAILED %s:%d: %s\n", __FILE__, __LINE__, #condition);         \
+    }                                                                       \
+  } while (0)
+
+static char database[1100];
+static const char *texts[TEXTS] = {
+    "static int matcher_build(bp_matcher *m) { return 0; }",
+    "The model value is compact; pieces are sorted by length and bytes.",
+    "今天天气不错 hello world 123"};
+/* The ids of each text under the two models, and the models' values. */
+static char *expected[2][TEXTS];
+static void *model_value[2];
+static int model_bytes[2];
+static int writer_done;
+
+static sqlite3 *open_database(void) {
+  sqlite3 *db;
+  if (sqlite3_open(database, &db) != SQLITE_OK) {
+    printf("cannot open %s: %s\n", database, sqlite3_errmsg(db));
+    exit(1);
+  }
+  sqlite3_busy_timeout(db, 10000);
+  return db;
+}
+
+static char *single_text(sqlite3 *db, const char *sql) {
+  sqlite3_stmt *stmt;
+  char *result = NULL;
+  if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK &&
+      sqlite3_step(stmt) == SQLITE_ROW)
+    result = strdup((const char *)sqlite3_column_text(stmt, 0));
+  sqlite3_finalize(stmt);
+  return result;
+}
+
+static long debug_number(sqlite3 *db, const char *key) {
+  char sql[200];
+  snprintf(sql, sizeof sql, "SELECT json_extract(bp_debug(), '$.%s')", key);
+  char *text = single_text(db, sql);
+  long n = text ? atol(text) : -1;
+  free(text);
+  return n;
+}
+
+/* Which model gave these ids for text i: 0, 1, or -1 for neither. */
+static int model_of(int i, const char *ids) {
+  for (int m = 0; m < 2; m++)
+    if (ids && strcmp(ids, expected[m][i]) == 0) return m;
+  return -1;
+}
+
+typedef struct {
+  long statements, mixed, wrong, errors;
+  long seen[2];
+} reader_result;
+
+static void *reader(void *arg) {
+  reader_result *r = arg;
+  sqlite3 *db = open_database();
+  sqlite3_stmt *stmt;
+  if (sqlite3_prepare_v2(db, "SELECT i, bp_encode(t, 'm') FROM texts ORDER BY i", -1, &stmt,
+                         NULL) != SQLITE_OK) {
+    r->errors++;
+    sqlite3_close(db);
+    return NULL;
+  }
+  while (!__atomic_load_n(&writer_done, __ATOMIC_ACQUIRE) || r->statements < 50) {
+    int rc, first = -1;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      int m = model_of(sqlite3_column_int(stmt, 0), (const char *)sqlite3_column_text(stmt, 1));
+      if (m < 0) r->wrong++;
+      else if (first < 0) r->seen[first = m]++;
+      else if (m != first) r->mixed++;
+    }
+    if (rc != SQLITE_DONE) {
+      printf("reader: %s\n", sqlite3_errmsg(db));
+      r->errors++;
+    }
+    r->statements++;
+    sqlite3_reset(stmt);
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return NULL;
+}
+
+static void *writer(void *arg) {
+  long *errors = arg;
+  sqlite3 *db = open_database();
+  sqlite3_stmt *stmt;
+  sqlite3_prepare_v2(db, "INSERT INTO bp_models(name, model) VALUES ('m', ?1)", -1, &stmt,
+                     NULL);
+  for (int w = 0; w < WRITES; w++) {
+    int m = (w + 1) % 2;
+    sqlite3_bind_blob(stmt, 1, model_value[m], model_bytes[m], SQLITE_STATIC);
+    if (sqlite3_step(stmt) != SQLITE_DONE) {
+      printf("writer: %s\n", sqlite3_errmsg(db));
+      (*errors)++;
+    }
+    sqlite3_reset(stmt);
+    usleep(5000);
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  __atomic_store_n(&writer_done, 1, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) return 2;
+  char directory[] = "/tmp/bp-concurrency-XXXXXX";
+  if (!mkdtemp(directory)) return 2;
+  snprintf(database, sizeof database, "%s/test.db", directory);
+  sqlite3_auto_extension((void (*)(void))sqlite3_bytepiece_init);
+
+  /* Two different models: the small test model and a 400-piece shrink of it. */
+  sqlite3 *db = open_database();
+  char *sql = sqlite3_mprintf(
+      "PRAGMA journal_mode = WAL;"
+      "CREATE TABLE texts(i INTEGER PRIMARY KEY, t TEXT);"
+      "INSERT INTO bp_models(name, model) VALUES ('a', bp_model_load('%q/small.model'));"
+      "INSERT INTO bp_models(name, model) VALUES ('b', bp_model_shrink('a', 400));"
+      "INSERT INTO bp_models(name, model) SELECT 'm', model FROM bp_models WHERE name = 'a';",
+      argv[1]);
+  CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+  sqlite3_free(sql);
+  for (int m = 0; m < 2; m++) {
+    sqlite3_stmt *stmt;
+    sqlite3_prepare_v2(db, "SELECT model FROM bp_models WHERE name = ?1", -1, &stmt, NULL);
+    sqlite3_bind_text(stmt, 1, m ? "b" : "a", -1, SQLITE_STATIC);
+    CHECK(sqlite3_step(stmt) == SQLITE_ROW);
+    model_bytes[m] = sqlite3_column_bytes(stmt, 0);
+    model_value[m] = malloc((size_t)model_bytes[m]);
+    memcpy(model_value[m], sqlite3_column_blob(stmt, 0), (size_t)model_bytes[m]);
+    sqlite3_finalize(stmt);
+    for (int i = 0; i < TEXTS; i++) {
+      char *q = sqlite3_mprintf("SELECT bp_encode(%Q, %Q)", texts[i], m ? "b" : "a");
+      expected[m][i] = single_text(db, q);
+      sqlite3_free(q);
+    }
+  }
+  for (int i = 0; i < TEXTS; i++) {
+    CHECK(strcmp(expected[0][i], expected[1][i]) != 0);
+    char *insert = sqlite3_mprintf("INSERT INTO texts VALUES (%d, %Q)", i, texts[i]);
+    CHECK(sqlite3_exec(db, insert, NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_free(insert);
+  }
+  sqlite3_close(db);
+
+  pthread_t readers[READERS], writer_thread;
+  reader_result results[READERS];
+  memset(results, 0, sizeof results);
+  long writer_errors = 0;
+  for (int t = 0; t < READERS; t++) pthread_create(&readers[t], NULL, reader, &results[t]);
+  pthread_create(&writer_thread, NULL, writer, &writer_errors);
+  pthread_join(writer_thread, NULL);
+  long statements = 0, mixed = 0, wrong = 0, errors = writer_errors, seen[2] = {0, 0};
+  for (int t = 0; t < READERS; t++) {
+    pthread_join(readers[t], NULL);
+    statements += results[t].statements;
+    mixed += results[t].mixed;
+    wrong += results[t].wrong;
+    errors += results[t].errors;
+    seen[0] += results[t].seen[0];
+    seen[1] += results[t].seen[1];
+  }
+  printf("concurrency: %ld statements by %d readers during %d replacements: %ld from the "
+         "first model, %ld from the second\n", statements, READERS, WRITES, seen[0], seen[1]);
+  CHECK(errors == 0);
+  CHECK(wrong == 0);
+  CHECK(mixed == 0);
+  CHECK(seen[0] > 0 && seen[1] > 0);
+
+  /* One compilation per model value in use, shared by all connections; none
+  ** left once every connection is closed. */
+  db = open_database();
+  long compiled = debug_number(db, "models_compiled");
+  printf("concurrency: %ld compilations in all\n", compiled);
+  CHECK(compiled >= 2 && compiled <= WRITES + 4);
+  CHECK(debug_number(db, "models_in_memory") == 0);
+  sqlite3_close(db);
+
+  for (int m = 0; m < 2; m++) {
+    free(model_value[m]);
+    for (int i = 0; i < TEXTS; i++) free(expected[m][i]);
+  }
+  char path[1200];
+  const char *suffixes[] = {"", "-wal", "-shm"};
+  for (int i = 0; i < 3; i++) {
+    snprintf(path, sizeof path, "%s%s", database, suffixes[i]);
+    unlink(path);
+  }
+  rmdir(directory);
+  printf("concurrency: %d passed, %d failed\n", passed, failed);
+  return failed != 0;
+}
