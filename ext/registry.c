@@ -342,9 +342,9 @@ static int report(sqlite3_context *ctx, char **message, int code,
     else sqlite3_result_error(ctx, m, -1);
     sqlite3_result_error_code(ctx, code);
     sqlite3_free(m);
-  } else if (code == SQLITE_NOMEM) {
+  } else if (code == SQLITE_NOMEM || !message) {
     sqlite3_free(m); /* out of memory is said by the code alone */
-    *message = NULL;
+    if (message) *message = NULL;
   } else {
     *message = m;
   }

@@ -232,7 +232,7 @@ static int tokens_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx,
     case TOKENS_PIECE: sqlite3_result_blob(ctx, piece, (int)length, SQLITE_TRANSIENT); break;
     case TOKENS_TEXT: result_piece_text(ctx, piece, length); break;
     case TOKENS_START: sqlite3_result_int64(ctx, (sqlite3_int64)c->start); break;
-    case TOKENS_END: sqlite3_result_int64(ctx, (sqlite3_int64)(c->start + length)); break;
+    case TOKENS_END: sqlite3_result_int64(ctx, (sqlite3_int64)c->start + length); break;
     default: break; /* hidden arguments read back as NULL */
   }
   return SQLITE_OK;

@@ -123,7 +123,9 @@ int bp_model_assemble(const bp_piece *pieces, size_t n, int digest_source,
   }
   m->offsets[n] = (uint32_t)offset;
   bp_free(position);
-  /* The reference's score: log(count) - log(total), in double. */
+  /* The reference's score: log(count) - log(total), in double. (total > 0:
+  ** every byte is a piece with a positive count.) */
+  // cppcheck-suppress invalidFunctionArg
   double log_total = log((double)total);
   m->lowest_score = 0.0;
   for (size_t i = 0; i < n; i++) {
