@@ -12,7 +12,11 @@ packages=(
   tcl libsqlite3-tcl   # the test suite
   python3              # the demo trains on the Python standard library
 )
-# SentencePiece, for `make bench` and `make bench-train` only.
+# Checking: clang with libFuzzer (make fuzz), clang-tidy and cppcheck (make
+# lint).
+check_packages=(clang libclang-rt-dev clang-tidy cppcheck)
+# SentencePiece: the interchange tests (skipped without it) and the
+# benchmarks.
 benchmark_packages=(python3-sentencepiece sentencepiece)
 
 as_root=()
@@ -20,6 +24,8 @@ as_root=()
 export DEBIAN_FRONTEND=noninteractive
 "${as_root[@]}" apt-get update -qq
 "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${check_packages[@]}" >/dev/null ||
+  echo "install-deps: clang, clang-tidy or cppcheck unavailable; make fuzz and make lint need them"
 "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${benchmark_packages[@]}" >/dev/null ||
   echo "install-deps: SentencePiece packages unavailable; the benchmarks will run without them"
 echo "install-deps: done"
