@@ -24,7 +24,7 @@ void bp_segmented_free(bp_segmented *s) {
 }
 
 int bp_segment_text(const bp_model *model, const char *text, size_t len, int input,
-                    bp_segmented *s, bp_error *err) {
+                    const bp_interrupt *interrupt, bp_segmented *s, bp_error *err) {
   memset(s, 0, sizeof *s);
   s->bytes = text;
   s->length = len;
@@ -34,7 +34,7 @@ int bp_segment_text(const bp_model *model, const char *text, size_t len, int inp
     if (rc != BP_OK) return rc;
     if (s->normalized) s->bytes = s->normalized;
   }
-  int rc = bp_encode(model, s->bytes, s->length, BP_INPUT_BYTES, NULL, &s->ids, err);
+  int rc = bp_encode(model, s->bytes, s->length, BP_INPUT_BYTES, NULL, interrupt, &s->ids, err);
   if (rc != BP_OK) return rc;
   s->ends = sqlite3_malloc64((s->ids.count + 1) * sizeof *s->ends);
   if (!s->ends) {
@@ -74,7 +74,8 @@ static void truncate_function(sqlite3_context *ctx, int argc, sqlite3_value **ar
     return;
   bp_segmented s;
   bp_error err;
-  int rc = bp_segment_text(model, text, len, input, &s, &err);
+  bp_interrupt interrupt = {bp_sql_interrupted, sqlite3_context_db_handle(ctx)};
+  int rc = bp_segment_text(model, text, len, input, &interrupt, &s, &err);
   size_t cut = s.length;
   if (rc == BP_OK && (sqlite3_uint64)s.ids.count > (sqlite3_uint64)budget) {
     /* The end of the last whole token that fits, moved back to where a
@@ -85,7 +86,7 @@ static void truncate_function(sqlite3_context *ctx, int argc, sqlite3_value **ar
       while (keep > 0 && !bp_segmented_can_cut(&s, s.ends[keep - 1])) keep--;
       cut = keep ? s.ends[keep - 1] : 0;
       size_t count;
-      rc = bp_count(model, s.bytes, cut, BP_INPUT_BYTES, NULL, &count, &err);
+      rc = bp_count(model, s.bytes, cut, BP_INPUT_BYTES, NULL, &interrupt, &count, &err);
       if (rc != BP_OK || count <= (size_t)budget || keep == 0) break;
     }
   }
@@ -126,7 +127,8 @@ static void stats_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   size_t count;
   bp_error err;
-  int rc = bp_count(model, text, len, input, NULL, &count, &err);
+  bp_interrupt interrupt = {bp_sql_interrupted, sqlite3_context_db_handle(ctx)};
+  int rc = bp_count(model, text, len, input, NULL, &interrupt, &count, &err);
   bp_model_release(model);
   if (rc != BP_OK) {
     bp_result_error(ctx, "bp_stats", &err);

@@ -37,6 +37,13 @@ int bp_resolve_model(bp_connection *connection, sqlite3_value *argument,
                      const char *function, sqlite3_context *ctx,
                      char **message, bp_model **model);
 
+/* The database handle of a connection's state. */
+sqlite3 *bp_connection_db(bp_connection *connection);
+
+/* Stops long work when sqlite3_interrupt(db) is called: {bp_sql_interrupted,
+** db} as a bp_interrupt. */
+int bp_sql_interrupted(void *db);
+
 /* How many models this process compiled, and how many it holds now. */
 void bp_registry_statistics(long *compiled, int *shared);
 
@@ -51,7 +58,7 @@ typedef struct bp_segmented {
   size_t *ends;       /* ends[i]: the byte offset where token i ends */
 } bp_segmented;
 int bp_segment_text(const bp_model *model, const char *text, size_t len, int input,
-                    bp_segmented *s, bp_error *err);
+                    const bp_interrupt *interrupt, bp_segmented *s, bp_error *err);
 /* True where text may be cut: a character boundary (any byte of a BLOB). */
 bool bp_segmented_can_cut(const bp_segmented *s, size_t offset);
 void bp_segmented_free(bp_segmented *s);

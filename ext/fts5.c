@@ -33,6 +33,7 @@ SQLITE_EXTENSION_INIT3
 struct Fts5Tokenizer {
   bp_model *model;
   int subwords;
+  bp_interrupt interrupt; /* indexing a huge document stops on sqlite3_interrupt */
 };
 
 static int tokenizer_create(void *user_data, const char **arguments, int count,
@@ -59,6 +60,7 @@ static int tokenizer_create(void *user_data, const char **arguments, int count,
   }
   t->model = model;
   t->subwords = subwords;
+  t->interrupt = (bp_interrupt){bp_sql_interrupted, bp_connection_db(user_data)};
   *out = t;
   return SQLITE_OK;
 }
@@ -131,8 +133,9 @@ static int tokenizer_tokenize(Fts5Tokenizer *t, void *context, int flags, const 
     return SQLITE_NOMEM;
   }
   bp_ids ids = {0};
-  rc = bp_encode(t->model, normalized.text, normalized.length, BP_INPUT_BYTES, NULL, &ids, &err);
-  int result = rc == BP_OK ? SQLITE_OK : SQLITE_NOMEM;
+  rc = bp_encode(t->model, normalized.text, normalized.length, BP_INPUT_BYTES, NULL,
+                 &t->interrupt, &ids, &err);
+  int result = bp_sqlite_code(rc);
   size_t offset = 0;
   for (size_t i = 0; i < ids.count && result == SQLITE_OK; i++) {
     uint32_t piece_length;

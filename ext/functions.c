@@ -24,6 +24,15 @@
 
 SQLITE_EXTENSION_INIT3
 
+/* Asked directly where SQLite can say (3.41 and later), else by running a
+** trivial statement, which an interrupt stops. */
+int bp_sql_interrupted(void *db) {
+#if SQLITE_VERSION_NUMBER >= 3041000
+  if (sqlite3_libversion_number() >= 3041000) return sqlite3_is_interrupted(db);
+#endif
+  return sqlite3_exec(db, "SELECT 1", NULL, NULL, NULL) == SQLITE_INTERRUPT;
+}
+
 int bp_sqlite_code(int bp_code) {
   switch (bp_code) {
     case BP_OK: return SQLITE_OK;
@@ -319,16 +328,17 @@ static int encode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **argv
     return -1;
   bp_error err;
   bp_sampler *random = sampling ? &sampler : NULL;
+  bp_interrupt interrupt = {bp_sql_interrupted, sqlite3_context_db_handle(ctx)};
   rc = BP_OK;
   *count = 0;
   if (ids) {
     if (options.bos && !bp_ids_push(ids, BP_ID_BOS)) rc = err.code = BP_NOMEM;
-    if (rc == BP_OK) rc = bp_encode(model, text, len, input, random, ids, &err);
+    if (rc == BP_OK) rc = bp_encode(model, text, len, input, random, &interrupt, ids, &err);
     if (rc == BP_OK && options.eos && !bp_ids_push(ids, BP_ID_EOS))
       rc = err.code = BP_NOMEM;
     *count = ids->count;
   } else {
-    rc = bp_count(model, text, len, input, random, count, &err);
+    rc = bp_count(model, text, len, input, random, &interrupt, count, &err);
     *count += (size_t)options.bos + (size_t)options.eos;
   }
   bp_model_release(model);

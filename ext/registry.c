@@ -354,6 +354,8 @@ static int report(sqlite3_context *ctx, char **message, int code,
 static int resolve_name(bp_connection *c, const char *name, const char *function,
                         sqlite3_context *ctx, char **message, bp_model **model);
 
+sqlite3 *bp_connection_db(bp_connection *c) { return c->db; }
+
 int bp_resolve_model(bp_connection *c, sqlite3_value *argument,
                      const char *function, sqlite3_context *ctx,
                      char **message, bp_model **model) {

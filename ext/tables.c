@@ -195,11 +195,13 @@ static int tokens_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   size_t len = (size_t)sqlite3_value_bytes(given[0]);
   if (!text && len) return SQLITE_NOMEM;
   bp_error err;
+  bp_interrupt interrupt = {bp_sql_interrupted, bp_connection_db(t->connection)};
   if (bp_encode(c->model, text ? text : "", len,
                 type == SQLITE_TEXT ? BP_INPUT_TEXT : BP_INPUT_BYTES,
-                sampling ? &sampler : NULL, &c->ids, &err) != BP_OK)
-    return err.code == BP_NOMEM ? SQLITE_NOMEM : set_error(cursor->pVtab,
-        sqlite3_mprintf("bp_tokens: %s", err.message));
+                sampling ? &sampler : NULL, &interrupt, &c->ids, &err) != BP_OK)
+    return err.code == BP_NOMEM || err.code == BP_INTERRUPT
+               ? bp_sqlite_code(err.code)
+               : set_error(cursor->pVtab, sqlite3_mprintf("bp_tokens: %s", err.message));
   return SQLITE_OK;
 }
 
@@ -382,12 +384,15 @@ static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
                                          : (const char *)sqlite3_value_blob(given[0]);
   size_t len = (size_t)sqlite3_value_bytes(given[0]);
   bp_error err;
+  bp_interrupt interrupt = {bp_sql_interrupted, bp_connection_db(t->connection)};
   rc = bp_segment_text(model, text ? text : "", len,
-                       type == SQLITE_TEXT ? BP_INPUT_TEXT : BP_INPUT_BYTES, &c->text, &err);
+                       type == SQLITE_TEXT ? BP_INPUT_TEXT : BP_INPUT_BYTES, &interrupt,
+                       &c->text, &err);
   bp_model_release(model);
   if (rc != BP_OK)
-    return rc == BP_NOMEM ? SQLITE_NOMEM : set_error(cursor->pVtab,
-        sqlite3_mprintf("bp_chunks: %s", err.message));
+    return rc == BP_NOMEM || rc == BP_INTERRUPT
+               ? bp_sqlite_code(rc)
+               : set_error(cursor->pVtab, sqlite3_mprintf("bp_chunks: %s", err.message));
   return plan_chunks(c, (size_t)sqlite3_value_int64(given[1]), (size_t)overlap);
 }
 

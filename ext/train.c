@@ -108,15 +108,6 @@ static double seconds_now(void) {
   return (double)now.tv_sec + now.tv_nsec * 1e-9;
 }
 
-/* True when sqlite3_interrupt() was called: asked directly where SQLite
-** can say, else by running a trivial statement, which an interrupt stops. */
-static int interrupted(sqlite3 *db) {
-#if SQLITE_VERSION_NUMBER >= 3041000
-  if (sqlite3_libversion_number() >= 3041000) return sqlite3_is_interrupted(db);
-#endif
-  return sqlite3_exec(db, "SELECT 1", NULL, NULL, NULL) == SQLITE_INTERRUPT;
-}
-
 /* Reports the phase, the share of it done and its rate on stderr (at most
 ** once a second), when asked to; and stops on sqlite3_interrupt(). */
 static int training_progress(void *context, const char *phase, double done) {
@@ -135,7 +126,7 @@ static int training_progress(void *context, const char *phase, double done) {
               100 * done, megabytes / (now - t->phase_started));
     }
   }
-  return interrupted(t->db);
+  return bp_sql_interrupted(t->db);
 }
 
 static void train_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {

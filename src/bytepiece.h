@@ -17,7 +17,7 @@
 **     bp_model *m; bp_error err;
 **     if (bp_model_load_file("bytepiece_80k.zip", &m, &err) != BP_OK) ...
 **     bp_ids ids = {0};
-**     bp_encode(m, text, len, BP_INPUT_TEXT, &ids, &err);
+**     bp_encode(m, text, len, BP_INPUT_TEXT, NULL, NULL, &ids, &err);
 **     ...
 **     bp_ids_free(&ids);
 **     bp_model_release(m);
@@ -159,15 +159,26 @@ void bp_sampler_init(bp_sampler *s, double alpha, uint64_t seed);
 /* The next uniform double in [0, 1), with 53 random bits. */
 double bp_sampler_uniform(bp_sampler *s);
 
+/* A caller's way to stop a long encoding: check(context) is called after
+** every 1 MB of text; when it returns nonzero, encoding stops with
+** BP_INTERRUPT. */
+typedef struct bp_interrupt {
+  int (*check)(void *context);
+  void *context;
+} bp_interrupt;
+
 /* Appends the ids of `text` to `out`: the Viterbi segmentation, or a random
 ** one drawn with `sampler` when it is not NULL. Invalid UTF-8 in
-** BP_INPUT_TEXT mode is BP_INVALID, with the byte offset in the message. */
+** BP_INPUT_TEXT mode is BP_INVALID, with the byte offset in the message.
+** `interrupt` may be NULL. */
 int bp_encode(const bp_model *m, const char *text, size_t len, int input,
-              bp_sampler *sampler, bp_ids *out, bp_error *err);
+              bp_sampler *sampler, const bp_interrupt *interrupt, bp_ids *out,
+              bp_error *err);
 
 /* The number of tokens bp_encode would produce, without storing them. */
 int bp_count(const bp_model *m, const char *text, size_t len, int input,
-             bp_sampler *sampler, size_t *count, bp_error *err);
+             bp_sampler *sampler, const bp_interrupt *interrupt, size_t *count,
+             bp_error *err);
 
 /* Calls found() for every occurrence of a vocabulary piece inside bytes:
 ** its start, end and id, by end position, longest first. */

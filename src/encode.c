@@ -24,27 +24,36 @@
 
 #define SCORE_RING 256 /* a power of two above BP_MAX_PIECE_BYTES */
 #define STACK_BACK_POINTERS 4096
+#define INTERRUPT_STRIDE (1u << 20) /* bytes between interrupt checks */
 
-/* Records in out[1..len] the longest piece ending at each position. The
-** automaton's walk is a chain of dependent loads; doing it apart from the
-** scoring leaves the scoring's loads independent of each other. */
-static void match_chunk(const bp_model *m, const uint8_t *chunk, size_t len,
-                        int32_t *out) {
+/* A chunk is segmented a stretch of positions at a time, so that a caller's
+** interrupt is heard within a long chunk too; this is what carries over from
+** one stretch to the next. */
+typedef struct lattice {
+  int32_t state;             /* the matcher's state */
+  double ring[SCORE_RING];   /* best scores, or totals, of the last positions */
+} lattice;
+
+/* Records in out[e] the longest piece ending at each position e of
+** (from, to]. The automaton's walk is a chain of dependent loads; doing it
+** apart from the scoring leaves the scoring's loads independent. */
+static void match_chunk(const bp_model *m, const uint8_t *chunk, size_t from, size_t to,
+                        lattice *l, int32_t *out) {
   const bp_matcher_cell *cells = m->matcher.cells;
-  int32_t state = 0;
-  for (size_t e = 1; e <= len; e++) {
+  int32_t state = l->state;
+  for (size_t e = from + 1; e <= to; e++) {
     state = bp_matcher_step(cells, state, chunk[e - 1]);
     out[e] = cells[state].out;
   }
+  l->state = state;
 }
 
-/* Replaces back[1..len], as filled by match_chunk, with the piece ending the
-** best segmentation of chunk[0..e). */
-static void viterbi(const bp_model *m, size_t len, int32_t *back) {
+/* Replaces back[e] for e in (from, to], as filled by match_chunk, with the
+** piece ending the best segmentation of chunk[0..e). */
+static void viterbi(const bp_model *m, size_t from, size_t to, lattice *l, int32_t *back) {
   const bp_matcher_piece *pieces = m->matcher.pieces;
-  double best[SCORE_RING];
-  best[0] = 0.0;
-  for (size_t e = 1; e <= len; e++) {
+  double *best = l->ring;
+  for (size_t e = from + 1; e <= to; e++) {
     double top = -INFINITY;
     int32_t choice = -1;
     for (int32_t p = back[e]; p >= 0; p = pieces[p].next_out) {
@@ -74,14 +83,13 @@ static inline int32_t draw(bp_sampler *sampler, const double *weight,
 ** p^alpha, and the totals of the last 256 positions are rescaled together
 ** by a power of two whenever the newest leaves [2^-128, 2^128], which keeps
 ** their ratios exact. */
-static void sample_linear(const bp_model *m, size_t len, bp_sampler *sampler,
-                          const double *weights, int32_t *back) {
+static void sample_linear(const bp_model *m, size_t from, size_t to, bp_sampler *sampler,
+                          const double *weights, lattice *l, int32_t *back) {
   const bp_matcher_piece *pieces = m->matcher.pieces;
-  double total[SCORE_RING];
+  double *total = l->ring;
   double weight[BP_MAX_PIECE_BYTES];
   int32_t candidate[BP_MAX_PIECE_BYTES];
-  total[0] = 1.0;
-  for (size_t e = 1; e <= len; e++) {
+  for (size_t e = from + 1; e <= to; e++) {
     int n = 0;
     double sum = 0.0;
     for (int32_t p = back[e]; p >= 0; p = pieces[p].next_out) {
@@ -102,15 +110,14 @@ static void sample_linear(const bp_model *m, size_t len, bp_sampler *sampler,
 }
 
 /* The same in the log domain, for alphas so large that p^alpha underflows. */
-static void sample_log(const bp_model *m, size_t len, bp_sampler *sampler,
-                       int32_t *back) {
+static void sample_log(const bp_model *m, size_t from, size_t to, bp_sampler *sampler,
+                       lattice *l, int32_t *back) {
   const bp_matcher_piece *pieces = m->matcher.pieces;
   const double alpha = sampler->alpha;
-  double log_total[SCORE_RING];
+  double *log_total = l->ring;
   double weight[BP_MAX_PIECE_BYTES];
   int32_t candidate[BP_MAX_PIECE_BYTES];
-  log_total[0] = 0.0;
-  for (size_t e = 1; e <= len; e++) {
+  for (size_t e = from + 1; e <= to; e++) {
     int n = 0;
     double top = -INFINITY;
     for (int32_t p = back[e]; p >= 0; p = pieces[p].next_out) {
@@ -137,8 +144,9 @@ static bool sample_in_linear_domain(const bp_model *m, double alpha) {
 ** false); appends ids to `out` when it is not NULL and adds the number of
 ** tokens to *count. */
 static int segment(const bp_model *m, const uint8_t *text, size_t len,
-                   bool chunked, bp_sampler *sampler, bp_ids *out,
-                   size_t *count, bp_error *err) {
+                   bool chunked, bp_sampler *sampler, const bp_interrupt *interrupt,
+                   bp_ids *out, size_t *count, bp_error *err) {
+  size_t since_check = 0; /* bytes segmented since the last interrupt check */
   int32_t stack_back[STACK_BACK_POINTERS];
   int32_t *back = stack_back;
   size_t back_capacity = STACK_BACK_POINTERS;
@@ -169,13 +177,28 @@ static int segment(const bp_model *m, const uint8_t *text, size_t len,
       }
       back_capacity = chunk_len + 1;
     }
-    match_chunk(m, text, chunk_len, back);
-    if (!sampler)
-      viterbi(m, chunk_len, back);
-    else if (weights)
-      sample_linear(m, chunk_len, sampler, weights, back);
-    else
-      sample_log(m, chunk_len, sampler, back);
+    lattice l;
+    l.state = 0;
+    l.ring[0] = sampler && weights ? 1.0 : 0.0; /* the empty prefix */
+    for (size_t from = 0; from < chunk_len && rc == BP_OK;) {
+      size_t to = chunk_len - from > INTERRUPT_STRIDE - since_check
+                      ? from + (INTERRUPT_STRIDE - since_check) : chunk_len;
+      match_chunk(m, text, from, to, &l, back);
+      if (!sampler)
+        viterbi(m, from, to, &l, back);
+      else if (weights)
+        sample_linear(m, from, to, sampler, weights, &l, back);
+      else
+        sample_log(m, from, to, sampler, &l, back);
+      since_check += to - from;
+      if (since_check == INTERRUPT_STRIDE) {
+        since_check = 0;
+        if (interrupt && interrupt->check(interrupt->context))
+          rc = bp_fail(err, BP_INTERRUPT, "interrupted");
+      }
+      from = to;
+    }
+    if (rc != BP_OK) break;
     size_t chunk_tokens = 0;
     for (size_t e = chunk_len; e > 0; chunk_tokens++) e -= pieces[back[e]].length;
     if (out) {
@@ -210,36 +233,38 @@ static int segment(const bp_model *m, const uint8_t *text, size_t len,
 
 /* Runs `segment` on the text as the reference sees it: NFC for text. */
 static int encode_input(const bp_model *m, const char *text, size_t len,
-                        int input, bp_sampler *sampler, bp_ids *out,
-                        size_t *count, bp_error *err) {
+                        int input, bp_sampler *sampler, const bp_interrupt *interrupt,
+                        bp_ids *out, size_t *count, bp_error *err) {
   if (input == BP_INPUT_BYTES)
-    return segment(m, (const uint8_t *)text, len, true, sampler, out, count, err);
+    return segment(m, (const uint8_t *)text, len, true, sampler, interrupt, out, count, err);
   char *normalized;
   size_t normalized_len;
   int rc = bp_normalize(text, len, &normalized, &normalized_len, err);
   if (rc != BP_OK) return rc;
   rc = segment(m, (const uint8_t *)(normalized ? normalized : text),
-               normalized_len, true, sampler, out, count, err);
+               normalized_len, true, sampler, interrupt, out, count, err);
   bp_free(normalized);
   return rc;
 }
 
 int bp_encode(const bp_model *m, const char *text, size_t len, int input,
-              bp_sampler *sampler, bp_ids *out, bp_error *err) {
+              bp_sampler *sampler, const bp_interrupt *interrupt, bp_ids *out,
+              bp_error *err) {
   size_t count = 0;
-  return encode_input(m, text, len, input, sampler, out, &count, err);
+  return encode_input(m, text, len, input, sampler, interrupt, out, &count, err);
 }
 
 int bp_count(const bp_model *m, const char *text, size_t len, int input,
-             bp_sampler *sampler, size_t *count, bp_error *err) {
+             bp_sampler *sampler, const bp_interrupt *interrupt, size_t *count,
+             bp_error *err) {
   *count = 0;
-  return encode_input(m, text, len, input, sampler, NULL, count, err);
+  return encode_input(m, text, len, input, sampler, interrupt, NULL, count, err);
 }
 
 int bp_segment_whole(const bp_model *m, const uint8_t *bytes, size_t len,
                      bp_ids *out, bp_error *err) {
   size_t count = 0;
-  return segment(m, bytes, len, false, NULL, out, &count, err);
+  return segment(m, bytes, len, false, NULL, NULL, out, &count, err);
 }
 
 int bp_pieces_inside(const bp_model *m, const uint8_t *bytes, size_t len,

@@ -109,7 +109,7 @@ int main(int argc, char **argv) {
         bp_sampler sampler;
         if (alpha) bp_sampler_init(&sampler, atof(alpha), i + 1);
         if (bp_count(m, c.texts[i], c.lengths[i], BP_INPUT_TEXT,
-                     alpha ? &sampler : NULL, &n, &err) != BP_OK)
+                     alpha ? &sampler : NULL, NULL, &n, &err) != BP_OK)
           die("encode", err.message);
         tokens += (long long)n;
       }

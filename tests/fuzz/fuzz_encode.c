@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t len = size - 1;
   bp_error err;
   bp_ids ids = {0};
-  int rc = bp_encode(model, text, len, input, sampling, &ids, &err);
+  int rc = bp_encode(model, text, len, input, sampling, NULL, &ids, &err);
   if (rc == BP_INVALID && input == BP_INPUT_TEXT &&
       bp_utf8_invalid_offset(text, len) < len) {
     bp_ids_free(&ids);
@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   if (rc != BP_OK) abort();
   size_t count;
-  if (bp_count(model, text, len, input, sampling ? &replay : NULL, &count, &err) != BP_OK ||
+  if (bp_count(model, text, len, input, sampling ? &replay : NULL, NULL, &count, &err) != BP_OK ||
       count != ids.count)
     abort();
   int64_t *wide = malloc((ids.count + 1) * sizeof *wide);

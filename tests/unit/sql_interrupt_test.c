@@ -1,6 +1,8 @@
 /*
 ** sql_interrupt_test.c: sqlite3_interrupt() from another thread stops a
-** long bp_train with SQLITE_INTERRUPT, and the connection goes on working.
+** long bp_train with SQLITE_INTERRUPT, and the connection goes on working;
+** it also stops the encoding of one huge text (bp_count, bp_tokens, FTS5
+** indexing), and the time from the interrupt to the return is printed.
 ** Prints "interrupt: N passed, N failed".
 **   sql_interrupt_test EXTENSION
 */
@@ -20,11 +22,32 @@ static int passed, failed;
     }                                                                       \
   } while (0)
 
+static double seconds_now(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (double)now.tv_sec + now.tv_nsec * 1e-9;
+}
+
+static double interrupted_at;
+
 static void *interrupt_soon(void *db) {
   struct timespec pause = {0, 300 * 1000 * 1000};
   nanosleep(&pause, NULL);
+  interrupted_at = seconds_now();
   sqlite3_interrupt(db);
   return NULL;
+}
+
+/* Runs sql with an interrupt 0.3 s in; returns its result code and prints
+** how long after the interrupt it returned. */
+static int run_interrupted(sqlite3 *db, const char *sql) {
+  pthread_t thread;
+  pthread_create(&thread, NULL, interrupt_soon, db);
+  int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  double returned = seconds_now();
+  pthread_join(thread, NULL);
+  printf("interrupt: %s: stopped %.3f s after the interrupt\n", sql, returned - interrupted_at);
+  return rc;
 }
 
 int main(int argc, char **argv) {
@@ -42,19 +65,26 @@ int main(int argc, char **argv) {
       "INSERT INTO docs SELECT group_concat(printf('line %d: the %x quick %o brown fox %d jumps ',"
       "  i, i * 7, i * 13, i % 977) || hex(randomblob(20)), char(10)) FROM n GROUP BY i / 100;",
       NULL, NULL, &error) == SQLITE_OK);
-  pthread_t thread;
-  pthread_create(&thread, NULL, interrupt_soon, db);
-  int rc = sqlite3_exec(db, "SELECT bp_train(body, '{\"vocab_size\": 5000}') FROM docs",
-                        NULL, NULL, &error);
-  pthread_join(thread, NULL);
-  CHECK(rc == SQLITE_INTERRUPT);
-  CHECK(error && strcmp(error, "interrupted") == 0);
-  sqlite3_free(error);
-  error = NULL;
+  CHECK(run_interrupted(db, "SELECT bp_train(body, '{\"vocab_size\": 5000}') FROM docs") ==
+        SQLITE_INTERRUPT);
+  CHECK(strcmp(sqlite3_errmsg(db), "interrupted") == 0);
   /* Nothing stored, and the connection still works. */
   CHECK(sqlite3_exec(db, "SELECT count(*) FROM bp_models", NULL, NULL, &error) == SQLITE_OK);
-  CHECK(sqlite3_exec(db, "SELECT bp_train(body, '{\"vocab_size\": 300}') FROM docs WHERE rowid < 100",
-                     NULL, NULL, &error) == SQLITE_OK);
+  CHECK(sqlite3_exec(db,
+      "INSERT INTO bp_models(name, model)"
+      "  SELECT 'm', bp_train(body, '{\"vocab_size\": 300}') FROM docs WHERE rowid < 100;"
+      /* One 70 MB text: seconds of encoding. */
+      "CREATE TABLE big AS SELECT group_concat(body, '') AS t"
+      "  FROM (SELECT body FROM docs UNION ALL SELECT body FROM docs"
+      "        UNION ALL SELECT body FROM docs UNION ALL SELECT body FROM docs);"
+      "CREATE VIRTUAL TABLE f USING fts5(t, tokenize = 'bytepiece m');",
+      NULL, NULL, &error) == SQLITE_OK);
+  CHECK(run_interrupted(db, "SELECT bp_count(t, 'm') FROM big") == SQLITE_INTERRUPT);
+  CHECK(run_interrupted(db, "SELECT count(*) FROM big, bp_tokens(big.t, 'm')") ==
+        SQLITE_INTERRUPT);
+  CHECK(run_interrupted(db, "INSERT INTO f SELECT t FROM big") == SQLITE_INTERRUPT);
+  CHECK(sqlite3_exec(db, "SELECT count(*) FROM f", NULL, NULL, &error) == SQLITE_OK);
+  CHECK(sqlite3_exec(db, "SELECT bp_count('still works', 'm')", NULL, NULL, &error) == SQLITE_OK);
   sqlite3_close(db);
   printf("interrupt: %d passed, %d failed\n", passed, failed);
   return failed != 0;

@@ -81,22 +81,22 @@ static void test_viterbi_ties_and_chunks(void) {
   if (!m) return;
   CHECK(bp_model_vocab_size(m) == 261);
   bp_ids ids = {0};
-  CHECK(bp_encode(m, "abc", 3, BP_INPUT_TEXT, NULL, &ids, &err) == BP_OK);
+  CHECK(bp_encode(m, "abc", 3, BP_INPUT_TEXT, NULL, NULL, &ids, &err) == BP_OK);
   int32_t tie[] = {'a' + 3, 260};
   CHECK(ids_equal(&ids, tie, 2));
   /* Chunks end after each run of newlines; pieces never span chunks. */
   bp_ids_free(&ids);
-  CHECK(bp_encode(m, "a\n\nbc\n", 6, BP_INPUT_TEXT, NULL, &ids, &err) == BP_OK);
+  CHECK(bp_encode(m, "a\n\nbc\n", 6, BP_INPUT_TEXT, NULL, NULL, &ids, &err) == BP_OK);
   int32_t chunked[] = {'a' + 3, '\n' + 3, '\n' + 3, 260, '\n' + 3};
   CHECK(ids_equal(&ids, chunked, 5));
   size_t count;
-  CHECK(bp_count(m, "a\n\nbc\n", 6, BP_INPUT_TEXT, NULL, &count, &err) == BP_OK && count == 5);
-  CHECK(bp_count(m, "", 0, BP_INPUT_TEXT, NULL, &count, &err) == BP_OK && count == 0);
+  CHECK(bp_count(m, "a\n\nbc\n", 6, BP_INPUT_TEXT, NULL, NULL, &count, &err) == BP_OK && count == 5);
+  CHECK(bp_count(m, "", 0, BP_INPUT_TEXT, NULL, NULL, &count, &err) == BP_OK && count == 0);
   bp_ids_free(&ids);
   /* Raw bytes are not validated; invalid UTF-8 text is refused. */
-  CHECK(bp_encode(m, "\xff\xfe", 2, BP_INPUT_BYTES, NULL, &ids, &err) == BP_OK && ids.count == 2);
+  CHECK(bp_encode(m, "\xff\xfe", 2, BP_INPUT_BYTES, NULL, NULL, &ids, &err) == BP_OK && ids.count == 2);
   bp_ids_free(&ids);
-  CHECK(bp_encode(m, "ab\xff", 3, BP_INPUT_TEXT, NULL, &ids, &err) == BP_INVALID);
+  CHECK(bp_encode(m, "ab\xff", 3, BP_INPUT_TEXT, NULL, NULL, &ids, &err) == BP_INVALID);
   CHECK_MESSAGE(err, "invalid UTF-8 at byte offset 2");
   bp_ids_free(&ids);
   /* Decoding: reserved ids add nothing; unknown ids are errors. */
@@ -156,7 +156,7 @@ static void test_sampler(void) {
   for (uint64_t seed = 0; seed < 300; seed++) {
     bp_ids ids = {0};
     bp_sampler_init(&s, 0.0, seed);
-    if (bp_encode(m, "abc", 3, BP_INPUT_TEXT, &s, &ids, &err) != BP_OK) errors++;
+    if (bp_encode(m, "abc", 3, BP_INPUT_TEXT, &s, NULL, &ids, &err) != BP_OK) errors++;
     else seen[ids.count]++;
     bp_ids_free(&ids);
   }
@@ -385,7 +385,7 @@ static void test_published_model(void) {
   if (!m) return;
   const char *text = "今天天气不错 hello world 123";
   bp_ids ids = {0};
-  CHECK(bp_encode(m, text, strlen(text), BP_INPUT_TEXT, NULL, &ids, &err) == BP_OK);
+  CHECK(bp_encode(m, text, strlen(text), BP_INPUT_TEXT, NULL, NULL, &ids, &err) == BP_OK);
   int32_t expected[] = {37037, 40950, 36144, 29161, 30241, 10177};
   CHECK(ids_equal(&ids, expected, 6));
   bp_ids_free(&ids);
@@ -396,9 +396,73 @@ static void test_published_model(void) {
   CHECK(strstr(err.message, "expected '{'") != NULL);
 }
 
+static int interrupt_checks, interrupt_after;
+static int count_checks(void *context) {
+  (void)context;
+  interrupt_checks++;
+  return interrupt_after && interrupt_checks >= interrupt_after;
+}
+
+static bool same_ids(const bp_ids *a, const bp_ids *b, size_t offset) {
+  return a->count == offset + b->count &&
+         memcmp(a->ids + offset, b->ids, b->count * sizeof *b->ids) == 0;
+}
+
+/* Long texts are segmented 1 MB at a time so that an interrupt is heard; a
+** chunk cut by that stride gives the ids it gives alone (chunks are
+** independent), also when sampling, whose draws go on from one stride to the
+** next. An interrupt stops encoding with BP_INTERRUPT. */
+static void test_interrupt_and_strides(void) {
+  extra_piece extra[] = {{"ab", 20}, {"bc", 20}, {"the ", 30}, {"quick", 10}, {"ab\n", 5}};
+  bp_model *m;
+  bp_error err;
+  CHECK(build_test_model(extra, 5, &m, &err) == BP_OK);
+  if (!m) return;
+  size_t prefix_len = (1u << 20) - 999, chunk_len = 5000;
+  char *text = malloc(prefix_len + chunk_len);
+  for (size_t i = 0; i < prefix_len; i++) text[i] = "ab\n"[i % 3];
+  text[prefix_len - 1] = '\n';
+  const char *phrase = "the quick brown fox abc ";
+  for (size_t i = 0; i < chunk_len; i++) text[prefix_len + i] = phrase[i % strlen(phrase)];
+  bp_interrupt interrupt = {count_checks, NULL};
+  for (int sampled = 0; sampled < 2; sampled++) {
+    bp_sampler whole_sampler, part_sampler;
+    bp_sampler_init(&whole_sampler, 0.5, 7);
+    bp_sampler_init(&part_sampler, 0.5, 7);
+    bp_ids whole = {0}, prefix = {0}, chunk = {0};
+    interrupt_checks = interrupt_after = 0;
+    CHECK(bp_encode(m, text, prefix_len + chunk_len, BP_INPUT_BYTES,
+                    sampled ? &whole_sampler : NULL, &interrupt, &whole, &err) == BP_OK);
+    CHECK(interrupt_checks == 1);
+    CHECK(bp_encode(m, text, prefix_len, BP_INPUT_BYTES, sampled ? &part_sampler : NULL, NULL,
+                    &prefix, &err) == BP_OK);
+    CHECK(bp_encode(m, text + prefix_len, chunk_len, BP_INPUT_BYTES,
+                    sampled ? &part_sampler : NULL, NULL, &chunk, &err) == BP_OK);
+    CHECK(whole.count == prefix.count + chunk.count);
+    CHECK(memcmp(whole.ids, prefix.ids, prefix.count * sizeof *prefix.ids) == 0);
+    CHECK(same_ids(&whole, &chunk, prefix.count));
+    bp_ids_free(&whole);
+    bp_ids_free(&prefix);
+    bp_ids_free(&chunk);
+  }
+  bp_ids stopped = {0};
+  interrupt_checks = 0;
+  interrupt_after = 1;
+  CHECK(bp_encode(m, text, prefix_len + chunk_len, BP_INPUT_TEXT, NULL, &interrupt, &stopped,
+                  &err) == BP_INTERRUPT);
+  CHECK(strcmp(err.message, "interrupted") == 0);
+  size_t count;
+  CHECK(bp_count(m, text, prefix_len + chunk_len, BP_INPUT_BYTES, NULL, &interrupt, &count,
+                 &err) == BP_INTERRUPT);
+  bp_ids_free(&stopped);
+  free(text);
+  bp_model_release(m);
+}
+
 int main(void) {
   test_sha256();
   test_viterbi_ties_and_chunks();
+  test_interrupt_and_strides();
   test_portable_exp_log();
   test_sampler();
   test_model_validation();
