@@ -437,6 +437,25 @@ nomem:
   return bp_fail_nomem(err);
 }
 
+/* Flushes the directory holding `path`, so that the rename survives a crash
+** too. Best effort: the file itself is already safely written. */
+static void sync_directory_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+  char *directory = slash ? bp_malloc((size_t)(slash - path) + 2) : NULL;
+  if (slash && !directory) return;
+  if (directory) {
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    memcpy(directory, path, n);
+    directory[n] = 0;
+  }
+  int fd = open(directory ? directory : ".", O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
+  bp_free(directory);
+}
+
 int bp_model_save_file(const bp_model *m, const char *path, size_t *written_bytes,
                        bp_error *err) {
   *written_bytes = 0;
@@ -463,7 +482,10 @@ int bp_model_save_file(const bp_model *m, const char *path, size_t *written_byte
     ssize_t k = write(fd, json + written, len - written);
     if (k > 0) written += (size_t)k;
     else if (k < 0 && errno == EINTR) continue;
-    else step = "write";
+    else {
+      if (k == 0) errno = EIO;
+      step = "write";
+    }
   }
   if (!step && fchmod(fd, 0644) != 0) step = "chmod";
   if (!step && fsync(fd) != 0) step = "fsync";
@@ -476,8 +498,10 @@ int bp_model_save_file(const bp_model *m, const char *path, size_t *written_byte
     step = "rename";
     saved_errno = errno;
   }
-  if (!step) *written_bytes = len;
-  if (step) {
+  if (!step) {
+    *written_bytes = len;
+    sync_directory_of(path);
+  } else {
     unlink(temporary);
     rc = bp_fail(err, BP_IO, "cannot write '%s': %s failed: %s", path, step,
                  strerror(saved_errno ? saved_errno : EIO));

@@ -5,9 +5,13 @@
 #include "internal.h"
 
 #include <math.h>
+#include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 static int passed, failed;
 
@@ -459,10 +463,86 @@ static void test_interrupt_and_strides(void) {
   bp_model_release(m);
 }
 
+static char *read_whole(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  char *data = malloc(1 << 20);
+  *len = fread(data, 1, 1 << 20, f);
+  fclose(f);
+  return data;
+}
+
+static int files_in(const char *directory) {
+  DIR *d = opendir(directory);
+  int n = 0;
+  for (struct dirent *e; d && (e = readdir(d));) n += e->d_name[0] != '.';
+  if (d) closedir(d);
+  return n;
+}
+
+/* A failed save leaves the previous file as it was and no temporary file,
+** and says which path and which step failed, with the system's reason:
+** a full disk (a file size limit gives the same short write), a missing
+** directory, a directory in the way. */
+static void test_save_failures(void) {
+  extra_piece small[] = {{"ab", 20}}, large[] = {{"ab", 20}, {"abc", 5}, {"bc", 7}};
+  bp_model *a, *b;
+  bp_error err;
+  CHECK(build_test_model(small, 1, &a, &err) == BP_OK);
+  CHECK(build_test_model(large, 3, &b, &err) == BP_OK);
+  if (!a || !b) return;
+  char directory[] = "/tmp/bp-save-XXXXXX", path[64];
+  CHECK(mkdtemp(directory) != NULL);
+  snprintf(path, sizeof path, "%s/m.model", directory);
+  size_t written, before_len, after_len;
+  CHECK(bp_model_save_file(a, path, &written, &err) == BP_OK);
+  char *before = read_whole(path, &before_len);
+  CHECK(before && before_len == written);
+
+  struct rlimit old_limit, limit;
+  getrlimit(RLIMIT_FSIZE, &old_limit);
+  limit = old_limit;
+  limit.rlim_cur = before_len / 2;
+  signal(SIGXFSZ, SIG_IGN);
+  CHECK(setrlimit(RLIMIT_FSIZE, &limit) == 0);
+  int rc = bp_model_save_file(b, path, &written, &err);
+  setrlimit(RLIMIT_FSIZE, &old_limit);
+  CHECK(rc == BP_IO);
+  char expected[200];
+  snprintf(expected, sizeof expected, "cannot write '%s': write failed: File too large", path);
+  CHECK(strcmp(err.message, expected) == 0);
+  char *after = read_whole(path, &after_len);
+  CHECK(after && after_len == before_len && memcmp(before, after, before_len) == 0);
+  CHECK(files_in(directory) == 1);
+  free(after);
+
+  char missing[96];
+  snprintf(missing, sizeof missing, "%s/no/such/dir/m.model", directory);
+  CHECK(bp_model_save_file(b, missing, &written, &err) == BP_IO);
+  snprintf(expected, sizeof expected, "cannot write '%s': No such file or directory", missing);
+  CHECK(strcmp(err.message, expected) == 0);
+
+  char in_the_way[96];
+  snprintf(in_the_way, sizeof in_the_way, "%s/dir.model", directory);
+  CHECK(mkdir(in_the_way, 0755) == 0);
+  CHECK(bp_model_save_file(b, in_the_way, &written, &err) == BP_IO);
+  snprintf(expected, sizeof expected, "cannot write '%s': rename failed: Is a directory",
+           in_the_way);
+  CHECK(strcmp(err.message, expected) == 0);
+  CHECK(files_in(directory) == 2);
+  rmdir(in_the_way);
+  unlink(path);
+  rmdir(directory);
+  free(before);
+  bp_model_release(a);
+  bp_model_release(b);
+}
+
 int main(void) {
   test_sha256();
   test_viterbi_ties_and_chunks();
   test_interrupt_and_strides();
+  test_save_failures();
   test_portable_exp_log();
   test_sampler();
   test_model_validation();
