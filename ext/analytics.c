@@ -92,8 +92,7 @@ static void truncate_function(sqlite3_context *ctx, int argc, sqlite3_value **ar
   }
   bp_model_release(model);
   if (rc != BP_OK) bp_result_error(ctx, "bp_truncate", &err);
-  else if (s.is_text) sqlite3_result_text64(ctx, s.bytes, cut, SQLITE_TRANSIENT, SQLITE_UTF8);
-  else sqlite3_result_blob64(ctx, s.bytes, cut, SQLITE_TRANSIENT);
+  else bp_result_bytes(ctx, "bp_truncate", s.bytes, cut, SQLITE_TRANSIENT, s.is_text);
   bp_segmented_free(&s);
 }
 

@@ -37,6 +37,13 @@ int bp_resolve_model(bp_connection *connection, sqlite3_value *argument,
                      const char *function, sqlite3_context *ctx,
                      char **message, bp_model **model);
 
+/* Sets a TEXT (is_text) or BLOB result of len bytes, or, when that is longer
+** than the connection's SQLITE_LIMIT_LENGTH, an SQLITE_TOOBIG error saying
+** so. `destroy` is called on data either way (SQLITE_TRANSIENT and
+** SQLITE_STATIC as SQLite takes them). */
+void bp_result_bytes(sqlite3_context *ctx, const char *function, const void *data,
+                     sqlite3_uint64 len, void (*destroy)(void *), bool is_text);
+
 /* The database handle of a connection's state. */
 sqlite3 *bp_connection_db(bp_connection *connection);
 

@@ -33,6 +33,20 @@ int bp_sql_interrupted(void *db) {
   return sqlite3_exec(db, "SELECT 1", NULL, NULL, NULL) == SQLITE_INTERRUPT;
 }
 
+void bp_result_bytes(sqlite3_context *ctx, const char *function, const void *data,
+                     sqlite3_uint64 len, void (*destroy)(void *), bool is_text) {
+  int limit = sqlite3_limit(sqlite3_context_db_handle(ctx), SQLITE_LIMIT_LENGTH, -1);
+  if (len > (sqlite3_uint64)limit) {
+    bp_result_errorf(ctx, SQLITE_TOOBIG, "%s: the result would be %llu bytes, more than "
+                     "SQLITE_LIMIT_LENGTH (%d)", function, (unsigned long long)len, limit);
+    if (destroy != SQLITE_TRANSIENT && destroy != SQLITE_STATIC) destroy((void *)data);
+  } else if (is_text) {
+    sqlite3_result_text64(ctx, data, len, destroy, SQLITE_UTF8);
+  } else {
+    sqlite3_result_blob64(ctx, data, len, destroy);
+  }
+}
+
 int bp_sqlite_code(int bp_code) {
   switch (bp_code) {
     case BP_OK: return SQLITE_OK;
@@ -378,7 +392,7 @@ static void encode_function(sqlite3_context *ctx, int argc, sqlite3_value **argv
     size_t len;
     char *json = format_ids_json(ids.ids, ids.count, &len);
     if (json)
-      sqlite3_result_text64(ctx, json, len, sqlite3_free, SQLITE_UTF8);
+      bp_result_bytes(ctx, "bp_encode", json, len, sqlite3_free, true);
     else
       sqlite3_result_error_nomem(ctx);
   }
@@ -399,7 +413,8 @@ static void encode_packed_function(sqlite3_context *ctx, int argc, sqlite3_value
         packed[4 * i + 2] = (uint8_t)(v >> 16);
         packed[4 * i + 3] = (uint8_t)(v >> 24);
       }
-      sqlite3_result_blob64(ctx, packed, (sqlite3_uint64)ids.count * 4, sqlite3_free);
+      bp_result_bytes(ctx, "bp_encode_packed", packed, (sqlite3_uint64)ids.count * 4,
+                      sqlite3_free, false);
     } else {
       sqlite3_result_error_nomem(ctx);
     }
@@ -528,13 +543,13 @@ static void decode_function(sqlite3_context *ctx, int argc, sqlite3_value **argv
   char *bytes = decode_arguments(ctx, argc, argv, "bp_decode", &len);
   if (!bytes) return;
   len = bp_utf8_drop_invalid(bytes, len);
-  sqlite3_result_text64(ctx, bytes, len, bp_free, SQLITE_UTF8);
+  bp_result_bytes(ctx, "bp_decode", bytes, len, bp_free, true);
 }
 
 static void decode_bytes_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   size_t len;
   char *bytes = decode_arguments(ctx, argc, argv, "bp_decode_bytes", &len);
-  if (bytes) sqlite3_result_blob64(ctx, bytes, len, bp_free);
+  if (bytes) bp_result_bytes(ctx, "bp_decode_bytes", bytes, len, bp_free, false);
 }
 
 /* ---- Model files ---------------------------------------------------------- */
@@ -570,7 +585,7 @@ static void model_load_function(sqlite3_context *ctx, int argc, sqlite3_value **
     bp_result_error(ctx, "bp_model_load", &err);
     return;
   }
-  sqlite3_result_blob64(ctx, value, len, bp_free);
+  bp_result_bytes(ctx, "bp_model_load", value, len, bp_free, false);
 }
 
 static void model_save_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {

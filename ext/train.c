@@ -204,7 +204,7 @@ static void train_final(sqlite3_context *ctx) {
   if (t->options.progress)
     fprintf(stderr, "bp_train: %.1f s: done, vocab_size %u\n",
             seconds_now() - t->started, vocab_size);
-  sqlite3_result_blob64(ctx, value, len, bp_free);
+  bp_result_bytes(ctx, "bp_train", value, len, bp_free, false);
 }
 
 static void shrink_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -237,7 +237,7 @@ static void shrink_function(sqlite3_context *ctx, int argc, sqlite3_value **argv
     bp_result_error(ctx, "bp_model_shrink", &err);
     return;
   }
-  sqlite3_result_blob64(ctx, value, len, bp_free);
+  bp_result_bytes(ctx, "bp_model_shrink", value, len, bp_free, false);
 }
 
 int bp_register_training(sqlite3 *db, bp_connection *connection) {
