@@ -7,7 +7,10 @@
 ** longest first, and a candidate replaces the best so far only when strictly
 ** better, so on an exact tie the longer piece wins, as in the reference.
 ** Only the last 256 best scores are kept (no piece is longer than 255
-** bytes); back pointers take 4 bytes per byte of the longest chunk.
+** bytes), and back pointers only for the positions whose piece is not yet
+** settled: a chunk is segmented 1 MB at a time, and after each stride the
+** pieces that every open path agrees on are emitted (see segment_chunk), so
+** memory follows the output, not the input.
 **
 ** Sampling replaces the maximum by a sum over the same lattice: Z[e] is the
 ** log of the total weight of all segmentations of chunk[0..e), where a
@@ -24,7 +27,6 @@
 
 #define SCORE_RING 256 /* a power of two above BP_MAX_PIECE_BYTES */
 #define STACK_BACK_POINTERS 4096
-#define INTERRUPT_STRIDE (1u << 20) /* bytes between interrupt checks */
 
 /* A chunk is segmented a stretch of positions at a time, so that a caller's
 ** interrupt is heard within a long chunk too; this is what carries over from
@@ -140,94 +142,171 @@ static bool sample_in_linear_domain(const bp_model *m, double alpha) {
   return alpha * m->lowest_score >= -400.0;
 }
 
+/* What segmenting needs besides the model: the sampler and its weights, the
+** interrupt, where the tokens go, and the back pointers of the positions
+** not yet settled. */
+typedef struct segmenter {
+  const bp_model *m;
+  bp_sampler *sampler;
+  const double *weights;     /* p^alpha, when sampling in the linear domain */
+  const bp_interrupt *interrupt;
+  size_t since_check;        /* bytes segmented since the interrupt was checked */
+  bp_ids *out;               /* NULL when only counting */
+  size_t tokens;
+  int32_t *back;             /* back pointers of positions base..to, from index 0 */
+  size_t back_capacity;
+  int32_t stack_back[STACK_BACK_POINTERS];
+} segmenter;
+
+size_t bp_segment_stride = 1u << 20;
+
+/* Appends the tokens of the best (or drawn) path from position `to` back to
+** position 0 of the window, in text order. */
+static int emit_tokens(segmenter *g, size_t to, bp_error *err) {
+  const bp_matcher_piece *pieces = g->m->matcher.pieces;
+  const int32_t *back = g->back;
+  size_t n = 0;
+  for (size_t e = to; e > 0; n++) e -= pieces[back[e]].length;
+  g->tokens += n;
+  bp_ids *out = g->out;
+  if (!out) return BP_OK;
+  if (n > out->capacity - out->count) {
+    size_t capacity = out->capacity ? out->capacity : 64;
+    while (capacity - out->count < n) capacity *= 2;
+    int32_t *ids = bp_realloc(out->ids, capacity * sizeof *ids);
+    if (!ids) return bp_fail_nomem(err);
+    out->ids = ids;
+    out->capacity = capacity;
+  }
+  /* Back pointers run from the end; write the ids from the end too. */
+  int32_t *slot = out->ids + out->count + n;
+  for (size_t e = to; e > 0;) {
+    int32_t p = back[e];
+    *--slot = p + BP_FIRST_PIECE_ID;
+    e -= pieces[p].length;
+  }
+  out->count += n;
+  return BP_OK;
+}
+
+#define ON_PATH 0x40000000 /* marks a back pointer; piece indexes stay below */
+
+/* The latest position that every path still open at `to` goes through:
+** whatever the rest of the chunk holds, the final path ends at one of the
+** positions to-L+1..to (L the longest piece) and follows back pointers from
+** there, so the pieces up to that position are settled. Returns 0 when the
+** paths meet only at the window's start. */
+static size_t settled_position(const segmenter *g, size_t to) {
+  const bp_matcher_piece *pieces = g->m->matcher.pieces;
+  int32_t *back = g->back;
+  size_t longest = g->m->max_piece_bytes;
+  if (to < longest) return 0;
+  /* Mark the path from `to`; the other paths join it somewhere. */
+  for (size_t e = to; e > 0;) {
+    int32_t p = back[e];
+    back[e] = p | ON_PATH;
+    e -= pieces[p].length;
+  }
+  size_t meet = to;
+  for (size_t start = to - longest + 1; start < to && meet > 0; start++) {
+    size_t e = start;
+    while (e > 0 && !(back[e] & ON_PATH)) e -= pieces[back[e]].length;
+    if (e < meet) meet = e;
+  }
+  for (size_t e = to; e > 0;) {
+    int32_t p = back[e] & ~ON_PATH;
+    back[e] = p;
+    e -= pieces[p].length;
+  }
+  return meet;
+}
+
+/* Segments one chunk, a stride of positions at a time. After each stride the
+** pieces every open path agrees on are emitted and the window slides past
+** them, so the back pointers kept stay about a stride long however long the
+** chunk is (paths meet within a few pieces in text). Positions are counted
+** from the window's start; the score ring turns with it. */
+static int segment_chunk(segmenter *g, const uint8_t *chunk, size_t chunk_len, bp_error *err) {
+  lattice l;
+  l.state = 0;
+  l.ring[0] = g->sampler && g->weights ? 1.0 : 0.0; /* the empty prefix */
+  size_t from = 0, length = chunk_len; /* positions from the window's start */
+  while (from < length) {
+    size_t stride = bp_segment_stride - g->since_check;
+    size_t to = length - from > stride ? from + stride : length;
+    if (to + 1 > g->back_capacity) {
+      int32_t *grown = bp_malloc((to + 1) * sizeof *grown);
+      if (!grown) return bp_fail_nomem(err);
+      memcpy(grown, g->back, (from + 1) * sizeof *grown);
+      if (g->back != g->stack_back) bp_free(g->back);
+      g->back = grown;
+      g->back_capacity = to + 1;
+    }
+    match_chunk(g->m, chunk, from, to, &l, g->back);
+    if (!g->sampler)
+      viterbi(g->m, from, to, &l, g->back);
+    else if (g->weights)
+      sample_linear(g->m, from, to, g->sampler, g->weights, &l, g->back);
+    else
+      sample_log(g->m, from, to, g->sampler, &l, g->back);
+    g->since_check += to - from;
+    if (g->since_check >= bp_segment_stride) {
+      g->since_check = 0;
+      if (g->interrupt && g->interrupt->check(g->interrupt->context))
+        return bp_fail(err, BP_INTERRUPT, "interrupted");
+    }
+    from = to;
+    if (to == length) break;
+    size_t settled = settled_position(g, to);
+    if (settled == 0) continue;
+    int rc = emit_tokens(g, settled, err);
+    if (rc != BP_OK) return rc;
+    memmove(g->back, g->back + settled, (to - settled + 1) * sizeof *g->back);
+    double ring[SCORE_RING];
+    for (size_t i = 0; i < SCORE_RING; i++) ring[i] = l.ring[(i + settled) & (SCORE_RING - 1)];
+    memcpy(l.ring, ring, sizeof ring);
+    chunk += settled;
+    from -= settled;
+    length -= settled;
+  }
+  return emit_tokens(g, length, err);
+}
+
 /* Segments raw bytes chunk by chunk (or as one chunk when `chunked` is
 ** false); appends ids to `out` when it is not NULL and adds the number of
 ** tokens to *count. */
 static int segment(const bp_model *m, const uint8_t *text, size_t len,
                    bool chunked, bp_sampler *sampler, const bp_interrupt *interrupt,
                    bp_ids *out, size_t *count, bp_error *err) {
-  size_t since_check = 0; /* bytes segmented since the last interrupt check */
-  int32_t stack_back[STACK_BACK_POINTERS];
-  int32_t *back = stack_back;
-  size_t back_capacity = STACK_BACK_POINTERS;
-  const bp_matcher_piece *pieces = m->matcher.pieces;
-  const uint8_t *end = text + len;
-  size_t tokens = 0;
-  int rc = BP_OK;
-  const double *weights = NULL;
+  segmenter g;
+  g.m = m;
+  g.sampler = sampler;
+  g.weights = NULL;
+  g.interrupt = interrupt;
+  g.since_check = 0;
+  g.out = out;
+  g.tokens = 0;
+  g.back = g.stack_back;
+  g.back_capacity = STACK_BACK_POINTERS;
   double *owned_weights = NULL;
   if (sampler && sample_in_linear_domain(m, sampler->alpha) && len > 0) {
     /* The model caches weights; the cache is its only mutable state. */
-    weights = bp_model_alpha_weights((bp_model *)m, sampler->alpha, &owned_weights);
-    if (!weights) return bp_fail_nomem(err);
+    g.weights = bp_model_alpha_weights((bp_model *)m, sampler->alpha, &owned_weights);
+    if (!g.weights) return bp_fail_nomem(err);
   }
-  while (text < end) {
+  const uint8_t *end = text + len;
+  int rc = BP_OK;
+  while (text < end && rc == BP_OK) {
     /* A chunk: everything up to a newline, then the whole run of newlines. */
     const uint8_t *newline = chunked ? memchr(text, '\n', (size_t)(end - text)) : NULL;
     const uint8_t *chunk_end = newline ? newline : end;
     while (chunk_end < end && *chunk_end == '\n') chunk_end++;
-    size_t chunk_len = (size_t)(chunk_end - text);
-    if (chunk_len + 1 > back_capacity) {
-      if (back != stack_back) bp_free(back);
-      back = bp_malloc((chunk_len + 1) * sizeof *back);
-      if (!back) {
-        back = stack_back;
-        rc = bp_fail_nomem(err);
-        break;
-      }
-      back_capacity = chunk_len + 1;
-    }
-    lattice l;
-    l.state = 0;
-    l.ring[0] = sampler && weights ? 1.0 : 0.0; /* the empty prefix */
-    for (size_t from = 0; from < chunk_len && rc == BP_OK;) {
-      size_t to = chunk_len - from > INTERRUPT_STRIDE - since_check
-                      ? from + (INTERRUPT_STRIDE - since_check) : chunk_len;
-      match_chunk(m, text, from, to, &l, back);
-      if (!sampler)
-        viterbi(m, from, to, &l, back);
-      else if (weights)
-        sample_linear(m, from, to, sampler, weights, &l, back);
-      else
-        sample_log(m, from, to, sampler, &l, back);
-      since_check += to - from;
-      if (since_check == INTERRUPT_STRIDE) {
-        since_check = 0;
-        if (interrupt && interrupt->check(interrupt->context))
-          rc = bp_fail(err, BP_INTERRUPT, "interrupted");
-      }
-      from = to;
-    }
-    if (rc != BP_OK) break;
-    size_t chunk_tokens = 0;
-    for (size_t e = chunk_len; e > 0; chunk_tokens++) e -= pieces[back[e]].length;
-    if (out) {
-      if (chunk_tokens > out->capacity - out->count) {
-        size_t capacity = out->capacity ? out->capacity : 64;
-        while (capacity - out->count < chunk_tokens) capacity *= 2;
-        int32_t *ids = bp_realloc(out->ids, capacity * sizeof *ids);
-        if (!ids) {
-          rc = bp_fail_nomem(err);
-          break;
-        }
-        out->ids = ids;
-        out->capacity = capacity;
-      }
-      /* Back pointers run from the end; write the ids from the end too. */
-      int32_t *slot = out->ids + out->count + chunk_tokens;
-      for (size_t e = chunk_len; e > 0;) {
-        int32_t p = back[e];
-        *--slot = p + BP_FIRST_PIECE_ID;
-        e -= pieces[p].length;
-      }
-      out->count += chunk_tokens;
-    }
-    tokens += chunk_tokens;
+    rc = segment_chunk(&g, text, (size_t)(chunk_end - text), err);
     text = chunk_end;
   }
-  if (back != stack_back) bp_free(back);
+  if (g.back != g.stack_back) bp_free(g.back);
   bp_free(owned_weights);
-  *count += tokens;
+  *count += g.tokens;
   return rc;
 }
 

@@ -122,6 +122,12 @@ const double *bp_model_alpha_weights(bp_model *m, double alpha, double **owned);
 int bp_segment_whole(const bp_model *m, const uint8_t *bytes, size_t len,
                      bp_ids *out, bp_error *err);
 
+/* ---- Encoding -------------------------------------------------------------- */
+
+/* Positions segmented between interrupt checks and window slides: 1 MB.
+** Tests make it small to put stride ends inside short texts. */
+extern size_t bp_segment_stride;
+
 /* ---- Files ---------------------------------------------------------------- */
 
 /* Reads a whole file into a new buffer (to free with bp_free). */

@@ -466,8 +466,8 @@ static void test_interrupt_and_strides(void) {
 static char *read_whole(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
-  char *data = malloc(1 << 20);
-  *len = fread(data, 1, 1 << 20, f);
+  char *data = malloc(8 << 20);
+  *len = fread(data, 1, 8 << 20, f);
   fclose(f);
   return data;
 }
@@ -538,11 +538,64 @@ static void test_save_failures(void) {
   bp_model_release(b);
 }
 
+/* Encodes `text` as one chunk (newlines made spaces) with the default stride
+** and with small ones, Viterbi and sampled; the ids must not change: the
+** window only ever drops pieces that every open path agrees on. */
+static void check_strides(const bp_model *m, const char *path, size_t limit) {
+  size_t len;
+  char *text = read_whole(path, &len);
+  if (!text) {
+    printf("skipped stride test on %s: not found\n", path);
+    return;
+  }
+  if (len > limit) len = limit;
+  for (size_t i = 0; i < len; i++)
+    if (text[i] == '\n') text[i] = ' ';
+  size_t strides[] = {1u << 20, 300, 37, 5};
+  bp_ids expected[2] = {{0}, {0}};
+  for (size_t k = 0; k < sizeof strides / sizeof *strides; k++) {
+    bp_segment_stride = strides[k];
+    for (int sampled = 0; sampled < 2; sampled++) {
+      bp_sampler sampler;
+      bp_sampler_init(&sampler, 0.3, 11);
+      bp_ids ids = {0};
+      bp_error err;
+      CHECK(bp_encode(m, text, len, BP_INPUT_BYTES, sampled ? &sampler : NULL, NULL, &ids,
+                      &err) == BP_OK);
+      if (k == 0) {
+        expected[sampled] = ids;
+      } else {
+        CHECK(same_ids(&ids, &expected[sampled], 0));
+        bp_ids_free(&ids);
+      }
+    }
+  }
+  bp_segment_stride = 1u << 20;
+  bp_ids_free(&expected[0]);
+  bp_ids_free(&expected[1]);
+  free(text);
+}
+
+static void test_strides_keep_ids(void) {
+  bp_model *m;
+  bp_error err;
+  CHECK(bp_model_load_file("tests/data/small.model", &m, &err) == BP_OK);
+  if (m) {
+    check_strides(m, "tests/data/small.model", 1 << 20);
+    bp_model_release(m);
+  }
+  if (bp_model_load_file("../shared/models/bytepiece_80k.zip", &m, &err) == BP_OK) {
+    check_strides(m, "../shared/corpora/mix_small.jsonl", 3 << 20);
+    bp_model_release(m);
+  }
+}
+
 int main(void) {
   test_sha256();
   test_viterbi_ties_and_chunks();
   test_interrupt_and_strides();
   test_save_failures();
+  test_strides_keep_ids();
   test_portable_exp_log();
   test_sampler();
   test_model_validation();
