@@ -2,15 +2,16 @@
 ** fuzz_encode.c: libFuzzer target for encoding arbitrary bytes with a real
 ** model (BP_FUZZ_MODEL, default tests/data/small.model). The first input byte
 ** picks the mode: bit 0 text or raw bytes, bit 1 Viterbi or sampling (alpha
-** from bits 2-4). Properties: the ids decode to the input (its NFC form for
-** text), bp_count agrees with bp_encode, and invalid UTF-8 is refused as
-** text only.
+** from bits 2-4), bits 5-7 the segmentation stride. Properties: the ids
+** decode to the input (its NFC form for text), bp_count agrees with
+** bp_encode, a small stride gives the same ids as the default one, and
+** invalid UTF-8 is refused as text only.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "bytepiece.h"
+#include "internal.h"
 
 static bp_model *model;
 
@@ -45,6 +46,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   }
   if (rc != BP_OK) abort();
+  static const size_t strides[8] = {1u << 20, 1, 2, 3, 7, 36, 255, 1000};
+  bp_segment_stride = strides[data[0] >> 5];
+  bp_sampler strided_sampler;
+  bp_sampler_init(&strided_sampler, sampling ? sampler.alpha : 0, size);
+  bp_ids strided = {0};
+  if (bp_encode(model, text, len, input, sampling ? &strided_sampler : NULL, NULL, &strided,
+                &err) != BP_OK ||
+      strided.count != ids.count ||
+      memcmp(strided.ids, ids.ids, ids.count * sizeof *ids.ids) != 0)
+    abort();
+  bp_segment_stride = 1u << 20;
+  bp_ids_free(&strided);
   size_t count;
   if (bp_count(model, text, len, input, sampling ? &replay : NULL, NULL, &count, &err) != BP_OK ||
       count != ids.count)
