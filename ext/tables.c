@@ -554,7 +554,8 @@ static int vocab_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx,
       else sqlite3_result_text(ctx, reserved[id], -1, SQLITE_STATIC);
       break;
     case VOCAB_COUNT:
-      if (piece) sqlite3_result_int64(ctx, (sqlite3_int64)bp_model_count(c->model, id));
+      if (piece && bp_model_has_counts(c->model))
+        sqlite3_result_int64(ctx, (sqlite3_int64)bp_model_count(c->model, id));
       break;
     case VOCAB_SCORE:
       if (piece) sqlite3_result_double(ctx, bp_model_score(c->model, id));

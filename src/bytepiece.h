@@ -66,18 +66,31 @@ void bp_set_allocator(void *(*malloc_fn)(size_t),
 */
 typedef struct bp_model bp_model;
 
-/* One piece as given to bp_model_build: its bytes, id and training count. */
+/* One piece as given to bp_model_build: its bytes, id and training count
+** (or, for bp_model_build_scored, its score). */
 typedef struct bp_piece {
   const uint8_t *bytes;
   uint32_t length;
   uint32_t id;
   uint64_t count;
+  double score;
 } bp_piece;
 
 /* Builds a model from pieces. Ids must be exactly 3..n+2, each once; every
 ** single byte must be a piece; counts must be positive. */
 int bp_model_build(const bp_piece *pieces, size_t n, bp_model **out,
                    bp_error *err);
+
+/* Builds a model whose pieces carry scores instead of counts (a model taken
+** from another tokenizer, such as a SentencePiece Unigram model): the same
+** rules, with scores finite and at most 0. Such a model encodes, samples
+** and exports to SentencePiece, but has no counts: BytePiece JSON and
+** bp_model_shrink need them and refuse it. */
+int bp_model_build_scored(const bp_piece *pieces, size_t n, bp_model **out,
+                          bp_error *err);
+
+/* Whether the model has training counts (not only scores). */
+int bp_model_has_counts(const bp_model *m);
 
 /* Reads a model file: BytePiece JSON, or a zip archive holding one .model
 ** member. Error messages name the file. */
@@ -100,8 +113,10 @@ int bp_model_save_file(const bp_model *m, const char *path,
 
 /* The compact binary model value (what the SQLite binding stores):
 ** header "BPMODEL\0", u32 format version, u32 piece count, 32-byte SHA-256 of
-** the payload; then for each piece in id order: varint length, bytes,
-** varint count. Equal models give equal values. */
+** the payload; then for each piece in id order: varint length, bytes, and
+** varint count (format 1) or the score as 8 bytes of a little-endian IEEE
+** double (format 2, models with scores only). Equal models give equal
+** values. */
 #define BP_VALUE_HEADER_BYTES 48
 #define BP_VALUE_DIGEST_OFFSET 16
 int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
@@ -116,7 +131,8 @@ void bp_model_release(bp_model *m);
 
 /* Vocabulary: ids 0..vocab_size-1, of which 0..2 are the reserved ids. */
 uint32_t bp_model_vocab_size(const bp_model *m);
-/* A piece's bytes, count and score; NULL/0 for reserved or unknown ids. */
+/* A piece's bytes, count (0 in a model without counts) and score; NULL/0
+** for reserved or unknown ids. */
 const uint8_t *bp_model_piece(const bp_model *m, uint32_t id, uint32_t *length);
 uint64_t bp_model_count(const bp_model *m, uint32_t id);
 double bp_model_score(const bp_model *m, uint32_t id);

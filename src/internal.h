@@ -88,7 +88,7 @@ struct bp_model {
   uint32_t max_piece_bytes;
   uint32_t *offsets;        /* piece i is bytes[offsets[i] .. offsets[i+1]) */
   uint8_t *bytes;
-  uint64_t *counts;
+  uint64_t *counts;         /* NULL in a model with scores only */
   bp_matcher matcher;
   uint8_t digest[32];       /* SHA-256 of the serialized payload */
   double lowest_score;
@@ -103,7 +103,7 @@ struct bp_model {
 ** already verified, or leave it zero for a model that never leaves the
 ** library (training's intermediate tokenizers). */
 enum { BP_DIGEST_COMPUTE, BP_DIGEST_KNOWN, BP_DIGEST_NONE };
-int bp_model_assemble(const bp_piece *pieces, size_t n, int digest_source,
+int bp_model_assemble(const bp_piece *pieces, size_t n, bool scored, int digest_source,
                       const uint8_t known_digest[32], bp_model **out, bp_error *err);
 
 /* exp(x) for x <= 0 and log(s) for s >= 1, from basic IEEE operations only,

@@ -10,7 +10,7 @@
 #include <string.h>
 
 static const char value_magic[8] = {'B', 'P', 'M', 'O', 'D', 'E', 'L', 0};
-enum { VALUE_FORMAT_VERSION = 1 };
+enum { VALUE_FORMAT_COUNTS = 1, VALUE_FORMAT_SCORES = 2 };
 
 #define MAX_ALPHA_WEIGHTS 4
 
@@ -30,7 +30,7 @@ static void model_free(bp_model *m) {
   bp_free(m);
 }
 
-static int model_validate(const bp_piece *pieces, size_t n, bp_error *err) {
+static int model_validate(const bp_piece *pieces, size_t n, bool scored, bp_error *err) {
   if (n + BP_FIRST_PIECE_ID > INT32_MAX)
     return bp_fail(err, BP_TOOBIG, "too many pieces (%zu)", n);
   bool seen_byte[256] = {false};
@@ -47,9 +47,12 @@ static int model_validate(const bp_piece *pieces, size_t n, bp_error *err) {
       return bp_fail(err, BP_FORMAT,
                      "piece id %u is %u bytes long; the limit is %d", p->id,
                      p->length, BP_MAX_PIECE_BYTES);
-    if (p->count == 0)
+    if (!scored && p->count == 0)
       return bp_fail(err, BP_FORMAT, "piece id %u has count 0; counts must "
                      "be positive", p->id);
+    if (scored && !(p->score <= 0.0 && p->score > -HUGE_VAL))
+      return bp_fail(err, BP_FORMAT, "piece id %u has score %g; scores must be "
+                     "finite and at most 0", p->id, p->score);
     if (p->length == 1) seen_byte[p->bytes[0]] = true;
   }
   for (int b = 0; b < 256; b++)
@@ -62,13 +65,18 @@ static int model_validate(const bp_piece *pieces, size_t n, bp_error *err) {
 
 int bp_model_build(const bp_piece *pieces, size_t n, bp_model **out,
                    bp_error *err) {
-  return bp_model_assemble(pieces, n, BP_DIGEST_COMPUTE, NULL, out, err);
+  return bp_model_assemble(pieces, n, false, BP_DIGEST_COMPUTE, NULL, out, err);
 }
 
-int bp_model_assemble(const bp_piece *pieces, size_t n, int digest_source,
+int bp_model_build_scored(const bp_piece *pieces, size_t n, bp_model **out,
+                          bp_error *err) {
+  return bp_model_assemble(pieces, n, true, BP_DIGEST_COMPUTE, NULL, out, err);
+}
+
+int bp_model_assemble(const bp_piece *pieces, size_t n, bool scored, int digest_source,
                       const uint8_t known_digest[32], bp_model **out, bp_error *err) {
   *out = NULL;
-  int rc = model_validate(pieces, n, err);
+  int rc = model_validate(pieces, n, scored, err);
   if (rc != BP_OK) return rc;
   bp_model *m = bp_malloc(sizeof *m);
   if (!m) return bp_fail_nomem(err);
@@ -84,10 +92,10 @@ int bp_model_assemble(const bp_piece *pieces, size_t n, int digest_source,
   }
   m->offsets = bp_malloc((n + 1) * sizeof *m->offsets);
   m->bytes = bp_malloc(total_bytes);
-  m->counts = bp_malloc(n * sizeof *m->counts);
+  m->counts = scored ? NULL : bp_malloc(n * sizeof *m->counts);
   m->matcher.pieces = bp_malloc(n * sizeof *m->matcher.pieces);
   int32_t *position = bp_malloc(n * sizeof *position);
-  if (!m->offsets || !m->bytes || !m->counts || !m->matcher.pieces ||
+  if (!m->offsets || !m->bytes || (!scored && !m->counts) || !m->matcher.pieces ||
       !position) {
     bp_free(position);
     model_free(m);
@@ -111,8 +119,12 @@ int bp_model_assemble(const bp_piece *pieces, size_t n, int digest_source,
     m->offsets[index] = (uint32_t)offset;
     memcpy(m->bytes + offset, p->bytes, p->length);
     offset += p->length;
-    m->counts[index] = p->count;
-    if (p->count > UINT64_MAX - total) {
+    if (scored) {
+      m->matcher.pieces[index].score = p->score;
+    } else {
+      m->counts[index] = p->count;
+    }
+    if (!scored && p->count > UINT64_MAX - total) {
       bp_free(position);
       model_free(m);
       return bp_fail(err, BP_FORMAT, "the piece counts add up to more than "
@@ -126,10 +138,10 @@ int bp_model_assemble(const bp_piece *pieces, size_t n, int digest_source,
   /* The reference's score: log(count) - log(total), in double. (total > 0:
   ** every byte is a piece with a positive count.) */
   // cppcheck-suppress invalidFunctionArg
-  double log_total = log((double)total);
+  double log_total = scored ? 0.0 : log((double)total);
   m->lowest_score = 0.0;
   for (size_t i = 0; i < n; i++) {
-    m->matcher.pieces[i].score = log((double)m->counts[i]) - log_total;
+    if (!scored) m->matcher.pieces[i].score = log((double)m->counts[i]) - log_total;
     if (m->matcher.pieces[i].score < m->lowest_score)
       m->lowest_score = m->matcher.pieces[i].score;
     m->matcher.pieces[i].length = m->offsets[i + 1] - m->offsets[i];
@@ -183,9 +195,11 @@ const uint8_t *bp_model_piece(const bp_model *m, uint32_t id, uint32_t *length) 
 }
 
 uint64_t bp_model_count(const bp_model *m, uint32_t id) {
-  if (id < BP_FIRST_PIECE_ID || id >= bp_model_vocab_size(m)) return 0;
+  if (!m->counts || id < BP_FIRST_PIECE_ID || id >= bp_model_vocab_size(m)) return 0;
   return m->counts[id - BP_FIRST_PIECE_ID];
 }
+
+int bp_model_has_counts(const bp_model *m) { return m->counts != NULL; }
 
 double bp_model_score(const bp_model *m, uint32_t id) {
   if (id < BP_FIRST_PIECE_ID || id >= bp_model_vocab_size(m)) return 0;
@@ -196,7 +210,7 @@ const uint8_t *bp_model_digest(const bp_model *m) { return m->digest; }
 
 size_t bp_model_memory(const bp_model *m) {
   return sizeof *m + (m->piece_count + 1) * sizeof *m->offsets +
-         m->offsets[m->piece_count] + m->piece_count * sizeof *m->counts +
+         m->offsets[m->piece_count] + (m->counts ? m->piece_count * sizeof *m->counts : 0) +
          m->piece_count * sizeof *m->matcher.pieces +
          m->matcher.cell_count * sizeof *m->matcher.cells;
 }
@@ -310,6 +324,20 @@ static uint32_t get_u32(const uint8_t *p) {
          (uint32_t)p[3] << 24;
 }
 
+static void put_double(uint8_t *p, double d) {
+  uint64_t bits;
+  memcpy(&bits, &d, sizeof bits);
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(bits >> (8 * i));
+}
+
+static double get_double(const uint8_t *p) {
+  uint64_t bits = 0;
+  for (int i = 0; i < 8; i++) bits |= (uint64_t)p[i] << (8 * i);
+  double d;
+  memcpy(&d, &bits, sizeof d);
+  return d;
+}
+
 int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
                        bp_error *err) {
   size_t n = m->piece_count;
@@ -317,7 +345,7 @@ int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
   uint8_t *v = bp_malloc(bound);
   if (!v) return bp_fail_nomem(err);
   memcpy(v, value_magic, 8);
-  put_u32(v + 8, VALUE_FORMAT_VERSION);
+  put_u32(v + 8, m->counts ? VALUE_FORMAT_COUNTS : VALUE_FORMAT_SCORES);
   put_u32(v + 12, (uint32_t)n);
   uint8_t *p = v + BP_VALUE_HEADER_BYTES;
   for (size_t i = 0; i < n; i++) {
@@ -325,7 +353,12 @@ int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
     p += put_varint(p, length);
     memcpy(p, m->bytes + m->offsets[i], length);
     p += length;
-    p += put_varint(p, m->counts[i]);
+    if (m->counts) {
+      p += put_varint(p, m->counts[i]);
+    } else {
+      put_double(p, m->matcher.pieces[i].score);
+      p += 8;
+    }
   }
   size_t payload = (size_t)(p - v) - BP_VALUE_HEADER_BYTES;
   bp_sha256(v + BP_VALUE_HEADER_BYTES, payload, v + BP_VALUE_DIGEST_OFFSET);
@@ -336,7 +369,7 @@ int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
 
 int bp_value_digest(const uint8_t *value, size_t len, uint8_t digest[32]) {
   if (len < BP_VALUE_HEADER_BYTES || memcmp(value, value_magic, 8) != 0 ||
-      get_u32(value + 8) != VALUE_FORMAT_VERSION)
+      (get_u32(value + 8) != VALUE_FORMAT_COUNTS && get_u32(value + 8) != VALUE_FORMAT_SCORES))
     return BP_FORMAT;
   memcpy(digest, value + BP_VALUE_DIGEST_OFFSET, 32);
   return BP_OK;
@@ -353,6 +386,7 @@ int bp_model_deserialize(const uint8_t *value, size_t len, bp_model **out,
   if (memcmp(digest, value + BP_VALUE_DIGEST_OFFSET, 32) != 0)
     return bp_fail(err, BP_FORMAT, "model value is corrupt (digest mismatch)");
   uint32_t n = get_u32(value + 12);
+  bool scored = get_u32(value + 8) == VALUE_FORMAT_SCORES;
   if ((uint64_t)n * 3 > len)
     return bp_fail(err, BP_FORMAT, "model value is corrupt (piece count)");
   bp_piece *pieces = bp_malloc((size_t)n * sizeof *pieces);
@@ -363,16 +397,22 @@ int bp_model_deserialize(const uint8_t *value, size_t len, bp_model **out,
     size_t k = get_varint(p, end, &length);
     if (!k || length > (uint64_t)(end - p - k)) goto corrupt;
     p += k;
-    pieces[i] = (bp_piece){p, (uint32_t)length, i + BP_FIRST_PIECE_ID, 0};
+    pieces[i] = (bp_piece){p, (uint32_t)length, i + BP_FIRST_PIECE_ID, 0, 0.0};
     if (length > BP_MAX_PIECE_BYTES) pieces[i].length = BP_MAX_PIECE_BYTES + 1;
     p += length;
-    if (!(k = get_varint(p, end, &count))) goto corrupt;
-    pieces[i].count = count;
-    p += k;
+    if (scored) {
+      if (end - p < 8) goto corrupt;
+      pieces[i].score = get_double(p);
+      p += 8;
+    } else {
+      if (!(k = get_varint(p, end, &count))) goto corrupt;
+      pieces[i].count = count;
+      p += k;
+    }
   }
   if (p != end) goto corrupt;
   /* The digest was just verified: no need to compute it again. */
-  int rc = bp_model_assemble(pieces, n, BP_DIGEST_KNOWN, digest, out, err);
+  int rc = bp_model_assemble(pieces, n, scored, BP_DIGEST_KNOWN, digest, out, err);
   bp_free(pieces);
   return rc;
 corrupt:

@@ -403,6 +403,12 @@ static bool json_append_string(bp_buffer *b, const char *text, size_t len) {
 
 int bp_model_to_json(const bp_model *m, char **json, size_t *len,
                      bp_error *err) {
+  *json = NULL;
+  *len = 0;
+  if (!bp_model_has_counts(m))
+    return bp_fail(err, BP_INVALID, "the model has scores but no training counts (it came "
+                   "from SentencePiece), and BytePiece JSON needs counts; save it in the "
+                   "SentencePiece format instead");
   bp_buffer b = {0}, text = {0};
   char number[32];
   if (!bp_buffer_append(&b, "{", 1)) goto nomem;

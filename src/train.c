@@ -951,7 +951,7 @@ typedef struct piece_list {
 static bp_model *tokenizer(const piece_list *list, bp_error *err) {
   for (size_t i = 0; i < list->count; i++) list->pieces[i].id = (uint32_t)(i + BP_FIRST_PIECE_ID);
   bp_model *m;
-  return bp_model_assemble(list->pieces, list->count, BP_DIGEST_NONE, NULL, &m, err) == BP_OK
+  return bp_model_assemble(list->pieces, list->count, false, BP_DIGEST_NONE, NULL, &m, err) == BP_OK
              ? m : NULL;
 }
 
@@ -1058,7 +1058,7 @@ static int resplit_file(bp_trainer *t, piece_list *kept, FILE *dropped, bp_error
       }
     }
     for (size_t i = 0; i < b.count; i++)
-      sources[i] = (bp_piece){b.views[i].bytes, (uint32_t)b.views[i].length, 0, b.views[i].count};
+      sources[i] = (bp_piece){b.views[i].bytes, (uint32_t)b.views[i].length, 0, b.views[i].count, 0.0};
     uint64_t *hits;
     rc = count_splits(t, m, kept->count, sources, b.count, &hits, err);
     if (rc == BP_OK) {
@@ -1195,7 +1195,7 @@ static int prune_pieces(bp_trainer *t, bp_model **model, bp_error *err) {
     const counted_string *s = &t->pieces.slots[i];
     if (!s->count) continue;
     bp_piece p = {(const uint8_t *)t->pieces.arena.data + s->offset,
-                  (uint32_t)(s->length > UINT32_MAX ? UINT32_MAX : s->length), 0, s->count};
+                  (uint32_t)(s->length > UINT32_MAX ? UINT32_MAX : s->length), 0, s->count, 0.0};
     if (keeps_piece(t, s->length, s->count)) all[kept++] = p;
     else all[--dropped] = p;
   }
@@ -1240,11 +1240,14 @@ int bp_model_shrink(const bp_model *m, uint32_t vocab_size, bp_model **out,
     *out = bp_model_retain((bp_model *)m);
     return BP_OK;
   }
+  if (!bp_model_has_counts(m))
+    return bp_fail(err, BP_INVALID, "the model has scores but no training counts (it came "
+                   "from SentencePiece); shrinking re-splits counts");
   piece_list list = {bp_malloc(m->piece_count * sizeof(bp_piece)), m->piece_count};
   if (!list.pieces) return bp_fail_nomem(err);
   for (uint32_t i = 0; i < m->piece_count; i++)
     list.pieces[i] = (bp_piece){m->bytes + m->offsets[i], m->offsets[i + 1] - m->offsets[i],
-                                0, m->counts[i]};
+                                0, m->counts[i], 0.0};
   bp_trainer context;
   memset(&context, 0, sizeof context);
   bp_train_options_init(&context.options);

@@ -50,13 +50,13 @@ static int build_test_model(const extra_piece *extra, size_t extra_count,
   for (int b = 0; b < 256; b++) {
     single[b] = (uint8_t)b;
     pieces[n] = (bp_piece){&single[b], 1, (uint32_t)(n + 3),
-                           (b == 'a' || b == 'c') ? 10 : 1};
+                           (b == 'a' || b == 'c') ? 10 : 1, 0.0};
     n++;
   }
   for (size_t i = 0; i < extra_count; i++, n++)
     pieces[n] = (bp_piece){(const uint8_t *)extra[i].bytes,
                            (uint32_t)strlen(extra[i].bytes), (uint32_t)(n + 3),
-                           extra[i].count};
+                           extra[i].count, 0.0};
   return bp_model_build(pieces, n, model, err);
 }
 
@@ -284,10 +284,10 @@ static void test_model_validation(void) {
   extra_piece empty[] = {{"", 4}};
   CHECK(build_test_model(empty, 1, &m, &err) == BP_FORMAT);
   CHECK_MESSAGE(err, "piece id 259 is empty");
-  bp_piece few[1] = {{(const uint8_t *)"a", 1, 3, 1}};
+  bp_piece few[1] = {{(const uint8_t *)"a", 1, 3, 1, 0.0}};
   CHECK(bp_model_build(few, 1, &m, &err) == BP_FORMAT);
   CHECK_MESSAGE(err, "the single byte 0x00 is not a piece; every byte must be");
-  bp_piece gap[1] = {{(const uint8_t *)"a", 1, 5, 1}};
+  bp_piece gap[1] = {{(const uint8_t *)"a", 1, 5, 1, 0.0}};
   CHECK(bp_model_build(gap, 1, &m, &err) == BP_FORMAT);
   CHECK_MESSAGE(err, "piece id 5 is out of range: ids must run from 3 to 3 without gaps");
 }
