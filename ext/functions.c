@@ -589,9 +589,20 @@ static void model_load_function(sqlite3_context *ctx, int argc, sqlite3_value **
 }
 
 static void model_save_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  (void)argc;
   const char *path = path_argument(ctx, argv[1], "bp_model_save", 2);
   if (!path) return;
+  int format = BP_FILE_BYTEPIECE;
+  if (argc > 2) {
+    const char *name = sqlite3_value_type(argv[2]) == SQLITE_TEXT
+                           ? (const char *)sqlite3_value_text(argv[2]) : NULL;
+    if (name && strcmp(name, "sentencepiece") == 0) {
+      format = BP_FILE_SENTENCEPIECE;
+    } else if (!name || strcmp(name, "bytepiece") != 0) {
+      bp_result_errorf(ctx, SQLITE_ERROR, "bp_model_save: argument 3 (format) must be "
+                       "'bytepiece' or 'sentencepiece'");
+      return;
+    }
+  }
   if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
     bp_result_errorf(ctx, SQLITE_MISMATCH, "bp_model_save: argument 1 must be a "
                   "model name or a model value, not NULL");
@@ -603,7 +614,7 @@ static void model_save_function(sqlite3_context *ctx, int argc, sqlite3_value **
     return;
   bp_error err;
   size_t written;
-  int rc = bp_model_save_file(model, path, &written, &err);
+  int rc = bp_model_save_file(model, path, format, &written, &err);
   bp_model_release(model);
   if (rc != BP_OK) {
     bp_result_error(ctx, "bp_model_save", &err);
@@ -650,7 +661,7 @@ static const struct {
     {"bp_decode", 1, 2, READS_MODELS, decode_function},
     {"bp_decode_bytes", 1, 2, READS_MODELS, decode_bytes_function},
     {"bp_model_load", 1, 1, TOUCHES_FILES, model_load_function},
-    {"bp_model_save", 2, 2, TOUCHES_FILES, model_save_function},
+    {"bp_model_save", 2, 3, TOUCHES_FILES, model_save_function},
     {"bp_version", 0, 0, PURE, version_function},
     {"bp_debug", 0, 0, SQLITE_UTF8, debug_function},
 };

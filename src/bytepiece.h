@@ -92,8 +92,8 @@ int bp_model_build_scored(const bp_piece *pieces, size_t n, bp_model **out,
 /* Whether the model has training counts (not only scores). */
 int bp_model_has_counts(const bp_model *m);
 
-/* Reads a model file: BytePiece JSON, or a zip archive holding one .model
-** member. Error messages name the file. */
+/* Reads a model file: BytePiece JSON, a SentencePiece model, or a zip
+** archive holding one .model member. Error messages name the file. */
 int bp_model_load_file(const char *path, bp_model **out, bp_error *err);
 
 /* Parses BytePiece JSON held in memory. `source` names it in messages. */
@@ -105,10 +105,37 @@ int bp_model_from_json(const char *json, size_t len, const char *source,
 int bp_model_to_json(const bp_model *m, char **json, size_t *len,
                      bp_error *err);
 
-/* Writes BytePiece JSON to `path` through a temporary file in the same
-** directory, flushed and then renamed, so a crash never leaves a truncated
-** file under `path`. Sets *written_bytes to the file's size. */
-int bp_model_save_file(const bp_model *m, const char *path,
+/* A SentencePiece model file (ModelProto) of the model, into a new buffer
+** to free with bp_free: as the reference converts ensure_unicode models
+** (Unigram, byte fallback, identity normalization; see sentencepiece.c),
+** ids unchanged. Pieces that are not valid UTF-8 or contain U+2581 cannot
+** be converted: BP_INVALID naming the first. */
+int bp_model_to_sentencepiece(const bp_model *m, uint8_t **out, size_t *len,
+                              bp_error *err);
+
+/* Reads a SentencePiece Unigram model into a model with scores: text and
+** user-defined pieces with U+2581 read as a space, byte pieces <0xNN> as
+** single bytes, unknown, control and unused pieces left out. Where a byte
+** piece and a text piece have the same byte, the one listed first stays,
+** with the text piece's score. The pieces kept are numbered from 3 in the
+** file's order, so a model with <unk>, <s>, </s> at 0, 1, 2 and no such
+** pair (the reference's conversions, spm_train models without byte
+** fallback) keeps its ids; bytes with no piece come last. Byte pieces
+** without a score (0, as
+** SentencePiece's trainer writes them) and bytes with no piece get the
+** lowest score minus 10, SentencePiece's price for a character it has no
+** piece for. Other model types and pieces that cannot be represented are
+** BP_FORMAT naming the problem. */
+int bp_model_from_sentencepiece(const uint8_t *data, size_t len, const char *source,
+                                bp_model **out, bp_error *err);
+
+/* Model file formats. */
+enum { BP_FILE_BYTEPIECE = 0, BP_FILE_SENTENCEPIECE = 1 };
+
+/* Writes the model to `path` in `format` through a temporary file in the
+** same directory, flushed and then renamed, so a crash never leaves a
+** truncated file under `path`. Sets *written_bytes to the file's size. */
+int bp_model_save_file(const bp_model *m, const char *path, int format,
                        size_t *written_bytes, bp_error *err);
 
 /* The compact binary model value (what the SQLite binding stores):

@@ -349,6 +349,15 @@ int bp_read_file(const char *path, char **data, size_t *len, bp_error *err) {
   return BP_OK;
 }
 
+/* A SentencePiece model begins with its first piece (field 1, bytes: 0x0A);
+** JSON's first character other than white space is '{'. */
+static bool looks_like_sentencepiece(const char *data, size_t len) {
+  size_t i = 0;
+  while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r'))
+    i++;
+  return len > 0 && data[0] == 0x0A && (i == len || data[i] != '{');
+}
+
 int bp_model_load_file(const char *path, bp_model **out, bp_error *err) {
   *out = NULL;
   char *data, *member;
@@ -362,7 +371,12 @@ int bp_model_load_file(const char *path, bp_model **out, bp_error *err) {
     data = member;
     len = member_len;
   }
-  if (rc == BP_OK) rc = bp_model_from_json(data, len, path, out, err);
+  if (rc == BP_OK) {
+    if (looks_like_sentencepiece(data, len))
+      rc = bp_model_from_sentencepiece((const uint8_t *)data, len, path, out, err);
+    else
+      rc = bp_model_from_json(data, len, path, out, err);
+  }
   bp_free(data);
   return rc;
 }
@@ -462,12 +476,14 @@ static void sync_directory_of(const char *path) {
   bp_free(directory);
 }
 
-int bp_model_save_file(const bp_model *m, const char *path, size_t *written_bytes,
-                       bp_error *err) {
+int bp_model_save_file(const bp_model *m, const char *path, int format,
+                       size_t *written_bytes, bp_error *err) {
   *written_bytes = 0;
   char *json;
   size_t len;
-  int rc = bp_model_to_json(m, &json, &len, err);
+  int rc = format == BP_FILE_SENTENCEPIECE
+               ? bp_model_to_sentencepiece(m, (uint8_t **)&json, &len, err)
+               : bp_model_to_json(m, &json, &len, err);
   if (rc != BP_OK) return rc;
   size_t path_len = strlen(path);
   char *temporary = bp_malloc(path_len + 16);
