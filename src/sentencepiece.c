@@ -349,7 +349,7 @@ int bp_model_from_sentencepiece(const uint8_t *data, size_t len, const char *sou
   /* Byte pieces are SentencePiece's fallback for characters without a
   ** piece: unscored (0) ones, and bytes missing altogether, get the price
   ** SentencePiece charges such a character. */
-  double fallback = lowest - SP_UNKNOWN_PENALTY;
+  double fallback = (float)(lowest - SP_UNKNOWN_PENALTY); /* a float, as the file's scores */
   bool present[256] = {false};
   for (size_t i = 0; i < count; i++) {
     if (pieces[i].is_byte && pieces[i].score == 0.0) pieces[i].score = fallback;
