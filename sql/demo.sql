@@ -24,8 +24,15 @@ CREATE TEMP TABLE counted AS
   SELECT d.id, d.source, length(CAST(d.body AS BLOB)) AS bytes, m.name AS model,
          bp_count(d.body, m.name) AS tokens
   FROM docs AS d, bp_models AS m;
-SELECT source, model, sum(tokens) AS tokens, printf('%.3f', 1.0 * sum(bytes) / sum(tokens)) AS bytes_per_token
-FROM counted GROUP BY source, model ORDER BY source, model;
+WITH compression AS (
+  SELECT source, model, sum(tokens) AS tokens, 1.0 * sum(bytes) / sum(tokens) AS bytes_per_token
+  FROM counted GROUP BY source, model
+)
+SELECT source, model, tokens, printf('%.3f', bytes_per_token) AS bytes_per_token,
+       substr('████████████████████████████████████████', 1,
+              CAST(round(40.0 * bytes_per_token / (SELECT max(bytes_per_token) FROM compression)) AS INT))
+         AS bar
+FROM compression ORDER BY source, model;
 
 .print
 .print Tokens per document, trained model
