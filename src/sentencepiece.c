@@ -219,8 +219,16 @@ static int compare_pieces(const void *a, const void *b) {
   return x->index < y->index ? -1 : x->index > y->index;
 }
 
-static int compare_piece_pointers(const void *a, const void *b) {
-  return compare_pieces(*(const sp_piece *const *)a, *(const sp_piece *const *)b);
+/* Where the piece read at `index` of the file is in pieces (which keeps the
+** file's order, without the pieces left out). */
+static size_t position_of(const sp_piece *pieces, size_t count, size_t index) {
+  size_t low = 0, high = count;
+  while (high - low > 1) {
+    size_t middle = low + (high - low) / 2;
+    if (pieces[middle].index <= index) low = middle;
+    else high = middle;
+  }
+  return low;
 }
 
 static int hex_digit(uint8_t c) {
@@ -359,35 +367,37 @@ int bp_model_from_sentencepiece(const uint8_t *data, size_t len, const char *sou
   ** text piece (sorted first). The one the file lists first keeps its
   ** place, with the text piece's score; two text pieces cannot both have
   ** the bytes. */
-  sp_piece **sorted = NULL;
+  sp_piece *sorted = NULL; /* a copy, by bytes; index leads back to pieces */
   bp_piece *built = NULL;
   if (rc == BP_OK) {
     sorted = bp_malloc((count + 1) * sizeof *sorted);
     built = bp_malloc((count + 256) * sizeof *built);
     if (!sorted || !built) rc = bp_fail_nomem(err);
   }
-  if (rc == BP_OK) {
-    for (size_t i = 0; i < count; i++) sorted[i] = &pieces[i];
-    qsort(sorted, count, sizeof *sorted, compare_piece_pointers);
+  if (rc == BP_OK && pieces && sorted) { /* pieces is NULL when the file has none */
+    memcpy(sorted, pieces, count * sizeof *sorted);
+    qsort(sorted, count, sizeof *sorted, compare_pieces);
   }
   for (size_t i = 1; rc == BP_OK && i < count; i++) {
-    const sp_piece *before = sorted[i - 1];
-    if (before->length != sorted[i]->length ||
-        memcmp(before->bytes, sorted[i]->bytes, before->length) != 0)
+    sp_piece *first = &sorted[i - 1], *second = &sorted[i];
+    if (first->length != second->length || memcmp(first->bytes, second->bytes, first->length) != 0)
       continue;
-    if (sorted[i]->is_byte) {
-      sp_piece *text_piece = sorted[i - 1], *byte_piece = sorted[i];
-      if (byte_piece->index < text_piece->index && !text_piece->is_byte) {
-        byte_piece->score = text_piece->score;
-        text_piece->dropped = true;
-        sorted[i] = text_piece; /* what a third copy compares with */
-      } else {
-        byte_piece->dropped = true;
-        sorted[i] = text_piece;
-      }
-    } else
+    if (!second->is_byte) {
       rc = bp_fail(err, BP_FORMAT, "%s: pieces %zu and %zu are the same bytes (with U+2581 "
-                   "read as a space)", source, before->index, sorted[i]->index);
+                   "read as a space)", source, first->index, second->index);
+      break;
+    }
+    /* first is the text piece (or another byte piece); the piece listed
+    ** earlier in the file stays. */
+    sp_piece *text_piece = &pieces[position_of(pieces, count, first->index)];
+    sp_piece *byte_piece = &pieces[position_of(pieces, count, second->index)];
+    if (byte_piece->index < text_piece->index && !text_piece->is_byte) {
+      byte_piece->score = text_piece->score;
+      text_piece->dropped = true;
+    } else {
+      byte_piece->dropped = true;
+    }
+    *second = *first; /* what a third copy compares with */
   }
   /* Ids in the file's order, from 3; bytes without a piece last. */
   uint8_t all_bytes[256];
