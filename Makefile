@@ -94,8 +94,7 @@ test: all $(C_TESTS) $(BUILD)/static_host
 test-sanitize:
 	$(MAKE) BUILD=build-sanitize SHARED=build-sanitize/bytepiece.so \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  build-sanitize/bytepiece.so build-sanitize/unit_tests build-sanitize/sql_interrupt_test \
-	  build-sanitize/fault_test
+	  build-sanitize/bytepiece.so $(C_TESTS:$(BUILD)/%=build-sanitize/%)
 	BP_SKIP_HOSTS=1 ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  tests/run build-sanitize build-sanitize/bytepiece.so
 

@@ -10,7 +10,7 @@
 ** connection is closed, every allocation made must have been freed.
 ** Prints a line per operation with its fault points, then
 ** "fault: N passed, N failed".
-**   fault_test DATA_DIRECTORY     (tests/data: small.model, small.zip)
+**   fault_test DATA_DIRECTORY     (tests/data: small.model, small.zip, small.sp.model)
 */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -177,6 +177,10 @@ static const operation operations[] = {
      "SELECT bp_stats(body, 'm') FROM docs;"},
     {"model save", "",
      "SELECT bp_model_save('m', '%W/saved.model');"},
+    {"SentencePiece save", "",
+     "SELECT bp_model_save('m', '%W/saved.sp.model', 'sentencepiece');"},
+    {"SentencePiece load", "",
+     "INSERT INTO bp_models(name, model) VALUES ('s', bp_model_load('%D/small.sp.model'));"},
     {"bp_models insert", "",
      "INSERT INTO bp_models(name, model) SELECT 'n', model FROM bp_models WHERE name = 'm';"},
     {"bp_models update",
@@ -249,8 +253,8 @@ static int is_out_of_memory(int code, const char *message) {
   return code == SQLITE_NOMEM || (message && strstr(message, "out of memory"));
 }
 
-/* A file left in the work directory other than saved.model: a temporary
-** file that a failed save did not remove. */
+/* A file left in the work directory other than the saved models: a
+** temporary file that a failed save did not remove. */
 static int stray_files(void) {
   DIR *d = opendir(work_directory);
   if (!d) return 1;
@@ -258,7 +262,7 @@ static int stray_files(void) {
   struct dirent *e;
   while ((e = readdir(d)))
     if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-        strcmp(e->d_name, "saved.model"))
+        strcmp(e->d_name, "saved.model") && strcmp(e->d_name, "saved.sp.model"))
       stray++;
   closedir(d);
   return stray;
@@ -376,6 +380,8 @@ int main(int argc, char **argv) {
   }
   char saved[1100];
   snprintf(saved, sizeof saved, "%s/saved.model", work_directory);
+  unlink(saved);
+  snprintf(saved, sizeof saved, "%s/saved.sp.model", work_directory);
   unlink(saved);
   rmdir(work_directory);
   printf("fault points in all: %ld\n", total_points);
