@@ -8,17 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bytepiece.h"
+#include "fuzz_model_file.h"
 
 static bp_model *model;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-  const char *path = getenv("BP_FUZZ_MODEL");
-  bp_error err;
-  if (bp_model_load_file(path ? path : "tests/data/small.model", &model, &err) != BP_OK) {
-    fprintf(stderr, "%s\n", err.message);
-    exit(1);
-  }
+  model = fuzz_load_model();
   return 0;
 }
 

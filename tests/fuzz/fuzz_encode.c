@@ -11,17 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_model_file.h"
 #include "internal.h"
 
 static bp_model *model;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-  const char *path = getenv("BP_FUZZ_MODEL");
-  bp_error err;
-  if (bp_model_load_file(path ? path : "tests/data/small.model", &model, &err) != BP_OK) {
-    fprintf(stderr, "%s\n", err.message);
-    exit(1);
-  }
+  model = fuzz_load_model();
   return 0;
 }
 

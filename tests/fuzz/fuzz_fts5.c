@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_model_file.h"
 #include "sqlite3_bytepiece.h"
 
 static sqlite3 *db;
@@ -26,12 +27,11 @@ static void run(const char *sql) {
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   sqlite3_auto_extension((void (*)(void))sqlite3_bytepiece_init);
   if (sqlite3_open(":memory:", &db) != SQLITE_OK) abort();
-  const char *path = getenv("BP_FUZZ_MODEL");
   char *sql = sqlite3_mprintf(
       "INSERT INTO bp_models(name, model) VALUES ('m', bp_model_load(%Q));"
       "CREATE VIRTUAL TABLE f USING fts5(body, tokenize = 'bytepiece m');"
       "CREATE VIRTUAL TABLE s USING fts5(body, tokenize = 'bytepiece m subwords 1');",
-      path ? path : "tests/data/small.model");
+      fuzz_model_path());
   run(sql);
   sqlite3_free(sql);
   return 0;

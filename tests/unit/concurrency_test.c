@@ -20,15 +20,7 @@
 
 enum { READERS = 4, WRITES = 40, TEXTS = 3 };
 
-static int passed, failed;
-#define CHECK(condition)                                                    \
-  do {                                                                      \
-    if (condition) passed++;                                                \
-    else {                                                                  \
-      failed++;                                                             \
-      printf("FAILED %s:%d: %s\n", __FILE__, __LINE__, #condition);         \
-    }                                                                       \
-  } while (0)
+#include "check.h"
 
 static char database[1100];
 static const char *texts[TEXTS] = {

@@ -12,15 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-static int passed, failed;
-#define CHECK(condition)                                                    \
-  do {                                                                      \
-    if (condition) passed++;                                                \
-    else {                                                                  \
-      failed++;                                                             \
-      printf("FAILED %s:%d: %s\n", __FILE__, __LINE__, #condition);         \
-    }                                                                       \
-  } while (0)
+#include "check.h"
 
 static double seconds_now(void) {
   struct timespec now;

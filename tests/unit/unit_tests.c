@@ -13,17 +13,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-static int passed, failed;
-
-#define CHECK(condition)                                                    \
-  do {                                                                      \
-    if (condition) {                                                        \
-      passed++;                                                             \
-    } else {                                                                \
-      failed++;                                                             \
-      printf("FAILED %s:%d: %s\n", __FILE__, __LINE__, #condition);         \
-    }                                                                       \
-  } while (0)
+#include "check.h"
 
 #define CHECK_MESSAGE(err, text)                                            \
   do {                                                                      \
