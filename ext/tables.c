@@ -25,6 +25,14 @@ static int set_error(sqlite3_vtab *vtab, char *message) {
   return message ? SQLITE_ERROR : SQLITE_NOMEM;
 }
 
+/* An error from model resolution, with its message and its own code (an
+** interrupt stays SQLITE_INTERRUPT); out of memory comes without a message. */
+static int set_error_code(sqlite3_vtab *vtab, int rc, char *message) {
+  if (rc == SQLITE_NOMEM) return rc;
+  set_error(vtab, message);
+  return message ? rc : SQLITE_NOMEM;
+}
+
 /* Both tables: a vtab that knows the connection's model registry. */
 typedef struct function_table {
   sqlite3_vtab base;
@@ -189,7 +197,7 @@ static int tokens_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   if (rc == SQLITE_OK)
     rc = bp_resolve_model(t->connection, given[1], "bp_tokens", NULL, &message,
                           &c->model);
-  if (rc != SQLITE_OK) return rc == SQLITE_NOMEM ? rc : set_error(cursor->pVtab, message);
+  if (rc != SQLITE_OK) return set_error_code(cursor->pVtab, rc, message);
   const char *text = type == SQLITE_TEXT ? (const char *)sqlite3_value_text(given[0])
                                          : (const char *)sqlite3_value_blob(given[0]);
   size_t len = (size_t)sqlite3_value_bytes(given[0]);
@@ -379,7 +387,7 @@ static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   bp_model *model;
   char *message;
   int rc = bp_resolve_model(t->connection, given[2], "bp_chunks", NULL, &message, &model);
-  if (rc != SQLITE_OK) return rc == SQLITE_NOMEM ? rc : set_error(cursor->pVtab, message);
+  if (rc != SQLITE_OK) return set_error_code(cursor->pVtab, rc, message);
   const char *text = type == SQLITE_TEXT ? (const char *)sqlite3_value_text(given[0])
                                          : (const char *)sqlite3_value_blob(given[0]);
   size_t len = (size_t)sqlite3_value_bytes(given[0]);
@@ -512,7 +520,7 @@ static int vocab_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   char *message;
   int rc = bp_resolve_model(t->connection, (idx_num & 1) ? argv[0] : NULL,
                             "bp_vocab", NULL, &message, &c->model);
-  if (rc != SQLITE_OK) return rc == SQLITE_NOMEM ? rc : set_error(cursor->pVtab, message);
+  if (rc != SQLITE_OK) return set_error_code(cursor->pVtab, rc, message);
   c->last = (sqlite3_int64)bp_model_vocab_size(c->model) - 1;
   if (idx_num & 2) {
     sqlite3_value *wanted = argv[(idx_num & 1) ? 1 : 0];

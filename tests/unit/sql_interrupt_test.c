@@ -38,7 +38,8 @@ static int run_interrupted(sqlite3 *db, const char *sql) {
   int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
   double returned = seconds_now();
   pthread_join(thread, NULL);
-  printf("interrupt: %s: stopped %.3f s after the interrupt\n", sql, returned - interrupted_at);
+  printf("interrupt: %s: stopped %.3f s after the interrupt (code %d, %s)\n", sql,
+         returned - interrupted_at, rc, sqlite3_errmsg(db));
   return rc;
 }
 
