@@ -120,7 +120,7 @@ int bp_model_to_sentencepiece(const bp_model *m, uint8_t **out, size_t *len,
 ** with the text piece's score. The pieces kept are numbered from 3 in the
 ** file's order, so a model with <unk>, <s>, </s> at 0, 1, 2 and no such
 ** pair (the reference's conversions, spm_train models without byte
-** fallback) keeps its ids; bytes with no piece come last. Byte pieces
+** fallback) keeps its ids; bytes with no piece come last. Single bytes
 ** without a score (0, as
 ** SentencePiece's trainer writes them) and bytes with no piece get the
 ** lowest score minus 10, SentencePiece's price for a character it has no

@@ -355,14 +355,13 @@ int bp_model_from_sentencepiece(const uint8_t *data, size_t len, const char *sou
   for (size_t i = 0; i < count; i++)
     if (!pieces[i].is_byte && pieces[i].score < lowest) lowest = pieces[i].score;
   /* Byte pieces are SentencePiece's fallback for characters without a
-  ** piece: unscored (0) ones, and bytes missing altogether, get the price
-  ** SentencePiece charges such a character. */
-  double fallback = (float)(lowest - SP_UNKNOWN_PENALTY); /* a float, as the file's scores */
+  ** piece: single bytes left unscored (0), and bytes missing altogether, get
+  ** the price SentencePiece charges such a character (a float, as the file's
+  ** scores, so that writing the model out and reading it back is exact). */
+  double fallback = (float)(lowest - SP_UNKNOWN_PENALTY);
   bool present[256] = {false};
-  for (size_t i = 0; i < count; i++) {
-    if (pieces[i].is_byte && pieces[i].score == 0.0) pieces[i].score = fallback;
+  for (size_t i = 0; i < count; i++)
     if (pieces[i].length == 1) present[pieces[i].bytes[0]] = true;
-  }
   /* The same bytes twice: a byte piece is then only the fallback for a
   ** text piece (sorted first). The one the file lists first keeps its
   ** place, with the text piece's score; two text pieces cannot both have
@@ -405,8 +404,9 @@ int bp_model_from_sentencepiece(const uint8_t *data, size_t len, const char *sou
   size_t n = 0;
   for (size_t i = 0; rc == BP_OK && i < count; i++) {
     if (pieces[i].dropped) continue;
+    double score = pieces[i].length == 1 && pieces[i].score == 0.0 ? fallback : pieces[i].score;
     built[n] = (bp_piece){pieces[i].bytes, pieces[i].length,
-                          (uint32_t)(n + BP_FIRST_PIECE_ID), 0, pieces[i].score};
+                          (uint32_t)(n + BP_FIRST_PIECE_ID), 0, score};
     n++;
   }
   for (int b = 0; rc == BP_OK && b < 256; b++) {

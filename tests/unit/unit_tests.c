@@ -644,14 +644,16 @@ static void test_sentencepiece(void) {
                          0x12, 0x02, 0x18, 0x02};
   CHECK(bp_model_from_sentencepiece(bpe, sizeof bpe, "bpe.model", &m, &err) == BP_FORMAT);
   CHECK_MESSAGE(err, "bpe.model: a SentencePiece BPE model; only Unigram models convert");
-  /* A SentencePiece-trained layout: a byte piece scored 0 and bytes with no
-  ** piece get the lowest score minus 10, as a float, so that export and
-  ** import give the same model back (found by fuzzing). */
+  /* A SentencePiece-trained layout: a byte piece scored 0 (here also given
+  ** by a text piece of the same byte listed later) and bytes with no piece
+  ** get the lowest score minus 10, as a float, so that export and import
+  ** give the same model back (both found by fuzzing). */
   const uint8_t trained[] = {
       0x0A, 0x09, 0x0A, 0x05, '<', 'u', 'n', 'k', '>', 0x18, 0x02,    /* <unk> */
       0x0A, 0x08, 0x0A, 0x01, 'a', 0x15, 0x00, 0x00, 0x80, 0xBF,       /* a -1.0 */
       0x0A, 0x08, 0x0A, 0x01, 'b', 0x15, 0x66, 0x66, 0x26, 0xC0,       /* b -2.6 */
-      0x0A, 0x0A, 0x0A, 0x06, '<', '0', 'x', '0', '0', '>', 0x18, 0x06}; /* <0x00> */
+      0x0A, 0x0A, 0x0A, 0x06, '<', '0', 'x', '0', '0', '>', 0x18, 0x06,  /* <0x00> */
+      0x0A, 0x08, 0x0A, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x00};      /* "\0" 0.0 */
   bp_model *imported, *again;
   CHECK(bp_model_from_sentencepiece(trained, sizeof trained, "t.model", &imported, &err) == BP_OK);
   if (imported) {
