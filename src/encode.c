@@ -189,19 +189,22 @@ static int emit_tokens(segmenter *g, size_t to, bp_error *err) {
   return BP_OK;
 }
 
-#define ON_PATH 0x40000000 /* marks a back pointer; piece indexes stay below */
+/* Marks on back pointers while looking for where paths meet (piece indexes
+** stay below both). */
+#define ON_PATH 0x40000000 /* on the path from the window's last position */
+#define SEEN 0x20000000    /* on another path already followed */
 
 /* The latest position that every path still open at `to` goes through:
 ** whatever the rest of the chunk holds, the final path ends at one of the
 ** positions to-L+1..to (L the longest piece) and follows back pointers from
 ** there, so the pieces up to that position are settled. Returns 0 when the
-** paths meet only at the window's start. */
+** paths meet only at the window's start. Each position is followed at most
+** once: a path that runs into one followed before joins it. */
 static size_t settled_position(const segmenter *g, size_t to) {
   const bp_matcher_piece *pieces = g->m->matcher.pieces;
   int32_t *back = g->back;
   size_t longest = g->m->max_piece_bytes;
   if (to < longest) return 0;
-  /* Mark the path from `to`; the other paths join it somewhere. */
   for (size_t e = to; e > 0;) {
     int32_t p = back[e];
     back[e] = p | ON_PATH;
@@ -210,14 +213,16 @@ static size_t settled_position(const segmenter *g, size_t to) {
   size_t meet = to;
   for (size_t start = to - longest + 1; start < to && meet > 0; start++) {
     size_t e = start;
-    while (e > 0 && !(back[e] & ON_PATH)) e -= pieces[back[e]].length;
-    if (e < meet) meet = e;
+    while (e > 0 && !(back[e] & (ON_PATH | SEEN))) {
+      int32_t p = back[e];
+      back[e] = p | SEEN;
+      e -= pieces[p].length;
+    }
+    /* Joining a path followed before changes nothing: it met the first
+    ** path, or the window's start, already. */
+    if (e == 0 || ((back[e] & ON_PATH) && e < meet)) meet = e;
   }
-  for (size_t e = to; e > 0;) {
-    int32_t p = back[e] & ~ON_PATH;
-    back[e] = p;
-    e -= pieces[p].length;
-  }
+  for (size_t e = 0; e <= to; e++) back[e] &= ~(ON_PATH | SEEN);
   return meet;
 }
 
@@ -231,16 +236,22 @@ static int segment_chunk(segmenter *g, const uint8_t *chunk, size_t chunk_len, b
   l.state = 0;
   l.ring[0] = g->sampler && g->weights ? 1.0 : 0.0; /* the empty prefix */
   size_t from = 0, length = chunk_len; /* positions from the window's start */
+  /* Looking for where the open paths meet walks the window, so look again
+  ** only once the window has doubled since the last look left it: where
+  ** paths do not meet for long (a long run of one character can keep two
+  ** segmentations open), the looking stays linear in the text. */
+  size_t next_look = 0;
   while (from < length) {
     size_t stride = bp_segment_stride - g->since_check;
     size_t to = length - from > stride ? from + stride : length;
     if (to + 1 > g->back_capacity) {
-      int32_t *grown = bp_malloc((to + 1) * sizeof *grown);
+      size_t capacity = to + 1 > 2 * g->back_capacity ? to + 1 : 2 * g->back_capacity;
+      int32_t *grown = bp_malloc(capacity * sizeof *grown);
       if (!grown) return bp_fail_nomem(err);
       memcpy(grown, g->back, (from + 1) * sizeof *grown);
       if (g->back != g->stack_back) bp_free(g->back);
       g->back = grown;
-      g->back_capacity = to + 1;
+      g->back_capacity = capacity;
     }
     match_chunk(g->m, chunk, from, to, &l, g->back);
     if (!g->sampler)
@@ -257,7 +268,9 @@ static int segment_chunk(segmenter *g, const uint8_t *chunk, size_t chunk_len, b
     }
     from = to;
     if (to == length) break;
+    if (to < next_look) continue;
     size_t settled = settled_position(g, to);
+    next_look = 2 * (to - settled);
     if (settled == 0) continue;
     int rc = emit_tokens(g, settled, err);
     if (rc != BP_OK) return rc;
