@@ -11,13 +11,13 @@
 
 #include "bytepiece.h"
 
-static const char *fuzz_model_path(void) {
+static inline const char *fuzz_model_path(void) {
   const char *path = getenv("BP_FUZZ_MODEL");
   return path ? path : "tests/data/small.model";
 }
 
 /* Loads the model, or ends the program saying why. */
-static bp_model *fuzz_load_model(void) {
+static inline bp_model *fuzz_load_model(void) {
   bp_model *m;
   bp_error err;
   if (bp_model_load_file(fuzz_model_path(), &m, &err) != BP_OK) {
