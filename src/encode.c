@@ -194,18 +194,22 @@ static int emit_tokens(segmenter *g, size_t to, bp_error *err) {
 #define ON_PATH 0x40000000 /* on the path from the window's last position */
 #define SEEN 0x20000000    /* on another path already followed */
 
+/* How far back from the window's end to look for where paths meet. */
+#define MEET_SPAN (1u << 16)
+
 /* The latest position that every path still open at `to` goes through:
 ** whatever the rest of the chunk holds, the final path ends at one of the
 ** positions to-L+1..to (L the longest piece) and follows back pointers from
-** there, so the pieces up to that position are settled. Returns 0 when the
-** paths meet only at the window's start. Each position is followed at most
-** once: a path that runs into one followed before joins it. */
+** there, so the pieces up to that position are settled. Paths are followed
+** back MEET_SPAN positions at most, each position once (a path that runs
+** into one followed before joins it); 0 when they do not meet there. */
 static size_t settled_position(const segmenter *g, size_t to) {
   const bp_matcher_piece *pieces = g->m->matcher.pieces;
   int32_t *back = g->back;
   size_t longest = g->m->max_piece_bytes;
   if (to < longest) return 0;
-  for (size_t e = to; e > 0;) {
+  size_t floor = to > MEET_SPAN ? to - MEET_SPAN : 0;
+  for (size_t e = to; e > floor;) {
     int32_t p = back[e];
     back[e] = p | ON_PATH;
     e -= pieces[p].length;
@@ -213,16 +217,17 @@ static size_t settled_position(const segmenter *g, size_t to) {
   size_t meet = to;
   for (size_t start = to - longest + 1; start < to && meet > 0; start++) {
     size_t e = start;
-    while (e > 0 && !(back[e] & (ON_PATH | SEEN))) {
+    while (e > floor && !(back[e] & (ON_PATH | SEEN))) {
       int32_t p = back[e];
       back[e] = p | SEEN;
       e -= pieces[p].length;
     }
     /* Joining a path followed before changes nothing: it met the first
-    ** path, or the window's start, already. */
-    if (e == 0 || ((back[e] & ON_PATH) && e < meet)) meet = e;
+    ** path already (or the search has failed). */
+    if (e <= floor) meet = 0;
+    else if ((back[e] & ON_PATH) && e < meet) meet = e;
   }
-  for (size_t e = 0; e <= to; e++) back[e] &= ~(ON_PATH | SEEN);
+  for (size_t e = floor + 1; e <= to; e++) back[e] &= ~(ON_PATH | SEEN);
   return meet;
 }
 
@@ -236,10 +241,9 @@ static int segment_chunk(segmenter *g, const uint8_t *chunk, size_t chunk_len, b
   l.state = 0;
   l.ring[0] = g->sampler && g->weights ? 1.0 : 0.0; /* the empty prefix */
   size_t from = 0, length = chunk_len; /* positions from the window's start */
-  /* Looking for where the open paths meet walks the window, so look again
-  ** only once the window has doubled since the last look left it: where
-  ** paths do not meet for long (a long run of one character can keep two
-  ** segmentations open), the looking stays linear in the text. */
+  /* Where paths do not meet (a long run of one character can keep two
+  ** segmentations open), look again only MEET_SPAN positions later, so
+  ** that the looking stays linear in the text whatever the stride. */
   size_t next_look = 0;
   while (from < length) {
     size_t stride = bp_segment_stride - g->since_check;
@@ -270,8 +274,11 @@ static int segment_chunk(segmenter *g, const uint8_t *chunk, size_t chunk_len, b
     if (to == length) break;
     if (to < next_look) continue;
     size_t settled = settled_position(g, to);
-    next_look = 2 * (to - settled);
-    if (settled == 0) continue;
+    if (settled == 0) {
+      next_look = to + MEET_SPAN;
+      continue;
+    }
+    next_look = 0;
     int rc = emit_tokens(g, settled, err);
     if (rc != BP_OK) return rc;
     memmove(g->back, g->back + settled, (to - settled + 1) * sizeof *g->back);
