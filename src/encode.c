@@ -225,7 +225,7 @@ static size_t settled_position(const segmenter *g, size_t to) {
     /* Joining a path followed before changes nothing: it met the first
     ** path already (or the search has failed). */
     if (e <= floor) meet = 0;
-    else if ((back[e] & ON_PATH) && e < meet) meet = e;
+    else if (e < meet && (back[e] & ON_PATH)) meet = e;
   }
   for (size_t e = floor + 1; e <= to; e++) back[e] &= ~(ON_PATH | SEEN);
   return meet;
