@@ -19,18 +19,16 @@
 
 SQLITE_EXTENSION_INIT3
 
-static int set_error(sqlite3_vtab *vtab, char *message) {
+/* Reports an error through the table: its message (freed if not kept) and
+** its own code. Out of memory, or no message to report, is SQLITE_NOMEM. */
+static int set_error(sqlite3_vtab *vtab, int rc, char *message) {
+  if (rc == SQLITE_NOMEM || !message) {
+    sqlite3_free(message);
+    return SQLITE_NOMEM;
+  }
   sqlite3_free(vtab->zErrMsg);
   vtab->zErrMsg = message;
-  return message ? SQLITE_ERROR : SQLITE_NOMEM;
-}
-
-/* An error from model resolution, with its message and its own code (an
-** interrupt stays SQLITE_INTERRUPT); out of memory comes without a message. */
-static int set_error_code(sqlite3_vtab *vtab, int rc, char *message) {
-  if (rc == SQLITE_NOMEM) return rc;
-  set_error(vtab, message);
-  return message ? rc : SQLITE_NOMEM;
+  return rc;
 }
 
 /* Both tables: a vtab that knows the connection's model registry. */
@@ -176,13 +174,13 @@ static int tokens_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   for (int k = 0, next = 0; k < 4; k++)
     if (idx_num & (1 << k)) given[k] = argv[next++];
   if (!given[0])
-    return set_error(cursor->pVtab, sqlite3_mprintf(
+    return set_error(cursor->pVtab, SQLITE_ERROR, sqlite3_mprintf(
         "bp_tokens: the text argument is required, as in "
         "bp_tokens('some text', 'model')"));
   int type = sqlite3_value_type(given[0]);
   if (type == SQLITE_NULL) return SQLITE_OK; /* no rows */
   if (type != SQLITE_TEXT && type != SQLITE_BLOB)
-    return set_error(cursor->pVtab, sqlite3_mprintf(
+    return set_error(cursor->pVtab, SQLITE_ERROR, sqlite3_mprintf(
         "bp_tokens: argument 1 must be TEXT or BLOB, not %s", bp_type_name(given[0])));
   int has_alpha, has_seed, sampling = 0;
   double alpha = -1;
@@ -197,7 +195,7 @@ static int tokens_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   if (rc == SQLITE_OK)
     rc = bp_resolve_model(t->connection, given[1], "bp_tokens", NULL, &message,
                           &c->model);
-  if (rc != SQLITE_OK) return set_error_code(cursor->pVtab, rc, message);
+  if (rc != SQLITE_OK) return set_error(cursor->pVtab, rc, message);
   const char *text = type == SQLITE_TEXT ? (const char *)sqlite3_value_text(given[0])
                                          : (const char *)sqlite3_value_blob(given[0]);
   size_t len = (size_t)sqlite3_value_bytes(given[0]);
@@ -209,7 +207,8 @@ static int tokens_filter(sqlite3_vtab_cursor *cursor, int idx_num,
                 sampling ? &sampler : NULL, &interrupt, &c->ids, &err) != BP_OK)
     return err.code == BP_NOMEM || err.code == BP_INTERRUPT
                ? bp_sqlite_code(err.code)
-               : set_error(cursor->pVtab, sqlite3_mprintf("bp_tokens: %s", err.message));
+               : set_error(cursor->pVtab, SQLITE_ERROR,
+                           sqlite3_mprintf("bp_tokens: %s", err.message));
   return SQLITE_OK;
 }
 
@@ -365,29 +364,29 @@ static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   for (int k = 0, next = 0; k < 4; k++)
     if (idx_num & (1 << k)) given[k] = argv[next++];
   if (!given[0] || !given[1])
-    return set_error(cursor->pVtab, sqlite3_mprintf(
+    return set_error(cursor->pVtab, SQLITE_ERROR, sqlite3_mprintf(
         "bp_chunks: the text and max_tokens arguments are required, as in "
         "bp_chunks('some text', 256, 'model')"));
   int type = sqlite3_value_type(given[0]);
   if (type == SQLITE_NULL) return SQLITE_OK;
   if (type != SQLITE_TEXT && type != SQLITE_BLOB)
-    return set_error(cursor->pVtab, sqlite3_mprintf(
+    return set_error(cursor->pVtab, SQLITE_ERROR, sqlite3_mprintf(
         "bp_chunks: argument 1 must be TEXT or BLOB, not %s", bp_type_name(given[0])));
   if (sqlite3_value_type(given[1]) != SQLITE_INTEGER || sqlite3_value_int64(given[1]) < 1)
-    return set_error(cursor->pVtab, sqlite3_mprintf(
+    return set_error(cursor->pVtab, SQLITE_ERROR, sqlite3_mprintf(
         "bp_chunks: argument 2 (max_tokens) must be an INTEGER of 1 or more"));
   sqlite3_int64 overlap = 0;
   if (given[3] && sqlite3_value_type(given[3]) != SQLITE_NULL) {
     overlap = sqlite3_value_int64(given[3]);
     if (sqlite3_value_type(given[3]) != SQLITE_INTEGER || overlap < 0 ||
         overlap >= sqlite3_value_int64(given[1]))
-      return set_error(cursor->pVtab, sqlite3_mprintf(
+      return set_error(cursor->pVtab, SQLITE_ERROR, sqlite3_mprintf(
           "bp_chunks: argument 4 (overlap) must be an INTEGER from 0 to max_tokens - 1"));
   }
   bp_model *model;
   char *message;
   int rc = bp_resolve_model(t->connection, given[2], "bp_chunks", NULL, &message, &model);
-  if (rc != SQLITE_OK) return set_error_code(cursor->pVtab, rc, message);
+  if (rc != SQLITE_OK) return set_error(cursor->pVtab, rc, message);
   const char *text = type == SQLITE_TEXT ? (const char *)sqlite3_value_text(given[0])
                                          : (const char *)sqlite3_value_blob(given[0]);
   size_t len = (size_t)sqlite3_value_bytes(given[0]);
@@ -400,7 +399,8 @@ static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   if (rc != BP_OK)
     return rc == BP_NOMEM || rc == BP_INTERRUPT
                ? bp_sqlite_code(rc)
-               : set_error(cursor->pVtab, sqlite3_mprintf("bp_chunks: %s", err.message));
+               : set_error(cursor->pVtab, SQLITE_ERROR,
+                           sqlite3_mprintf("bp_chunks: %s", err.message));
   return plan_chunks(c, (size_t)sqlite3_value_int64(given[1]), (size_t)overlap);
 }
 
@@ -520,7 +520,7 @@ static int vocab_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   char *message;
   int rc = bp_resolve_model(t->connection, (idx_num & 1) ? argv[0] : NULL,
                             "bp_vocab", NULL, &message, &c->model);
-  if (rc != SQLITE_OK) return set_error_code(cursor->pVtab, rc, message);
+  if (rc != SQLITE_OK) return set_error(cursor->pVtab, rc, message);
   c->last = (sqlite3_int64)bp_model_vocab_size(c->model) - 1;
   if (idx_num & 2) {
     sqlite3_value *wanted = argv[(idx_num & 1) ? 1 : 0];

@@ -479,16 +479,18 @@ static void sync_directory_of(const char *path) {
 int bp_model_save_file(const bp_model *m, const char *path, int format,
                        size_t *written_bytes, bp_error *err) {
   *written_bytes = 0;
-  char *json;
+  char *json = NULL;
+  uint8_t *proto = NULL;
   size_t len;
-  int rc = format == BP_FILE_SENTENCEPIECE
-               ? bp_model_to_sentencepiece(m, (uint8_t **)&json, &len, err)
-               : bp_model_to_json(m, &json, &len, err);
+  int rc = format == BP_FILE_SENTENCEPIECE ? bp_model_to_sentencepiece(m, &proto, &len, err)
+                                           : bp_model_to_json(m, &json, &len, err);
   if (rc != BP_OK) return rc;
+  const char *bytes = json ? json : (const char *)proto;
   size_t path_len = strlen(path);
   char *temporary = bp_malloc(path_len + 16);
   if (!temporary) {
     bp_free(json);
+    bp_free(proto);
     return bp_fail_nomem(err);
   }
   memcpy(temporary, path, path_len);
@@ -501,7 +503,7 @@ int bp_model_save_file(const bp_model *m, const char *path, int format,
   const char *step = NULL;
   size_t written = 0;
   while (written < len && !step) {
-    ssize_t k = write(fd, json + written, len - written);
+    ssize_t k = write(fd, bytes + written, len - written);
     if (k > 0) written += (size_t)k;
     else if (k < 0 && errno == EINTR) continue;
     else {
@@ -531,5 +533,6 @@ int bp_model_save_file(const bp_model *m, const char *path, int format,
 done:
   bp_free(temporary);
   bp_free(json);
+  bp_free(proto);
   return rc;
 }

@@ -207,6 +207,7 @@ typedef struct sp_piece {
   bool is_byte;   /* from a byte piece <0xNN> */
   bool dropped;   /* a second piece with the same bytes */
   size_t index;   /* its position in the SentencePiece model */
+  size_t slot;    /* its position among the pieces kept */
 } sp_piece;
 
 static int compare_pieces(const void *a, const void *b) {
@@ -217,18 +218,6 @@ static int compare_pieces(const void *a, const void *b) {
   /* Equal bytes: a text piece before a byte piece, then model order. */
   if (x->is_byte != y->is_byte) return x->is_byte ? 1 : -1;
   return x->index < y->index ? -1 : x->index > y->index;
-}
-
-/* Where the piece read at `index` of the file is in pieces (which keeps the
-** file's order, without the pieces left out). */
-static size_t position_of(const sp_piece *pieces, size_t count, size_t index) {
-  size_t low = 0, high = count;
-  while (high - low > 1) {
-    size_t middle = low + (high - low) / 2;
-    if (pieces[middle].index <= index) low = middle;
-    else high = middle;
-  }
-  return low;
 }
 
 static int hex_digit(uint8_t c) {
@@ -343,7 +332,10 @@ int bp_model_from_sentencepiece(const uint8_t *data, size_t len, const char *sou
     }
     bool keep;
     rc = read_piece(source, f.data, f.size, index++, &pieces[count], &keep, err);
-    if (rc == BP_OK && keep) count++;
+    if (rc == BP_OK && keep) {
+      pieces[count].slot = count;
+      count++;
+    }
   }
   static const char *const type_names[] = {"", "Unigram", "BPE", "word", "character"};
   if (rc == BP_OK && model_type != 1)
@@ -366,7 +358,7 @@ int bp_model_from_sentencepiece(const uint8_t *data, size_t len, const char *sou
   ** text piece (sorted first). The one the file lists first keeps its
   ** place, with the text piece's score; two text pieces cannot both have
   ** the bytes. */
-  sp_piece *sorted = NULL; /* a copy, by bytes; index leads back to pieces */
+  sp_piece *sorted = NULL; /* a copy, by bytes; slot leads back to pieces */
   bp_piece *built = NULL;
   if (rc == BP_OK) {
     sorted = bp_malloc((count + 1) * sizeof *sorted);
@@ -388,8 +380,7 @@ int bp_model_from_sentencepiece(const uint8_t *data, size_t len, const char *sou
     }
     /* first is the text piece (or another byte piece); the piece listed
     ** earlier in the file stays. */
-    sp_piece *text_piece = &pieces[position_of(pieces, count, first->index)];
-    sp_piece *byte_piece = &pieces[position_of(pieces, count, second->index)];
+    sp_piece *text_piece = &pieces[first->slot], *byte_piece = &pieces[second->slot];
     if (byte_piece->index < text_piece->index && !text_piece->is_byte) {
       byte_piece->score = text_piece->score;
       text_piece->dropped = true;
