@@ -1,20 +1,31 @@
 /*
-** tables.c: the table-valued functions bp_tokens and bp_vocab.
+** tables.c: the table-valued functions bp_tokens, bp_vocab and bp_chunks.
 **
 **     SELECT * FROM bp_tokens('今天天气不错', 'zh80k');
 **       -- position, id, piece (BLOB), text, start, end (byte offsets)
 **     SELECT * FROM bp_tokens('今天天气不错', 'zh80k', 0.5, 7);  -- sampled
 **     SELECT * FROM bp_vocab('zh80k') WHERE id = 37037;
 **       -- id, piece (BLOB), text, count, score
+**     SELECT * FROM bp_chunks(body, 256, 'zh80k', 32);
+**       -- chunk, text, tokens, start, end
 **
-** Both are eponymous virtual tables whose arguments are hidden columns.
+** All are eponymous virtual tables whose arguments are hidden columns: the
+** EQ constraints on them are the arguments (xBestIndex passes them to
+** xFilter and omits them), and the hidden columns read back the values
+** given, so that SQLite can check any other constraint on them. The only
+** other constraint consumed is bp_vocab's id = N, evaluated as SQLite
+** compares an INTEGER column; the rest is left to SQLite.
+**
 ** bp_tokens encodes once in xFilter and walks the ids; offsets are into the
 ** text as segmented, i.e. its NFC form (equal to the input when the input
 ** is already NFC, as nearly all text is). bp_vocab lists every id,
 ** including the reserved ids 0..2 (piece, count and score NULL).
+** bp_chunks segments once in xFilter and finds each chunk as the cursor
+** reaches it, with work in proportion to the chunk.
 */
 #include "binding.h"
 
+#include <stdint.h>
 #include <string.h>
 
 SQLITE_EXTENSION_INIT3
@@ -76,9 +87,36 @@ static void result_piece_text(sqlite3_context *ctx, const uint8_t *bytes,
   sqlite3_result_text64(ctx, text, n, sqlite3_free, SQLITE_UTF8);
 }
 
+/* Keeps copies of the arguments a cursor was given (NULL where absent):
+** the hidden columns read them back, and text cut into chunks must outlive
+** xFilter. */
+static int keep_arguments(sqlite3_value **given, int count, sqlite3_value **kept) {
+  for (int k = 0; k < count; k++) {
+    sqlite3_value_free(kept[k]);
+    kept[k] = NULL;
+    if (given[k] && !(kept[k] = sqlite3_value_dup(given[k]))) return SQLITE_NOMEM;
+  }
+  return SQLITE_OK;
+}
+
+static void free_arguments(sqlite3_value **kept, int count) {
+  for (int k = 0; k < count; k++) {
+    sqlite3_value_free(kept[k]);
+    kept[k] = NULL;
+  }
+}
+
+/* A hidden argument column: the value given, or NULL. */
+static void result_argument(sqlite3_context *ctx, sqlite3_value *kept) {
+  if (kept) sqlite3_result_value(ctx, kept);
+}
+
 /* Finds usable EQ constraints on the hidden argument columns first..last
 ** and passes them to xFilter in order; idxNum has bit k set when argument k
-** is given. Rows come in the order of `ordered_column`, ascending. Returns
+** is given. When a column has more than one (an argument and a WHERE term),
+** the last one, which is the argument as SQLite lists them, is passed and
+** the others are left to SQLite, which checks them against the value read
+** back. Rows come in the order of `ordered_column`, ascending. Returns
 ** SQLITE_CONSTRAINT when an argument is present but not usable, so that
 ** SQLite picks a plan where it is. */
 static int plan_arguments(sqlite3_index_info *info, int first, int last,
@@ -121,6 +159,7 @@ enum {
 
 typedef struct tokens_cursor {
   sqlite3_vtab_cursor base;
+  sqlite3_value *arguments[4]; /* input, model, alpha, seed as given */
   bp_model *model;
   bp_ids ids;
   size_t position;
@@ -158,6 +197,7 @@ static void tokens_reset(tokens_cursor *c) {
 
 static int tokens_close(sqlite3_vtab_cursor *cursor) {
   tokens_reset((tokens_cursor *)cursor);
+  free_arguments(((tokens_cursor *)cursor)->arguments, 4);
   sqlite3_free(cursor);
   return SQLITE_OK;
 }
@@ -173,6 +213,7 @@ static int tokens_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   sqlite3_value *given[4] = {NULL, NULL, NULL, NULL};
   for (int k = 0, next = 0; k < 4; k++)
     if (idx_num & (1 << k)) given[k] = argv[next++];
+  if (keep_arguments(given, 4, c->arguments) != SQLITE_OK) return SQLITE_NOMEM;
   if (!given[0])
     return set_error(cursor->pVtab, SQLITE_ERROR, sqlite3_mprintf(
         "bp_tokens: the text argument is required, as in "
@@ -242,7 +283,7 @@ static int tokens_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx,
     case TOKENS_TEXT: result_piece_text(ctx, piece, length); break;
     case TOKENS_START: sqlite3_result_int64(ctx, (sqlite3_int64)c->start); break;
     case TOKENS_END: sqlite3_result_int64(ctx, (sqlite3_int64)c->start + length); break;
-    default: break; /* hidden arguments read back as NULL */
+    default: result_argument(ctx, c->arguments[column - TOKENS_INPUT]); break;
   }
   return SQLITE_OK;
 }
@@ -278,9 +319,14 @@ enum {
 
 typedef struct chunks_cursor {
   sqlite3_vtab_cursor base;
-  bp_segmented text;
-  size_t *first, *last; /* token range of each chunk: [first, last) */
-  size_t count, current;
+  sqlite3 *db;                 /* asked about interrupts */
+  sqlite3_value *arguments[4]; /* input, max_tokens, model, overlap as given */
+  bp_segmented text;           /* of arguments[0] */
+  size_t budget, overlap;
+  size_t first, last;          /* the current chunk's tokens: [first, last) */
+  sqlite3_int64 chunk;         /* its number */
+  int eof;
+  unsigned scanned;            /* tokens looked at, for interrupt checks */
 } chunks_cursor;
 
 static int chunks_connect(sqlite3 *db, void *aux, int argc,
@@ -305,52 +351,70 @@ static int chunks_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **cursor) {
 
 static void chunks_reset(chunks_cursor *c) {
   bp_segmented_free(&c->text);
-  sqlite3_free(c->first);
-  sqlite3_free(c->last);
-  c->first = c->last = NULL;
-  c->count = c->current = 0;
+  c->first = c->last = 0;
+  c->chunk = 0;
+  c->eof = 1;
 }
 
 static int chunks_close(sqlite3_vtab_cursor *cursor) {
   chunks_reset((chunks_cursor *)cursor);
+  free_arguments(((chunks_cursor *)cursor)->arguments, 4);
   sqlite3_free(cursor);
   return SQLITE_OK;
 }
 
-/* Cuts the tokens into chunks of at most `budget` tokens: each ends at the
-** last line end (a newline followed by other text) that fits, else at the
-** last token that fits and ends a character; a chunk is longer only when a
-** single character takes more tokens than the budget. The next chunk starts
-** `overlap` tokens before the previous end (moved forward to a character). */
-static int plan_chunks(chunks_cursor *c, size_t budget, size_t overlap) {
+/* Counts a token looked at. Asking about an interrupt can cost a statement
+** (bp_sql_interrupted before SQLite 3.41), so a scan asks every 65,536
+** tokens; SQLite itself checks between rows. */
+static int chunks_interrupted(chunks_cursor *c) {
+  return (++c->scanned & 0xFFFF) == 0 && bp_sql_interrupted(c->db);
+}
+
+/* Whether token k - 1 ends a line: with a newline not followed by another. */
+static bool ends_line(const bp_segmented *s, size_t k) {
+  size_t end = s->ends[k - 1];
+  return s->bytes[end - 1] == '\n' && (end == s->length || s->bytes[end] != '\n');
+}
+
+/* Finds the chunk after the tokens [first, last) (the first chunk when
+** last is 0), of at most `budget` tokens, looking only at its own tokens.
+** It ends after `last`: at the last line end that fits, else at the last
+** token that fits and ends a character. It starts `overlap` tokens before
+** `last`, moved forward to a character, after `first`, and later still
+** when the first character after `last` would not fit otherwise; a chunk
+** is longer than the budget only when that character alone is. So chunks
+** advance, cover the text, and overlap by at most `overlap` tokens. */
+static int next_chunk(chunks_cursor *c, size_t first, size_t last) {
   const bp_segmented *s = &c->text;
-  size_t n = s->ids.count, capacity = n ? n : 1;
-  c->first = sqlite3_malloc64(capacity * sizeof *c->first);
-  c->last = sqlite3_malloc64(capacity * sizeof *c->last);
-  if (!c->first || !c->last) return SQLITE_NOMEM;
-  size_t i = 0;
-  while (i < n) {
-    size_t limit = i + budget < n ? i + budget : n, j = 0;
-    for (size_t k = limit; k > i && !j; k--)
-      if (s->bytes[s->ends[k - 1] - 1] == '\n' &&
-          (s->ends[k - 1] == s->length || s->bytes[s->ends[k - 1]] != '\n'))
-        j = k;
-    if (!j) {
-      j = limit;
-      while (j > i && !bp_segmented_can_cut(s, s->ends[j - 1])) j--;
-      if (j == i) { /* one character longer than the budget */
-        j = limit;
-        while (j < n && !bp_segmented_can_cut(s, s->ends[j - 1])) j++;
-      }
-    }
-    c->first[c->count] = i;
-    c->last[c->count++] = j;
-    if (j >= n) break;
-    size_t next = j > overlap ? j - overlap : 0;
-    if (next <= i) next = i + 1;
-    while (next < j && !bp_segmented_can_cut(s, s->ends[next - 1])) next++;
-    i = next;
+  size_t n = s->ids.count, i = 0;
+  /* The end of the first character after `last`: any chunk must reach it. */
+  size_t reach = last + 1;
+  while (reach < n && !bp_segmented_can_cut(s, s->ends[reach - 1])) {
+    reach++;
+    if (chunks_interrupted(c)) return SQLITE_INTERRUPT;
   }
+  if (last > 0) {
+    i = last > c->overlap ? last - c->overlap : 0;
+    if (i <= first) i = first + 1;
+    if (reach - i > c->budget) i = reach - c->budget;
+    if (i > last) i = last;
+    while (i < last && !bp_segmented_can_cut(s, s->ends[i - 1])) i++;
+  }
+  size_t limit = n - i > c->budget ? i + c->budget : n, j = 0;
+  if (reach > limit) {
+    j = reach; /* one character longer than the budget */
+  } else {
+    for (size_t k = limit; k > last && !j; k--) {
+      if (ends_line(s, k)) j = k;
+      if (chunks_interrupted(c)) return SQLITE_INTERRUPT;
+    }
+    for (size_t k = limit; k > last && !j; k--) {
+      if (bp_segmented_can_cut(s, s->ends[k - 1])) j = k;
+      if (chunks_interrupted(c)) return SQLITE_INTERRUPT;
+    }
+  }
+  c->first = i;
+  c->last = j;
   return SQLITE_OK;
 }
 
@@ -360,18 +424,21 @@ static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   chunks_cursor *c = (chunks_cursor *)cursor;
   function_table *t = (function_table *)cursor->pVtab;
   chunks_reset(c);
+  c->db = bp_connection_db(t->connection);
   sqlite3_value *given[4] = {NULL, NULL, NULL, NULL};
   for (int k = 0, next = 0; k < 4; k++)
     if (idx_num & (1 << k)) given[k] = argv[next++];
+  if (keep_arguments(given, 4, c->arguments) != SQLITE_OK) return SQLITE_NOMEM;
   if (!given[0] || !given[1])
     return set_error(cursor->pVtab, SQLITE_ERROR, sqlite3_mprintf(
         "bp_chunks: the text and max_tokens arguments are required, as in "
         "bp_chunks('some text', 256, 'model')"));
-  int type = sqlite3_value_type(given[0]);
+  sqlite3_value *input = c->arguments[0]; /* the copy: chunks point into it */
+  int type = sqlite3_value_type(input);
   if (type == SQLITE_NULL) return SQLITE_OK;
   if (type != SQLITE_TEXT && type != SQLITE_BLOB)
     return set_error(cursor->pVtab, SQLITE_ERROR, sqlite3_mprintf(
-        "bp_chunks: argument 1 must be TEXT or BLOB, not %s", bp_type_name(given[0])));
+        "bp_chunks: argument 1 must be TEXT or BLOB, not %s", bp_type_name(input)));
   if (sqlite3_value_type(given[1]) != SQLITE_INTEGER || sqlite3_value_int64(given[1]) < 1)
     return set_error(cursor->pVtab, SQLITE_ERROR, sqlite3_mprintf(
         "bp_chunks: argument 2 (max_tokens) must be an INTEGER of 1 or more"));
@@ -387,11 +454,15 @@ static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   char *message;
   int rc = bp_resolve_model(t->connection, given[2], "bp_chunks", NULL, &message, &model);
   if (rc != SQLITE_OK) return set_error(cursor->pVtab, rc, message);
-  const char *text = type == SQLITE_TEXT ? (const char *)sqlite3_value_text(given[0])
-                                         : (const char *)sqlite3_value_blob(given[0]);
-  size_t len = (size_t)sqlite3_value_bytes(given[0]);
+  const char *text = type == SQLITE_TEXT ? (const char *)sqlite3_value_text(input)
+                                         : (const char *)sqlite3_value_blob(input);
+  size_t len = (size_t)sqlite3_value_bytes(input);
+  if (!text && len) {
+    bp_model_release(model);
+    return SQLITE_NOMEM;
+  }
   bp_error err;
-  bp_interrupt interrupt = {bp_sql_interrupted, bp_connection_db(t->connection)};
+  bp_interrupt interrupt = {bp_sql_interrupted, c->db};
   rc = bp_segment_text(model, text ? text : "", len,
                        type == SQLITE_TEXT ? BP_INPUT_TEXT : BP_INPUT_BYTES, &interrupt,
                        &c->text, &err);
@@ -401,26 +472,34 @@ static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
                ? bp_sqlite_code(rc)
                : set_error(cursor->pVtab, SQLITE_ERROR,
                            sqlite3_mprintf("bp_chunks: %s", err.message));
-  return plan_chunks(c, (size_t)sqlite3_value_int64(given[1]), (size_t)overlap);
+  sqlite3_int64 budget = sqlite3_value_int64(given[1]);
+  c->budget = (sqlite3_uint64)budget > SIZE_MAX ? SIZE_MAX : (size_t)budget;
+  c->overlap = (size_t)overlap;
+  if (c->text.ids.count == 0) return SQLITE_OK; /* no chunks */
+  c->eof = 0;
+  return next_chunk(c, 0, 0);
 }
 
 static int chunks_next(sqlite3_vtab_cursor *cursor) {
-  ((chunks_cursor *)cursor)->current++;
-  return SQLITE_OK;
+  chunks_cursor *c = (chunks_cursor *)cursor;
+  if (c->last >= c->text.ids.count) {
+    c->eof = 1;
+    return SQLITE_OK;
+  }
+  c->chunk++;
+  return next_chunk(c, c->first, c->last);
 }
 
 static int chunks_eof(sqlite3_vtab_cursor *cursor) {
-  chunks_cursor *c = (chunks_cursor *)cursor;
-  return c->current >= c->count;
+  return ((chunks_cursor *)cursor)->eof;
 }
 
 static int chunks_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx,
                          int column) {
   chunks_cursor *c = (chunks_cursor *)cursor;
-  size_t first = c->first[c->current], last = c->last[c->current];
-  size_t start = first ? c->text.ends[first - 1] : 0, end = c->text.ends[last - 1];
+  size_t start = c->first ? c->text.ends[c->first - 1] : 0, end = c->text.ends[c->last - 1];
   switch (column) {
-    case CHUNKS_CHUNK: sqlite3_result_int64(ctx, (sqlite3_int64)c->current); break;
+    case CHUNKS_CHUNK: sqlite3_result_int64(ctx, c->chunk); break;
     case CHUNKS_TEXT:
       if (c->text.is_text)
         sqlite3_result_text64(ctx, c->text.bytes + start, end - start, SQLITE_TRANSIENT,
@@ -428,16 +507,16 @@ static int chunks_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx,
       else
         sqlite3_result_blob64(ctx, c->text.bytes + start, end - start, SQLITE_TRANSIENT);
       break;
-    case CHUNKS_TOKENS: sqlite3_result_int64(ctx, (sqlite3_int64)(last - first)); break;
+    case CHUNKS_TOKENS: sqlite3_result_int64(ctx, (sqlite3_int64)(c->last - c->first)); break;
     case CHUNKS_START: sqlite3_result_int64(ctx, (sqlite3_int64)start); break;
     case CHUNKS_END: sqlite3_result_int64(ctx, (sqlite3_int64)end); break;
-    default: break;
+    default: result_argument(ctx, c->arguments[column - CHUNKS_INPUT]); break;
   }
   return SQLITE_OK;
 }
 
 static int chunks_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
-  *rowid = (sqlite3_int64)((chunks_cursor *)cursor)->current;
+  *rowid = ((chunks_cursor *)cursor)->chunk;
   return SQLITE_OK;
 }
 
@@ -464,6 +543,7 @@ enum { VOCAB_ID, VOCAB_PIECE, VOCAB_TEXT, VOCAB_COUNT, VOCAB_SCORE, VOCAB_MODEL 
 
 typedef struct vocab_cursor {
   sqlite3_vtab_cursor base;
+  sqlite3_value *model_argument; /* as given, or NULL */
   bp_model *model;
   sqlite3_int64 id, last;
 } vocab_cursor;
@@ -504,6 +584,7 @@ static int vocab_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **cursor) {
 
 static int vocab_close(sqlite3_vtab_cursor *cursor) {
   bp_model_release(((vocab_cursor *)cursor)->model);
+  free_arguments(&((vocab_cursor *)cursor)->model_argument, 1);
   sqlite3_free(cursor);
   return SQLITE_OK;
 }
@@ -517,16 +598,28 @@ static int vocab_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   c->model = NULL;
   c->id = 0;
   c->last = -1;
+  sqlite3_value *given = (idx_num & 1) ? argv[0] : NULL;
+  if (keep_arguments(&given, 1, &c->model_argument) != SQLITE_OK) return SQLITE_NOMEM;
   char *message;
-  int rc = bp_resolve_model(t->connection, (idx_num & 1) ? argv[0] : NULL,
+  int rc = bp_resolve_model(t->connection, given,
                             "bp_vocab", NULL, &message, &c->model);
   if (rc != SQLITE_OK) return set_error(cursor->pVtab, rc, message);
   c->last = (sqlite3_int64)bp_model_vocab_size(c->model) - 1;
   if (idx_num & 2) {
+    /* As SQLite compares the INTEGER column id: numeric affinity on the
+    ** value ('3' is 3), then by value (3.0 is 3). What stays TEXT or BLOB,
+    ** NULL, and any other number match no id. */
     sqlite3_value *wanted = argv[(idx_num & 1) ? 1 : 0];
-    sqlite3_int64 id = sqlite3_value_int64(wanted);
-    int numeric = sqlite3_value_numeric_type(wanted) == SQLITE_INTEGER;
-    if (!numeric || id < 0 || id > c->last) {
+    int type = sqlite3_value_numeric_type(wanted);
+    sqlite3_int64 id = -1;
+    if (type == SQLITE_INTEGER) {
+      id = sqlite3_value_int64(wanted);
+    } else if (type == SQLITE_FLOAT) {
+      double r = sqlite3_value_double(wanted);
+      if (r >= 0 && r <= (double)c->last && r == (double)(sqlite3_int64)r)
+        id = (sqlite3_int64)r;
+    }
+    if (id < 0 || id > c->last) {
       c->last = -1; /* no such row */
     } else {
       c->id = id;
@@ -568,7 +661,7 @@ static int vocab_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx,
     case VOCAB_SCORE:
       if (piece) sqlite3_result_double(ctx, bp_model_score(c->model, id));
       break;
-    default: break;
+    default: result_argument(ctx, c->model_argument); break;
   }
   return SQLITE_OK;
 }
