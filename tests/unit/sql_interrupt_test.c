@@ -2,7 +2,8 @@
 ** sql_interrupt_test.c: sqlite3_interrupt() from another thread stops a
 ** long bp_train with SQLITE_INTERRUPT, and the connection goes on working;
 ** it also stops the encoding of one huge text (bp_count, bp_tokens, FTS5
-** indexing), and the time from the interrupt to the return is printed.
+** indexing) and bp_chunks cutting a long line, and the time from the
+** interrupt to the return is printed.
 ** Prints "interrupt: N passed, N failed".
 **   sql_interrupt_test EXTENSION
 */
@@ -76,6 +77,15 @@ int main(int argc, char **argv) {
   CHECK(run_interrupted(db, "SELECT count(*) FROM big, bp_tokens(big.t, 'm')") ==
         SQLITE_INTERRUPT);
   CHECK(run_interrupted(db, "INSERT INTO f SELECT t FROM big") == SQLITE_INTERRUPT);
+  /* One 600 KB line, segmented in a moment, cut into chunks of 100,000
+  ** tokens that each start one token after the previous one: the chunks
+  ** come one by one, so the interrupt stops them. */
+  CHECK(sqlite3_exec(db,
+      "CREATE TABLE line AS SELECT replace(group_concat(body, ' '), char(10), ' ') AS t"
+      "  FROM docs WHERE rowid <= 70;",
+      NULL, NULL, &error) == SQLITE_OK);
+  CHECK(run_interrupted(db, "SELECT sum(length(c.text)) FROM line,"
+                            " bp_chunks(line.t, 100000, 'm', 99999) AS c") == SQLITE_INTERRUPT);
   CHECK(sqlite3_exec(db, "SELECT count(*) FROM f", NULL, NULL, &error) == SQLITE_OK);
   CHECK(sqlite3_exec(db, "SELECT bp_count('still works', 'm')", NULL, NULL, &error) == SQLITE_OK);
   sqlite3_close(db);
