@@ -1,6 +1,7 @@
 # BytePiece for SQLite.
 #   make          the loadable extension ./bytepiece.so and libbytepiece.a
-#   make test     C unit tests and the Tcl suite; ends with "N passed, N failed"
+#   make test     C unit tests, host tests and the Tcl suite; ends with
+#                 "N passed, N failed, N skipped"
 #   make test-sanitize   the same under AddressSanitizer and UBSan
 #   make test-tsan       the threaded tests under ThreadSanitizer
 #   make lint     cppcheck and clang-tidy on src/ and ext/
@@ -89,22 +90,23 @@ C_TESTS = $(BUILD)/unit_tests $(BUILD)/sql_interrupt_test $(BUILD)/fault_test \
 test: all $(C_TESTS) $(BUILD)/static_host
 	@tests/run $(BUILD) ./$(SHARED)
 
-# Sanitizers: a separate build tree, the same tests. The extension is loaded
-# into tclsh, so the ASan runtime is preloaded.
+# Sanitizers: a separate build tree, the same tests but the hosts that load
+# the extension as a library (tests/run reports them skipped). The extension
+# is loaded into tclsh, so the ASan runtime is preloaded.
 test-sanitize:
 	$(MAKE) BUILD=build-sanitize SHARED=build-sanitize/bytepiece.so \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  build-sanitize/bytepiece.so $(C_TESTS:$(BUILD)/%=build-sanitize/%)
+	  build-sanitize/bytepiece.so $(C_TESTS:$(BUILD)/%=build-sanitize/%) build-sanitize/static_host
 	BP_SKIP_HOSTS=1 ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  tests/run build-sanitize build-sanitize/bytepiece.so
 
 # ThreadSanitizer: the concurrency test (readers and a writer on one
-# database, shared compiled models) and the unit tests (threaded training).
+# database, shared compiled models) and the unit tests (threaded training),
+# through tests/run, which totals both.
 test-tsan:
 	$(MAKE) BUILD=build-tsan CFLAGS="-O1 -g -fsanitize=thread" \
 	  build-tsan/concurrency_test build-tsan/unit_tests
-	TSAN_OPTIONS="halt_on_error=1" build-tsan/concurrency_test tests/data
-	TSAN_OPTIONS="halt_on_error=1" build-tsan/unit_tests
+	TSAN_OPTIONS="halt_on_error=1" BP_RUNNERS="unit concurrency" tests/run build-tsan none
 
 # Static analysis, clean on src/ and ext/. cppcheck: warnings, performance,
 # portability. clang-tidy: bugprone and the clang static analyzer, without

@@ -72,6 +72,12 @@ proc skip_file {why} {
   return -code return
 }
 
+# Counts and reports one skipped part of a file (the caller leaves it out).
+proc skip_tests {what why} {
+  incr ::skipped
+  puts "skipped [file tail [info script]]: $what: $why"
+}
+
 # Opens a database as `name` (default db) with the extension loaded.
 proc bp_open {{name db} {file :memory:}} {
   sqlite3 $name $file
@@ -84,9 +90,10 @@ proc model_path {name} {
   return [file join $::shared models $name]
 }
 
-# Loads a JSONL file's "text" fields into TABLE(n, text), n from 1. Lines are
-# kept as bytes (Tcl 8.6 would turn astral characters into surrogates), and
-# SQLite's JSON functions, which stop at U+0000, see a stand-in for it.
+# Loads a JSONL file's "text" fields (the file optionally gzipped) into
+# TABLE(n, text), n from 1. Lines are kept as bytes (Tcl 8.6 would turn astral
+# characters into surrogates), and SQLite's JSON functions, which stop at
+# U+0000, see a stand-in for it.
 proc load_jsonl {db table path} {
   $db eval "CREATE TABLE ${table}(n INTEGER PRIMARY KEY, text TEXT)"
   set insert [string map [list TABLE $table] {
@@ -95,6 +102,7 @@ proc load_jsonl {db table path} {
       AS BLOB), X'EFB790EFB7AFEFB790', X'00') AS TEXT))
   }]
   set f [open $path rb]
+  if {[string match *.gz $path]} { zlib push gunzip $f }
   set n 0
   $db transaction {
     while {[gets $f line] >= 0} {

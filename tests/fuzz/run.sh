@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs each libFuzzer target for a set time from its committed seeds and
-# reports its executions; a target that finds a crash fails. The last line
-# is "fuzz: N passed, N failed".
+# reports its executions; a target that finds a crash, exits non-zero or runs
+# no input fails. The last line is "fuzz: N passed, N failed"; the exit
+# status is 1 if any target failed.
 #   tests/fuzz/run.sh BUILD_DIRECTORY SECONDS TARGET...
 set -u
 build=$1
@@ -19,13 +20,17 @@ for target in "$@"; do
     "$corpus" "$here/seeds/$target" >"$log" 2>&1
   status=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-  if [ "$status" -eq 0 ]; then
+  if [ "$status" -eq 0 ] && [ "${runs:-0}" -gt 0 ]; then
     passed=$((passed + 1))
-    echo "fuzz $target: ${runs:-0} executions in ${seconds} s, no crash"
+    echo "fuzz $target: $runs executions in ${seconds} s, no crash"
+  elif [ "$status" -eq 0 ]; then
+    # Exiting 0 without running an input checks nothing.
+    failed=$((failed + 1))
+    echo "FAILED fuzz $target: it ran no input (see $log)"
   else
     failed=$((failed + 1))
     echo "FAILED fuzz $target after ${runs:-?} executions (see $log):"
-    grep -m 5 -E "ERROR|SUMMARY|Test unit written" "$log"
+    grep -m 5 -E "ERROR|SUMMARY|Test unit written" "$log" || tail -n 3 "$log"
   fi
 done
 echo "fuzz: $passed passed, $failed failed"

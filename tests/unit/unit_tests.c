@@ -1,6 +1,8 @@
 /*
 ** unit_tests.c: tests of the C library in ../../src, with no SQLite.
-** Prints "unit: N passed, N failed" last.
+** Run from the project directory; the published models are read from
+** $SHARED_DATA, else ../shared, and each test that needs them and cannot
+** find them prints "skipped ...". Prints "unit: N passed, N failed" last.
 */
 #include "internal.h"
 
@@ -14,6 +16,14 @@
 #include <sys/stat.h>
 
 #include "check.h"
+
+/* The path of a file of the reference data, in path[size]: under
+** $SHARED_DATA (which tests/run and the Tcl suite read too), else ../shared. */
+static const char *shared_file(char *path, size_t size, const char *name) {
+  const char *dir = getenv("SHARED_DATA");
+  snprintf(path, size, "%s/%s", dir && *dir ? dir : "../shared", name);
+  return path;
+}
 
 #define CHECK_MESSAGE(err, text)                                            \
   do {                                                                      \
@@ -366,7 +376,8 @@ static void test_normalization(void) {
 }
 
 static void test_published_model(void) {
-  const char *path = "../shared/models/bytepiece_80k.zip";
+  char path[4096];
+  shared_file(path, sizeof path, "models/bytepiece_80k.zip");
   FILE *f = fopen(path, "rb");
   if (!f) {
     printf("skipped published model test: %s not found\n", path);
@@ -576,8 +587,11 @@ static void test_strides_keep_ids(void) {
     check_strides(m, "tests/data/small.model", 1 << 20);
     bp_model_release(m);
   }
-  if (bp_model_load_file("../shared/models/bytepiece_80k.zip", &m, &err) == BP_OK) {
-    check_strides(m, "../shared/corpora/mix_small.jsonl", 3 << 20);
+  char path[4096];
+  if (bp_model_load_file(shared_file(path, sizeof path, "models/bytepiece_80k.zip"), &m, &err) != BP_OK) {
+    printf("skipped stride test on the published model: %s not found\n", path);
+  } else {
+    check_strides(m, shared_file(path, sizeof path, "corpora/mix_small.jsonl"), 3 << 20);
     /* One character over and over keeps two segmentations open to the end
     ** (哈哈 paired from the first or the second 哈): nothing settles early. */
     size_t len = 3 * 20000;
@@ -597,9 +611,12 @@ static void test_sentencepiece(void) {
   bp_model *m, *back;
   bp_error err;
   size_t reference_len;
-  char *reference = read_whole("../shared/models/bytepiece.eu.plus.80k.sp.model", &reference_len);
-  if (!reference || bp_model_load_file("../shared/models/bytepiece.eu.plus.80k.zip", &m, &err) != BP_OK) {
-    printf("skipped SentencePiece round trip: ../shared/models not found\n");
+  char path[4096];
+  char *reference = read_whole(shared_file(path, sizeof path, "models/bytepiece.eu.plus.80k.sp.model"),
+                               &reference_len);
+  if (!reference ||
+      bp_model_load_file(shared_file(path, sizeof path, "models/bytepiece.eu.plus.80k.zip"), &m, &err) != BP_OK) {
+    printf("skipped SentencePiece round trip: %s not found\n", path);
   } else {
     uint8_t *sp, *again;
     size_t sp_len, again_len;
