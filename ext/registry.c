@@ -1244,8 +1244,9 @@ static int models_update(sqlite3_vtab *vtab, int argc, sqlite3_value **argv,
                          sqlite3_int64 *rowid) {
   models_table *t = (models_table *)vtab;
   bp_connection *c = t->connection;
-  /* A TEMP trigger on the store may write bp_models while bp_models writes
-  ** the store; going round again would never end. */
+  /* A backstop: DIRECTONLY keeps triggers on the store (TEMP ones too, in
+  ** SQLite 3.40) from writing bp_models, but should a write of the store
+  ** ever come round to bp_models again, it would never end. */
   if (c->updating)
     return set_vtab_error(vtab, SQLITE_ERROR,
                           "bp_models: a write to bp_models cannot write bp_models "
