@@ -7,11 +7,13 @@
 **
 ** Routes the library's allocations through SQLite's allocator, creates the
 ** per-connection state, and registers the bp_models table, the scalar
-** functions, the table-valued functions and training.
+** functions, the table-valued functions and training. Loading it again into
+** a connection that has it does nothing.
 */
 #include "binding.h"
 
 #include <pthread.h>
+#include <string.h>
 
 SQLITE_EXTENSION_INIT1
 
@@ -25,6 +27,25 @@ static void use_sqlite_allocator(void) {
   bp_set_allocator(sqlite_malloc, sqlite_realloc, sqlite3_free);
 }
 
+/* Whether the connection has the extension already (this copy or another
+** build). Registering again would replace the bp_models module, whose
+** destructor frees the connection state that the registered functions
+** still use, and re-registering those functions fails while a statement
+** runs (SELECT load_extension(...)). SQLite 3.40 has no client data to
+** find the state by, so the mark is a function: compiling a call to
+** bp_version() succeeds exactly when it is registered, without reading
+** the schema. */
+static int already_loaded(sqlite3 *db, int *loaded) {
+  sqlite3_stmt *stmt = NULL;
+  int rc = sqlite3_prepare_v2(db, "SELECT bp_version()", -1, &stmt, NULL);
+  sqlite3_finalize(stmt);
+  *loaded = rc == SQLITE_OK;
+  if (rc == SQLITE_OK) return SQLITE_OK;
+  if (rc == SQLITE_ERROR && strncmp(sqlite3_errmsg(db), "no such function", 16) == 0)
+    return SQLITE_OK;
+  return rc;
+}
+
 #ifdef _WIN32
 __declspec(dllexport)
 #endif
@@ -32,10 +53,16 @@ int sqlite3_bytepiece_init(sqlite3 *db, char **error,
                            const sqlite3_api_routines *api) {
   SQLITE_EXTENSION_INIT2(api);
   pthread_once(&allocator_once, use_sqlite_allocator);
+  int loaded, rc = already_loaded(db, &loaded);
+  if (rc != SQLITE_OK) {
+    *error = sqlite3_mprintf("bytepiece: cannot load: %s", sqlite3_errmsg(db));
+    return rc;
+  }
+  if (loaded) return SQLITE_OK;
   bp_connection *connection = bp_connection_new(db);
   if (!connection) return SQLITE_NOMEM;
   /* The module owns the connection state and frees it when db closes. */
-  int rc = bp_register_models_table(db, connection);
+  rc = bp_register_models_table(db, connection);
   if (rc != SQLITE_OK) {
     *error = sqlite3_mprintf("bytepiece: cannot register bp_models: %s",
                              sqlite3_errmsg(db));

@@ -152,6 +152,10 @@ int bp_model_deserialize(const uint8_t *value, size_t len, bp_model **out,
                          bp_error *err);
 /* Checks a value's header and copies out its digest without decoding it. */
 int bp_value_digest(const uint8_t *value, size_t len, uint8_t digest[32]);
+/* Checks a whole value without decoding it: its header, and that the
+** SHA-256 of its payload is the digest the header carries. BP_OK, or
+** BP_FORMAT with the message bp_model_deserialize would give. */
+int bp_value_verify(const uint8_t *value, size_t len, bp_error *err);
 
 bp_model *bp_model_retain(bp_model *m);
 void bp_model_release(bp_model *m);

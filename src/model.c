@@ -375,6 +375,16 @@ int bp_value_digest(const uint8_t *value, size_t len, uint8_t digest[32]) {
   return BP_OK;
 }
 
+int bp_value_verify(const uint8_t *value, size_t len, bp_error *err) {
+  uint8_t digest[32];
+  if (bp_value_digest(value, len, digest) != BP_OK)
+    return bp_fail(err, BP_FORMAT, "not a BytePiece model value");
+  bp_sha256(value + BP_VALUE_HEADER_BYTES, len - BP_VALUE_HEADER_BYTES, digest);
+  if (memcmp(digest, value + BP_VALUE_DIGEST_OFFSET, 32) != 0)
+    return bp_fail(err, BP_FORMAT, "model value is corrupt (digest mismatch)");
+  return BP_OK;
+}
+
 int bp_model_deserialize(const uint8_t *value, size_t len, bp_model **out,
                          bp_error *err) {
   *out = NULL;
