@@ -221,7 +221,12 @@ static const double ln2_high = 6.93147180369123816490e-01; /* 32 bits */
 static const double ln2_low = 1.90821492927058770002e-10;
 
 double bp_exp_nonpositive(double x) {
-  if (x < -708.0) return 0.0; /* below the smallest normal double */
+  /* Total, so that no input reaches the conversion to an integer below
+  ** with a value it cannot hold: NaN and anything below -708 (below the
+  ** smallest normal double, -infinity too) give 0, and x > 0, outside the
+  ** domain, is taken as 0. */
+  if (!(x >= -708.0)) return 0.0;
+  if (x > 0.0) x = 0.0;
   /* x = k ln 2 + r with |r| <= ln 2 / 2; exp(r) by its Taylor series to
   ** r^13/13!, then 2^k through the exponent bits. */
   static const double inverse_factorials[13] = {
