@@ -315,13 +315,15 @@ static int store_read(sqlite3 *db, sqlite3_int64 rowid,
   return rc;
 }
 
-/* Compiles a model value, or finds it compiled already. */
-static int compile_value(const uint8_t *value, size_t len,
+/* Compiles a model value, or finds it compiled already; sqlite3_interrupt(db)
+** stops a long compilation. */
+static int compile_value(sqlite3 *db, const uint8_t *value, size_t len,
                          const uint8_t digest[32], bp_model **model,
                          bp_error *err) {
   if ((*model = shared_acquire(digest))) return BP_OK;
   bp_model *fresh;
-  int rc = bp_model_deserialize(value, len, &fresh, err);
+  bp_interrupt interrupt = {bp_sql_interrupted, db};
+  int rc = bp_model_deserialize(value, len, &interrupt, &fresh, err);
   if (rc != BP_OK) return rc;
   pthread_mutex_lock(&shared_lock);
   compilations++;
@@ -375,7 +377,7 @@ int bp_resolve_model(bp_connection *c, sqlite3_value *argument,
       if (!e) {
         bp_error err;
         bp_model *compiled;
-        if (compile_value(value, len, digest, &compiled, &err) != BP_OK)
+        if (compile_value(c->db, value, len, digest, &compiled, &err) != BP_OK)
           return report(ctx, message, bp_sqlite_code(err.code), function,
                         err.message);
         if (!(e = new_entry(c, NULL, 1))) {
@@ -430,7 +432,7 @@ static int resolve_row(bp_connection *c, resolved **entry, const char *name,
     if (rc != SQLITE_OK)
       return report(ctx, message, rc, function, sqlite3_errmsg(c->db));
     bp_error err;
-    int brc = compile_value(value, (size_t)len, digest, &compiled, &err);
+    int brc = compile_value(c->db, value, (size_t)len, digest, &compiled, &err);
     sqlite3_free(value);
     if (brc != BP_OK)
       return report(ctx, message, bp_sqlite_code(brc), function, err.message);
@@ -671,7 +673,7 @@ static int models_check_row(models_table *t, sqlite3_value *name,
                           "bp_model_load() or bp_train()");
   bp_error err;
   bp_model *compiled;
-  if (compile_value(value, len, digest, &compiled, &err) != BP_OK)
+  if (compile_value(t->db, value, len, digest, &compiled, &err) != BP_OK)
     return set_vtab_error(vtab, bp_sqlite_code(err.code), "bp_models: %s",
                           err.message);
   /* Keep it compiled for this connection under its name. */

@@ -964,7 +964,7 @@ typedef struct piece_list {
 static bp_model *tokenizer(const piece_list *list, bp_error *err) {
   for (size_t i = 0; i < list->count; i++) list->pieces[i].id = (uint32_t)(i + BP_FIRST_PIECE_ID);
   bp_model *m;
-  return bp_model_assemble(list->pieces, list->count, false, BP_DIGEST_NONE, NULL, &m, err) == BP_OK
+  return bp_model_assemble(list->pieces, list->count, false, BP_DIGEST_NONE, NULL, NULL, &m, err) == BP_OK
              ? m : NULL;
 }
 

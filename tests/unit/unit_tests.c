@@ -302,12 +302,12 @@ static void test_json_round_trip(void) {
   uint8_t *value;
   size_t value_len;
   CHECK(bp_model_serialize(m, &value, &value_len, &err) == BP_OK);
-  CHECK(bp_model_deserialize(value, value_len, &again, &err) == BP_OK);
+  CHECK(bp_model_deserialize(value, value_len, NULL, &again, &err) == BP_OK);
   bp_model_release(again);
   value[value_len - 1] ^= 1;
-  CHECK(bp_model_deserialize(value, value_len, &again, &err) == BP_FORMAT);
+  CHECK(bp_model_deserialize(value, value_len, NULL, &again, &err) == BP_FORMAT);
   CHECK_MESSAGE(err, "model value is corrupt (digest mismatch)");
-  CHECK(bp_model_deserialize(value, 10, &again, &err) == BP_FORMAT);
+  CHECK(bp_model_deserialize(value, 10, NULL, &again, &err) == BP_FORMAT);
   CHECK_MESSAGE(err, "not a BytePiece model value");
   bp_free(value);
   bp_free(json);
@@ -627,7 +627,7 @@ static void test_sentencepiece(void) {
     size_t value_len;
     bp_model *thawed;
     CHECK(bp_model_serialize(back, &value, &value_len, &err) == BP_OK);
-    CHECK(bp_model_deserialize(value, value_len, &thawed, &err) == BP_OK);
+    CHECK(bp_model_deserialize(value, value_len, NULL, &thawed, &err) == BP_OK);
     CHECK(thawed && bp_model_score(thawed, 500) == bp_model_score(back, 500) &&
           memcmp(bp_model_digest(thawed), bp_model_digest(back), 32) == 0);
     bp_model_release(thawed);
