@@ -19,6 +19,7 @@
 */
 #include "binding.h"
 
+#include <float.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -231,7 +232,8 @@ int bp_sampler_from_options(const char *function, int has_alpha, double alpha,
   *sampling = 0;
   *message = NULL;
   if (!has_alpha || alpha < 0) return SQLITE_OK; /* the Viterbi result */
-  if (!(alpha <= 1e300)) {
+  /* Any finite alpha: the largest sample the Viterbi path (encode.c). */
+  if (!(alpha <= DBL_MAX)) {
     *message = sqlite3_mprintf("%s: alpha must be a finite number", function);
     return *message ? SQLITE_ERROR : SQLITE_NOMEM;
   }

@@ -129,9 +129,10 @@ static void shared_release(bp_model *model) {
 }
 
 /* Compiles a whole model value, or finds it compiled already: then the
-** value is verified first, since its header alone proves nothing. */
-static int compile_value(const uint8_t *value, size_t len, bp_model **model,
-                         bp_error *err) {
+** value is verified first, since its header alone proves nothing.
+** sqlite3_interrupt(db) stops a long compilation. */
+static int compile_value(sqlite3 *db, const uint8_t *value, size_t len,
+                         bp_model **model, bp_error *err) {
   *model = NULL;
   uint8_t digest[32];
   if (bp_value_digest(value, len, digest) != BP_OK)
@@ -143,7 +144,8 @@ static int compile_value(const uint8_t *value, size_t len, bp_model **model,
     return err->code;
   }
   bp_model *fresh;
-  int rc = bp_model_deserialize(value, len, &fresh, err);
+  bp_interrupt interrupt = {bp_sql_interrupted, db}; /* a long compilation stops */
+  int rc = bp_model_deserialize(value, len, &interrupt, &fresh, err);
   if (rc != BP_OK) return rc;
   pthread_mutex_lock(&shared_lock);
   compilations++;
@@ -661,7 +663,7 @@ static int resolve_row(bp_connection *c, resolved **entry, const char *name,
   if (rc != SQLITE_OK) return report_sqlite(c, ctx, message, rc, function);
   bp_error err;
   bp_model *compiled;
-  int brc = compile_value(value, (size_t)row->length, &compiled, &err);
+  int brc = compile_value(c->db, value, (size_t)row->length, &compiled, &err);
   if (brc == BP_OK) memcpy(row->header, value, BP_VALUE_HEADER_BYTES);
   sqlite3_free(value);
   if (brc == BP_NOMEM) return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
@@ -793,7 +795,7 @@ int bp_resolve_model(bp_connection *c, sqlite3_value *argument,
       if (!e) {
         bp_error err;
         bp_model *compiled;
-        int brc = compile_value(value, len, &compiled, &err);
+        int brc = compile_value(c->db, value, len, &compiled, &err);
         if (brc == BP_NOMEM)
           return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
         if (brc != BP_OK)
@@ -1104,7 +1106,7 @@ static int models_check_row(models_table *t, sqlite3_value *name,
 ** that its first use is instant. */
 static int models_compile(models_table *t, sqlite3_value *model, bp_model **compiled) {
   bp_error err;
-  int brc = compile_value(sqlite3_value_blob(model), (size_t)sqlite3_value_bytes(model),
+  int brc = compile_value(t->db, sqlite3_value_blob(model), (size_t)sqlite3_value_bytes(model),
                           compiled, &err);
   if (brc == BP_NOMEM) return SQLITE_NOMEM;
   if (brc != BP_OK)

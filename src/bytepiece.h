@@ -60,6 +60,15 @@ void bp_set_allocator(void *(*malloc_fn)(size_t),
                       void *(*realloc_fn)(void *, size_t),
                       void (*free_fn)(void *));
 
+/* A caller's way to stop long work: check(context) is called now and then
+** (encoding: after every 1 MB of text; compiling a model value: every 65536
+** pieces read and trie nodes placed); when it returns nonzero, the work
+** stops with BP_INTERRUPT. */
+typedef struct bp_interrupt {
+  int (*check)(void *context);
+  void *context;
+} bp_interrupt;
+
 /* ---- Models ---------------------------------------------------------------
 ** A bp_model is immutable once built and may be used from several threads at
 ** once. It is reference counted: bp_model_retain/bp_model_release.
@@ -77,13 +86,20 @@ typedef struct bp_piece {
 } bp_piece;
 
 /* Builds a model from pieces. Ids must be exactly 3..n+2, each once; every
-** single byte must be a piece; counts must be positive. */
+** single byte must be a piece; counts must be positive and add up to at
+** most 2^63 - 1 (INT64_MAX), so that every count and sum fits a signed
+** 64-bit integer. */
 int bp_model_build(const bp_piece *pieces, size_t n, bp_model **out,
                    bp_error *err);
 
+/* The lowest score a piece may have: -FLT_MAX, the lowest a SentencePiece
+** model (single-precision scores) can hold. Bounded scores keep the score of
+** every segmentation of any text finite. */
+#define BP_LOWEST_SCORE (-3.40282346638528859812e+38)
+
 /* Builds a model whose pieces carry scores instead of counts (a model taken
 ** from another tokenizer, such as a SentencePiece Unigram model): the same
-** rules, with scores finite and at most 0. Such a model encodes, samples
+** rules, with scores at most 0 and at least BP_LOWEST_SCORE (no NaN). Such a model encodes, samples
 ** and exports to SentencePiece, but has no counts: BytePiece JSON and
 ** bp_model_shrink need them and refuse it. */
 int bp_model_build_scored(const bp_piece *pieces, size_t n, bp_model **out,
@@ -148,8 +164,12 @@ int bp_model_save_file(const bp_model *m, const char *path, int format,
 #define BP_VALUE_DIGEST_OFFSET 16
 int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
                        bp_error *err);
-int bp_model_deserialize(const uint8_t *value, size_t len, bp_model **out,
-                         bp_error *err);
+/* Every field of a value is checked (header, format, piece count against
+** the length, each length and count or score, nothing after the last piece,
+** varints in their shortest form) before the model is compiled. Compiling
+** checks `interrupt` (may be NULL) regularly: BP_INTERRUPT. */
+int bp_model_deserialize(const uint8_t *value, size_t len, const bp_interrupt *interrupt,
+                         bp_model **out, bp_error *err);
 /* Checks a value's header and copies out its digest without decoding it. */
 int bp_value_digest(const uint8_t *value, size_t len, uint8_t digest[32]);
 /* Checks a whole value without decoding it: its header, and that the
@@ -205,14 +225,6 @@ typedef struct bp_sampler {
 void bp_sampler_init(bp_sampler *s, double alpha, uint64_t seed);
 /* The next uniform double in [0, 1), with 53 random bits. */
 double bp_sampler_uniform(bp_sampler *s);
-
-/* A caller's way to stop a long encoding: check(context) is called after
-** every 1 MB of text; when it returns nonzero, encoding stops with
-** BP_INTERRUPT. */
-typedef struct bp_interrupt {
-  int (*check)(void *context);
-  void *context;
-} bp_interrupt;
 
 /* Appends the ids of `text` to `out`: the Viterbi segmentation, or a random
 ** one drawn with `sampler` when it is not NULL. Invalid UTF-8 in

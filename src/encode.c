@@ -56,6 +56,9 @@ static void viterbi(const bp_model *m, size_t from, size_t to, lattice *l, int32
   const bp_matcher_piece *pieces = m->matcher.pieces;
   double *best = l->ring;
   for (size_t e = from + 1; e <= to; e++) {
+    /* The single byte ending at e is always a candidate and every path
+    ** score is finite (bp_model_assemble), so some candidate beats
+    ** -infinity and choice ends up a piece, never -1. */
     double top = -INFINITY;
     int32_t choice = -1;
     for (int32_t p = back[e]; p >= 0; p = pieces[p].next_out) {
@@ -111,28 +114,36 @@ static void sample_linear(const bp_model *m, size_t from, size_t to, bp_sampler 
   }
 }
 
-/* The same in the log domain, for alphas so large that p^alpha underflows. */
+/* The same in the log domain, for alphas so large that p^alpha underflows,
+** and with the logs divided by alpha: the ring holds log(Z[e]) / alpha, so
+** a candidate's w = ring[start] + score is a path score as Viterbi's, finite
+** for any text and any alpha (scores are at least BP_LOWEST_SCORE), and its
+** weight relative to the best is exp(alpha * (w - top)), whose argument is
+** at most 0, never NaN (w - top is finite, alpha finite), and -infinity at
+** worst, weight 0. As alpha grows, every weight but those of candidates
+** tied exactly with the best goes to 0 and log(sum) / alpha vanishes next
+** to top, so the draw becomes the Viterbi path (any one of exactly tied
+** paths). */
 static void sample_log(const bp_model *m, size_t from, size_t to, bp_sampler *sampler,
                        lattice *l, int32_t *back) {
   const bp_matcher_piece *pieces = m->matcher.pieces;
   const double alpha = sampler->alpha;
-  double *log_total = l->ring;
+  double *scaled_log_total = l->ring;
   double weight[BP_MAX_PIECE_BYTES];
   int32_t candidate[BP_MAX_PIECE_BYTES];
   for (size_t e = from + 1; e <= to; e++) {
     int n = 0;
     double top = -INFINITY;
     for (int32_t p = back[e]; p >= 0; p = pieces[p].next_out) {
-      double w = log_total[(e - pieces[p].length) & (SCORE_RING - 1)] +
-                 alpha * pieces[p].score;
+      double w = scaled_log_total[(e - pieces[p].length) & (SCORE_RING - 1)] + pieces[p].score;
       if (w > top) top = w;
       weight[n] = w;
       candidate[n++] = p;
     }
     double sum = 0.0;
-    for (int k = 0; k < n; k++) sum += weight[k] = bp_exp_nonpositive(weight[k] - top);
+    for (int k = 0; k < n; k++) sum += weight[k] = bp_exp_nonpositive(alpha * (weight[k] - top));
     back[e] = n == 1 ? candidate[0] : draw(sampler, weight, candidate, n, sum);
-    log_total[e & (SCORE_RING - 1)] = top + bp_log_at_least_one(sum);
+    scaled_log_total[e & (SCORE_RING - 1)] = top + bp_log_at_least_one(sum) / alpha;
   }
 }
 

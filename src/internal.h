@@ -54,12 +54,19 @@ typedef struct bp_matcher {
   bp_matcher_cell *cells;
   size_t cell_count;
   bp_matcher_piece *pieces; /* by piece index (id - 3) */
+  /* What building cost: trie nodes, and probes of free slots while placing
+  ** them, at most a constant times the nodes (tests check it). */
+  size_t trie_nodes;
+  uint64_t placement_probes;
 } bp_matcher;
 
 /* Builds the automaton over pieces[i] = bytes + offsets[i] .. offsets[i+1].
-** `pieces` of the result must already hold score and length. */
-int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes,
-                     const uint32_t *offsets, size_t n, bp_error *err);
+** `pieces` of the result must already hold score and length. Time is about
+** linear in the pieces' total length; `interrupt` (may be NULL) is checked
+** after sorting and every 65536 trie nodes, BP_INTERRUPT when it asks to
+** stop. */
+int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes, const uint32_t *offsets,
+                     size_t n, const bp_interrupt *interrupt, bp_error *err);
 void bp_matcher_free(bp_matcher *mt);
 
 /* The root is slot 0; every byte has an edge from it because every single
@@ -104,10 +111,12 @@ struct bp_model {
 ** library (training's intermediate tokenizers). */
 enum { BP_DIGEST_COMPUTE, BP_DIGEST_KNOWN, BP_DIGEST_NONE };
 int bp_model_assemble(const bp_piece *pieces, size_t n, bool scored, int digest_source,
-                      const uint8_t known_digest[32], bp_model **out, bp_error *err);
+                      const uint8_t known_digest[32], const bp_interrupt *interrupt,
+                      bp_model **out, bp_error *err);
 
 /* exp(x) for x <= 0 and log(s) for s >= 1, from basic IEEE operations only,
-** so that sampling draws the same on every platform (model.c). */
+** so that sampling draws the same on every platform (model.c).
+** bp_exp_nonpositive is total: NaN and -infinity give 0, x > 0 gives 1. */
 double bp_exp_nonpositive(double x);
 double bp_log_at_least_one(double s);
 

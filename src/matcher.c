@@ -4,8 +4,10 @@
 **
 ** Construction: sort the pieces, lay them out as a trie in preorder, place
 ** the trie into a double array breadth first (a node's children sit at
-** base + byte, and `check` names the parent, so a transition is two loads),
-** then compute failure links and output links breadth first. Each cell's
+** base + byte, and `check` names the parent, so a transition is two loads;
+** the search for a base is bounded, see placement below, so building is
+** linear in the model's size), then compute failure links and output links
+** breadth first. Each cell's
 ** `out` names the longest piece that is a suffix of the cell's string; each
 ** piece's `next_out` names the next shorter one, so the pieces ending at a
 ** position come out longest first.
@@ -96,20 +98,61 @@ static int trie_build(trie *t, const sorted_piece *sorted, size_t n,
   return BP_OK;
 }
 
-/* Slots of the double array under construction, with a sorted doubly linked
-** list of the free ones. */
+/* Slots of the double array under construction. The free slots that may
+** still take a node's first child are kept in an ascending doubly linked
+** list, the candidates. A candidate that fails MAX_MISSES times leaves that
+** list for the leftovers, which only nodes with one child (which fit any
+** free slot) take from; only the last RECENT_SLOTS slots stay candidates
+** (older ones are full enough that searching them mostly fails); and a
+** search gives up after MAX_TRIES candidates and places the children past
+** the highest slot in use, where every slot is free. So placing a node
+** with c children costs at most MAX_TRIES * c probes (candidates looked at
+** and `check`s read), the whole trie at most MAX_TRIES probes per node, and
+** each slot moves between lists at most twice: linear in the model's size,
+** where a plain first-fit scan over every free slot is quadratic on models
+** whose holes fit no node (random bytes). Placement decides only where
+** cells lie, never which pieces a text is segmented into. */
+#define MAX_MISSES 8
+#define MAX_TRIES 64
+#define RECENT_SLOTS 65536
+enum { CANDIDATES, LEFTOVERS };
 typedef struct placement {
   bp_matcher_cell *cells;
-  int32_t *next_free, *previous_free;
+  int32_t *next_free, *previous_free; /* links of either list; -1 ends it */
+  uint8_t *misses;                    /* MAX_MISSES: a leftover */
   size_t capacity;
-  int32_t first_free;
+  int32_t first_free[2], last_free[2]; /* candidates, leftovers */
   int32_t highest_used;
+  uint64_t probes;
 } placement;
 
 static void placement_free(placement *pl) {
   bp_free(pl->cells);
   bp_free(pl->next_free);
   bp_free(pl->previous_free);
+  bp_free(pl->misses);
+}
+
+static void placement_append(placement *pl, int list, int32_t slot) {
+  pl->next_free[slot] = -1;
+  pl->previous_free[slot] = pl->last_free[list];
+  if (pl->last_free[list] >= 0)
+    pl->next_free[pl->last_free[list]] = slot;
+  else
+    pl->first_free[list] = slot;
+  pl->last_free[list] = slot;
+}
+
+static void placement_unlink(placement *pl, int list, int32_t slot) {
+  int32_t next = pl->next_free[slot], previous = pl->previous_free[slot];
+  if (previous >= 0)
+    pl->next_free[previous] = next;
+  else
+    pl->first_free[list] = next;
+  if (next >= 0)
+    pl->previous_free[next] = previous;
+  else
+    pl->last_free[list] = previous;
 }
 
 static int placement_grow(placement *pl, size_t want) {
@@ -126,54 +169,72 @@ static int placement_grow(placement *pl, size_t want) {
   int32_t *previous = bp_realloc(pl->previous_free, capacity * sizeof *previous);
   if (!previous) return BP_NOMEM;
   pl->previous_free = previous;
-  /* Append the new slots to the free list; they are higher than any slot
-  ** already there, so the list stays sorted. */
-  int32_t last = pl->first_free;
-  if (last >= 0)
-    while (pl->next_free[last] >= 0) last = pl->next_free[last];
+  uint8_t *misses = bp_realloc(pl->misses, capacity);
+  if (!misses) return BP_NOMEM;
+  pl->misses = misses;
+  /* The new slots are higher than any candidate, so the list stays sorted. */
   for (size_t i = pl->capacity; i < capacity; i++) {
     cells[i] = (bp_matcher_cell){0, -1, 0, -1};
-    next[i] = i + 1 < capacity ? (int32_t)(i + 1) : -1;
-    previous[i] = (int32_t)i - 1;
+    misses[i] = 0;
+    placement_append(pl, CANDIDATES, (int32_t)i);
   }
-  previous[pl->capacity] = last;
-  if (last >= 0)
-    next[last] = (int32_t)pl->capacity;
-  else
-    pl->first_free = (int32_t)pl->capacity;
   pl->capacity = capacity;
   return BP_OK;
 }
 
 static void placement_take(placement *pl, int32_t slot, int32_t parent) {
-  int32_t next = pl->next_free[slot], previous = pl->previous_free[slot];
-  if (previous >= 0)
-    pl->next_free[previous] = next;
-  else
-    pl->first_free = next;
-  if (next >= 0) pl->previous_free[next] = previous;
+  placement_unlink(pl, pl->misses[slot] < MAX_MISSES ? CANDIDATES : LEFTOVERS, slot);
   pl->cells[slot].check = parent;
   if (slot > pl->highest_used) pl->highest_used = slot;
 }
 
-/* Finds a base where every child label lands on a free slot. */
-static int32_t placement_find_base(placement *pl, const uint8_t *labels,
-                                   int count) {
-  for (int32_t f = pl->first_free;; f = pl->next_free[f]) {
-    int32_t base = f - labels[0];
-    if (base < 1) continue;
-    int k = 1;
-    while (k < count && pl->cells[base + labels[k]].check == -1) k++;
-    if (k == count) return base;
+/* Finds a base where every child label lands on a free slot: for one child
+** a leftover, else the first candidate that fits among the next MAX_TRIES,
+** or else just past the highest slot in use. The capacity must reach
+** highest_used + 257. */
+static int32_t placement_find_base(placement *pl, const uint8_t *labels, int count) {
+  if (count == 1 && pl->first_free[LEFTOVERS] - labels[0] >= 1) {
+    pl->probes++;
+    return pl->first_free[LEFTOVERS] - labels[0];
   }
+  /* Only the last RECENT_SLOTS slots stay candidates: older ones are full
+  ** enough that searching among them mostly fails. */
+  int32_t f;
+  while ((f = pl->first_free[CANDIDATES]) >= 0 && f < pl->highest_used - RECENT_SLOTS) {
+    placement_unlink(pl, CANDIDATES, f);
+    pl->misses[f] = MAX_MISSES;
+    placement_append(pl, LEFTOVERS, f);
+  }
+  for (int tries = 0; f >= 0 && f <= pl->highest_used && tries < MAX_TRIES; tries++) {
+    int32_t next = pl->next_free[f];
+    int32_t base = f - labels[0];
+    pl->probes++;
+    if (base >= 1) {
+      int k = 1;
+      while (k < count && (pl->probes++, pl->cells[base + labels[k]].check == -1)) k++;
+      if (k == count) return base;
+    }
+    if (++pl->misses[f] == MAX_MISSES) {
+      placement_unlink(pl, CANDIDATES, f);
+      placement_append(pl, LEFTOVERS, f);
+    }
+    f = next;
+  }
+  /* Every slot above the highest in use is free. */
+  int32_t base = pl->highest_used + 1 - labels[0];
+  return base < 1 ? 1 : base;
 }
 
-int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes,
-                     const uint32_t *offsets, size_t n, bp_error *err) {
+/* Nodes placed between two interrupt checks. */
+#define NODES_PER_CHECK (1 << 16)
+
+int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes, const uint32_t *offsets,
+                     size_t n, const bp_interrupt *interrupt, bp_error *err) {
   int rc = BP_NOMEM;
   trie t = {0};
   placement pl = {0};
-  pl.first_free = -1;
+  pl.first_free[CANDIDATES] = pl.last_free[CANDIDATES] = -1;
+  pl.first_free[LEFTOVERS] = pl.last_free[LEFTOVERS] = -1;
   int32_t *queue = NULL, *slot_of = NULL;
   sorted_piece *sorted = bp_malloc(n * sizeof *sorted);
   if (!sorted) goto done;
@@ -184,6 +245,10 @@ int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes,
     max_nodes += sorted[i].length;
   }
   qsort(sorted, n, sizeof *sorted, compare_pieces);
+  if (interrupt && interrupt->check(interrupt->context)) {
+    rc = BP_INTERRUPT;
+    goto done;
+  }
   int32_t duplicate[2];
   if ((rc = trie_build(&t, sorted, n, max_nodes, duplicate)) != BP_OK) {
     if (rc == BP_FORMAT)
@@ -207,6 +272,10 @@ int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes,
   size_t head = 0, tail = 0;
   queue[tail++] = 0;
   while (head < tail) {
+    if (head % NODES_PER_CHECK == 0 && interrupt && interrupt->check(interrupt->context)) {
+      rc = BP_INTERRUPT;
+      goto done;
+    }
     int32_t node = queue[head++];
     bp_matcher_cell *cell = &pl.cells[slot_of[node]];
     uint8_t labels[256];
@@ -228,9 +297,15 @@ int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes,
       queue[tail++] = c;
     }
   }
-  /* Any base + byte must stay inside the array. */
-  if ((rc = placement_grow(&pl, (size_t)pl.highest_used + 257)) != BP_OK)
-    goto done;
+  /* Any base + byte must stay inside the array: bases of nodes with
+  ** children are at most highest_used, of leaves 0. Nothing past that is
+  ** ever reached, so the array ends there. */
+  size_t cell_count = (size_t)pl.highest_used + 257;
+  if ((rc = placement_grow(&pl, cell_count)) != BP_OK) goto done;
+  bp_matcher_cell *trimmed = bp_realloc(pl.cells, cell_count * sizeof *trimmed);
+  if (trimmed) pl.cells = trimmed; /* else keep the longer array */
+  mt->trie_nodes = t.count;
+  mt->placement_probes = pl.probes;
 
   /* Failure and output links, breadth first: both point to shallower nodes. */
   bp_matcher_cell *cells = pl.cells;
@@ -253,12 +328,13 @@ int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes,
   cells[0].fail = 0;
   cells[0].out = -1;
   mt->cells = pl.cells;
-  mt->cell_count = pl.capacity;
+  mt->cell_count = cell_count;
   pl.cells = NULL;
   rc = BP_OK;
 
 done:
   if (rc == BP_NOMEM) bp_fail_nomem(err);
+  else if (rc == BP_INTERRUPT) bp_fail(err, rc, "interrupted");
   else if (rc == BP_TOOBIG) bp_fail(err, rc, "model too large for the matcher");
   bp_free(sorted);
   bp_free(queue);

@@ -50,9 +50,11 @@ static int model_validate(const bp_piece *pieces, size_t n, bool scored, bp_erro
     if (!scored && p->count == 0)
       return bp_fail(err, BP_FORMAT, "piece id %u has count 0; counts must "
                      "be positive", p->id);
-    if (scored && !(p->score <= 0.0 && p->score > -HUGE_VAL))
+    /* Written so that NaN fails too. */
+    if (scored && !(p->score <= 0.0 && p->score >= BP_LOWEST_SCORE))
       return bp_fail(err, BP_FORMAT, "piece id %u has score %g; scores must be "
-                     "finite and at most 0", p->id, p->score);
+                     "finite, at most 0 and at least %g", p->id, p->score,
+                     BP_LOWEST_SCORE);
     if (p->length == 1) seen_byte[p->bytes[0]] = true;
   }
   for (int b = 0; b < 256; b++)
@@ -65,16 +67,26 @@ static int model_validate(const bp_piece *pieces, size_t n, bool scored, bp_erro
 
 int bp_model_build(const bp_piece *pieces, size_t n, bp_model **out,
                    bp_error *err) {
-  return bp_model_assemble(pieces, n, false, BP_DIGEST_COMPUTE, NULL, out, err);
+  return bp_model_assemble(pieces, n, false, BP_DIGEST_COMPUTE, NULL, NULL, out, err);
 }
 
 int bp_model_build_scored(const bp_piece *pieces, size_t n, bp_model **out,
                           bp_error *err) {
-  return bp_model_assemble(pieces, n, true, BP_DIGEST_COMPUTE, NULL, out, err);
+  return bp_model_assemble(pieces, n, true, BP_DIGEST_COMPUTE, NULL, NULL, out, err);
 }
 
+/* Everything about the pieces is checked before the matcher is built:
+** model_validate (ids, lengths, counts, scores, single bytes), then
+** duplicate ids and the sum of the counts here, duplicate bytes while the
+** trie is built. What encoding relies on: every single byte is a piece, so
+** every position of any text has a candidate, and every score is finite and
+** at least BP_LOWEST_SCORE, so the score of any path through any text
+** (at most 2^64 pieces) is finite, at least 2^64 * BP_LOWEST_SCORE, about
+** -6.3e57. A candidate then always beats the initial -infinity and every
+** back pointer names a piece. */
 int bp_model_assemble(const bp_piece *pieces, size_t n, bool scored, int digest_source,
-                      const uint8_t known_digest[32], bp_model **out, bp_error *err) {
+                      const uint8_t known_digest[32], const bp_interrupt *interrupt,
+                      bp_model **out, bp_error *err) {
   *out = NULL;
   int rc = model_validate(pieces, n, scored, err);
   if (rc != BP_OK) return rc;
@@ -135,6 +147,12 @@ int bp_model_assemble(const bp_piece *pieces, size_t n, bool scored, int digest_
   }
   m->offsets[n] = (uint32_t)offset;
   bp_free(position);
+  /* Every count and every sum of counts shown (bp_vocab, bp_models) must
+  ** fit a signed 64-bit integer, SQL's INTEGER. */
+  if (total > INT64_MAX) {
+    model_free(m);
+    return bp_fail(err, BP_FORMAT, "the piece counts add up to more than 2^63 - 1");
+  }
   /* The reference's score: log(count) - log(total), in double. (total > 0:
   ** every byte is a piece with a positive count.) */
   // cppcheck-suppress invalidFunctionArg
@@ -147,7 +165,7 @@ int bp_model_assemble(const bp_piece *pieces, size_t n, bool scored, int digest_
     m->matcher.pieces[i].length = m->offsets[i + 1] - m->offsets[i];
     m->matcher.pieces[i].next_out = -1;
   }
-  rc = bp_matcher_build(&m->matcher, m->bytes, m->offsets, n, err);
+  rc = bp_matcher_build(&m->matcher, m->bytes, m->offsets, n, interrupt, err);
   if (rc != BP_OK) {
     model_free(m);
     return rc;
@@ -221,7 +239,12 @@ static const double ln2_high = 6.93147180369123816490e-01; /* 32 bits */
 static const double ln2_low = 1.90821492927058770002e-10;
 
 double bp_exp_nonpositive(double x) {
-  if (x < -708.0) return 0.0; /* below the smallest normal double */
+  /* Total, so that no input reaches the conversion to an integer below
+  ** with a value it cannot hold: NaN and anything below -708 (below the
+  ** smallest normal double, -infinity too) give 0, and x > 0, outside the
+  ** domain, is taken as 0. */
+  if (!(x >= -708.0)) return 0.0;
+  if (x > 0.0) x = 0.0;
   /* x = k ln 2 + r with |r| <= ln 2 / 2; exp(r) by its Taylor series to
   ** r^13/13!, then 2^k through the exponent bits. */
   static const double inverse_factorials[13] = {
@@ -300,7 +323,10 @@ static size_t put_varint(uint8_t *p, uint64_t v) {
   return n;
 }
 
-/* Returns the bytes read, or 0 when the varint is truncated or too long. */
+/* Returns the bytes read, or 0 when the varint is truncated or too long;
+** SIZE_MAX when it is not in its shortest form (a last byte 0 after
+** others): put_varint writes only the shortest, so that equal models have
+** equal values and digests. */
 static size_t get_varint(const uint8_t *p, const uint8_t *end, uint64_t *v) {
   uint64_t result = 0;
   for (size_t n = 0; n < 10 && p + n < end; n++) {
@@ -308,6 +334,7 @@ static size_t get_varint(const uint8_t *p, const uint8_t *end, uint64_t *v) {
     if (n == 9 && byte > 1) return 0;
     result |= (byte & 0x7F) << (7 * n);
     if (!(byte & 0x80)) {
+      if (n > 0 && byte == 0) return SIZE_MAX;
       *v = result;
       return n + 1;
     }
@@ -385,26 +412,29 @@ int bp_value_verify(const uint8_t *value, size_t len, bp_error *err) {
   return BP_OK;
 }
 
-int bp_model_deserialize(const uint8_t *value, size_t len, bp_model **out,
-                         bp_error *err) {
+int bp_model_deserialize(const uint8_t *value, size_t len, const bp_interrupt *interrupt,
+                         bp_model **out, bp_error *err) {
   *out = NULL;
-  uint8_t digest[32];
-  if (bp_value_digest(value, len, digest) != BP_OK)
-    return bp_fail(err, BP_FORMAT, "not a BytePiece model value");
-  bp_sha256(value + BP_VALUE_HEADER_BYTES, len - BP_VALUE_HEADER_BYTES,
-            digest);
-  if (memcmp(digest, value + BP_VALUE_DIGEST_OFFSET, 32) != 0)
-    return bp_fail(err, BP_FORMAT, "model value is corrupt (digest mismatch)");
+  int rc = bp_value_verify(value, len, err);
+  if (rc != BP_OK) return rc;
+  const uint8_t *digest = value + BP_VALUE_DIGEST_OFFSET;
   uint32_t n = get_u32(value + 12);
   bool scored = get_u32(value + 8) == VALUE_FORMAT_SCORES;
-  if ((uint64_t)n * 3 > len)
+  /* The smallest piece: a 1-byte length, 1 byte, and a 1-byte count or an
+  ** 8-byte score. */
+  if ((uint64_t)n * (scored ? 10 : 3) > len - BP_VALUE_HEADER_BYTES)
     return bp_fail(err, BP_FORMAT, "model value is corrupt (piece count)");
   bp_piece *pieces = bp_malloc((size_t)n * sizeof *pieces);
   if (!pieces) return bp_fail_nomem(err);
   const uint8_t *p = value + BP_VALUE_HEADER_BYTES, *end = value + len;
   for (uint32_t i = 0; i < n; i++) {
+    if (i % 65536 == 65535 && interrupt && interrupt->check(interrupt->context)) {
+      bp_free(pieces);
+      return bp_fail(err, BP_INTERRUPT, "interrupted");
+    }
     uint64_t length, count;
     size_t k = get_varint(p, end, &length);
+    if (k == SIZE_MAX) goto not_shortest;
     if (!k || length > (uint64_t)(end - p - k)) goto corrupt;
     p += k;
     pieces[i] = (bp_piece){p, (uint32_t)length, i + BP_FIRST_PIECE_ID, 0, 0.0};
@@ -416,16 +446,25 @@ int bp_model_deserialize(const uint8_t *value, size_t len, bp_model **out,
       p += 8;
     } else {
       if (!(k = get_varint(p, end, &count))) goto corrupt;
+      if (k == SIZE_MAX) goto not_shortest;
       pieces[i].count = count;
       p += k;
     }
   }
-  if (p != end) goto corrupt;
+  if (p != end) {
+    bp_free(pieces);
+    return bp_fail(err, BP_FORMAT, "model value is corrupt (%zu byte%s after the last piece)",
+                   (size_t)(end - p), end - p == 1 ? "" : "s");
+  }
   /* The digest was just verified: no need to compute it again. */
-  int rc = bp_model_assemble(pieces, n, scored, BP_DIGEST_KNOWN, digest, out, err);
+  rc = bp_model_assemble(pieces, n, scored, BP_DIGEST_KNOWN, digest, interrupt, out, err);
   bp_free(pieces);
   return rc;
 corrupt:
   bp_free(pieces);
   return bp_fail(err, BP_FORMAT, "model value is corrupt (truncated piece)");
+not_shortest:
+  bp_free(pieces);
+  return bp_fail(err, BP_FORMAT, "model value is corrupt (a varint not in its shortest "
+                 "form)");
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Model files larger than this are refused (the published ones are 3-6 MB). */
@@ -314,34 +315,47 @@ done:
   return rc;
 }
 
+/* Opened without blocking (O_NONBLOCK): opening a FIFO for reading would
+** otherwise wait for a writer forever, deaf to any interrupt. Only regular
+** files are read; a FIFO, a device or a directory is refused before the
+** first read. */
 int bp_read_file(const char *path, char **data, size_t *len, bp_error *err) {
   *data = NULL;
   *len = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f)
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
     return bp_fail(err, BP_IO, "cannot open '%s': %s", path, strerror(errno));
   struct stat st;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    fclose(f);
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
     return bp_fail(err, BP_IO, "cannot read '%s': not a regular file", path);
   }
   if ((uint64_t)st.st_size > MAX_MODEL_FILE_BYTES) {
-    fclose(f);
+    close(fd);
     return bp_fail(err, BP_TOOBIG, "'%s' is larger than 1 GiB", path);
   }
   size_t size = (size_t)st.st_size;
   char *buffer = bp_malloc(size + 1);
   if (!buffer) {
-    fclose(f);
+    close(fd);
     return bp_fail_nomem(err);
   }
-  size_t got = fread(buffer, 1, size, f);
-  int failed = ferror(f);
-  fclose(f);
+  size_t got = 0;
+  int failed = 0;
+  while (got < size) {
+    ssize_t k = read(fd, buffer + got, size - got);
+    if (k > 0) got += (size_t)k;
+    else if (k < 0 && errno == EINTR) continue;
+    else {
+      if (k < 0) failed = errno;
+      break;
+    }
+  }
+  close(fd);
   if (failed || got != size) {
     bp_free(buffer);
     return bp_fail(err, BP_IO, "cannot read '%s': %s", path,
-                   failed ? strerror(errno) : "file changed while reading");
+                   failed ? strerror(failed) : "file changed while reading");
   }
   buffer[size] = 0;
   *data = buffer;
@@ -476,6 +490,31 @@ static void sync_directory_of(const char *path) {
   bp_free(directory);
 }
 
+/* Creates `path`.tmp-XXXXXX (into `temporary`, path_len + 16 bytes) for
+** writing, exclusively. Not mkstemp: it creates the file with mode 0600
+** whatever the umask, and a model saved by a user whose umask shares files
+** should be shared too. Here the umask applies to 0666. */
+static int create_temporary(const char *path, size_t path_len, char *temporary) {
+  static const char letters[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  static uint64_t counter;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  uint64_t x = ((uint64_t)now.tv_sec * 1000000007u) ^ (uint64_t)now.tv_nsec ^
+               ((uint64_t)getpid() << 32) ^
+               __atomic_add_fetch(&counter, 0x9E3779B97F4A7C15ull, __ATOMIC_RELAXED);
+  memcpy(temporary, path, path_len);
+  memcpy(temporary + path_len, ".tmp-", 5);
+  for (int attempt = 0; attempt < 100; attempt++) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    uint64_t y = x ^ (x >> 29);
+    for (int i = 0; i < 6; i++) temporary[path_len + 5 + i] = letters[(y >> (6 * i)) % 36];
+    temporary[path_len + 11] = 0;
+    int fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0 || errno != EEXIST) return fd;
+  }
+  return -1; /* errno is EEXIST */
+}
+
 int bp_model_save_file(const bp_model *m, const char *path, int format,
                        size_t *written_bytes, bp_error *err) {
   *written_bytes = 0;
@@ -493,13 +532,15 @@ int bp_model_save_file(const bp_model *m, const char *path, int format,
     bp_free(proto);
     return bp_fail_nomem(err);
   }
-  memcpy(temporary, path, path_len);
-  memcpy(temporary + path_len, ".tmp-XXXXXX", 12);
-  int fd = mkstemp(temporary);
+  int fd = create_temporary(path, path_len, temporary);
   if (fd < 0) {
     rc = bp_fail(err, BP_IO, "cannot write '%s': %s", path, strerror(errno));
     goto done;
   }
+  /* A file replaced keeps its permission bits; a new one gets what the
+  ** umask leaves of 0666, as any file the user creates. */
+  struct stat existing;
+  bool replacing = stat(path, &existing) == 0 && S_ISREG(existing.st_mode);
   const char *step = NULL;
   size_t written = 0;
   while (written < len && !step) {
@@ -511,7 +552,7 @@ int bp_model_save_file(const bp_model *m, const char *path, int format,
       step = "write";
     }
   }
-  if (!step && fchmod(fd, 0644) != 0) step = "chmod";
+  if (!step && replacing && fchmod(fd, existing.st_mode & 07777) != 0) step = "chmod";
   if (!step && fsync(fd) != 0) step = "fsync";
   int saved_errno = errno;
   if (close(fd) != 0 && !step) {

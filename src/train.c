@@ -940,6 +940,19 @@ static int count_pieces(bp_trainer *t, bp_error *err) {
 
 /* ---- Step 4: pruning pieces ---------------------------------------------------- */
 
+/* Re-splitting adds a dropped piece's count once for every piece of its
+** split, so counts can grow past anything the model held. Every such sum is
+** checked against INT64_MAX, the limit on a model's counts and their total
+** (bp_model_build), which also keeps it from wrapping around. */
+#define COUNTS_TOO_BIG "the re-split piece counts add up to more than 2^63 - 1"
+
+static bool count_add(uint64_t *sum, uint64_t add) {
+  uint64_t result;
+  if (__builtin_add_overflow(*sum, add, &result) || result > INT64_MAX) return false;
+  *sum = result;
+  return true;
+}
+
 /* A list of pieces with counts; bytes point into an arena owned elsewhere. */
 typedef struct piece_list {
   bp_piece *pieces; /* id = index + 3 while building tokenizers */
@@ -951,7 +964,7 @@ typedef struct piece_list {
 static bp_model *tokenizer(const piece_list *list, bp_error *err) {
   for (size_t i = 0; i < list->count; i++) list->pieces[i].id = (uint32_t)(i + BP_FIRST_PIECE_ID);
   bp_model *m;
-  return bp_model_assemble(list->pieces, list->count, false, BP_DIGEST_NONE, NULL, &m, err) == BP_OK
+  return bp_model_assemble(list->pieces, list->count, false, BP_DIGEST_NONE, NULL, NULL, &m, err) == BP_OK
              ? m : NULL;
 }
 
@@ -979,7 +992,8 @@ static int split_share(work *w, int index, bp_error *err) {
     ids.count = 0;
     rc = bp_segment_whole(pass->model, pass->sources[s].bytes, pass->sources[s].length, &ids, err);
     for (size_t k = 0; rc == BP_OK && k < ids.count; k++)
-      hits[ids.ids[k] - BP_FIRST_PIECE_ID] += pass->sources[s].count;
+      if (!count_add(&hits[ids.ids[k] - BP_FIRST_PIECE_ID], pass->sources[s].count))
+        rc = bp_fail(err, BP_TOOBIG, COUNTS_TOO_BIG);
     if (rc == BP_OK && (s - begin) % 65536 == 65535 &&
         should_stop(w, index, "pruning pieces", (double)(s - begin) / (double)(end - begin)))
       rc = bp_fail(err, BP_INTERRUPT, "interrupted");
@@ -998,9 +1012,15 @@ static int count_splits(bp_trainer *t, const bp_model *m, size_t piece_count,
   work w = {.trainer = t, .run = split_share, .count = t->options.threads, .data = &pass};
   int rc = run_work(&w, err);
   for (int s = 1; s < w.count; s++) {
-    for (size_t i = 0; rc == BP_OK && i < piece_count; i++) pass.hits[0][i] += pass.hits[s][i];
+    for (size_t i = 0; rc == BP_OK && i < piece_count; i++)
+      if (!count_add(&pass.hits[0][i], pass.hits[s][i])) rc = bp_fail(err, BP_TOOBIG, COUNTS_TOO_BIG);
     bp_free(pass.hits[s]);
   }
+  /* The recounted pieces become a tokenizer's counts (remove_wasted):
+  ** their total must fit too. */
+  uint64_t total = 0;
+  for (size_t i = 0; rc == BP_OK && i < piece_count; i++)
+    if (!count_add(&total, pass.hits[0][i])) rc = bp_fail(err, BP_TOOBIG, COUNTS_TOO_BIG);
   if (rc == BP_OK) *hits = pass.hits[0];
   else bp_free(pass.hits[0]);
   return rc;
@@ -1016,9 +1036,14 @@ static int split_and_count(bp_trainer *t, piece_list *pieces, const bp_piece *so
   return rc;
 }
 
-static void add_hits(piece_list *kept, uint64_t *hits) {
-  for (size_t i = 0; i < kept->count; i++) kept->pieces[i].count += hits[i];
+static int add_hits(piece_list *kept, uint64_t *hits, bp_error *err) {
+  int rc = BP_OK;
+  uint64_t total = 0;
+  for (size_t i = 0; i < kept->count && rc == BP_OK; i++)
+    if (!count_add(&kept->pieces[i].count, hits[i]) || !count_add(&total, kept->pieces[i].count))
+      rc = bp_fail(err, BP_TOOBIG, COUNTS_TOO_BIG);
   bp_free(hits);
+  return rc;
 }
 
 /* Adds the count of every piece of `dropped` to the pieces of `kept` that
@@ -1029,7 +1054,7 @@ static int resplit(bp_trainer *t, piece_list *kept, const bp_piece *dropped,
   if (!dropped_count) return BP_OK;
   uint64_t *added;
   int rc = split_and_count(t, kept, dropped, dropped_count, &added, err);
-  if (rc == BP_OK) add_hits(kept, added);
+  if (rc == BP_OK) rc = add_hits(kept, added, err);
   return rc;
 }
 
@@ -1062,11 +1087,12 @@ static int resplit_file(bp_trainer *t, piece_list *kept, FILE *dropped, bp_error
     uint64_t *hits;
     rc = count_splits(t, m, kept->count, sources, b.count, &hits, err);
     if (rc == BP_OK) {
-      for (size_t i = 0; i < kept->count; i++) total[i] += hits[i];
+      for (size_t i = 0; i < kept->count && rc == BP_OK; i++)
+        if (!count_add(&total[i], hits[i])) rc = bp_fail(err, BP_TOOBIG, COUNTS_TOO_BIG);
       bp_free(hits);
     }
   }
-  if (rc == BP_OK) add_hits(kept, total);
+  if (rc == BP_OK) rc = add_hits(kept, total, err);
   else bp_free(total);
   bp_free(sources);
   block_free(&b);
@@ -1165,6 +1191,9 @@ static int fit_vocab_size(bp_trainer *t, piece_list *list, uint32_t vocab_size,
 
 /* The trained model: ids in (length, bytes) order, and its digest. */
 static int build_model(piece_list *list, bp_model **model, bp_error *err) {
+  uint64_t total = 0;
+  for (size_t i = 0; i < list->count; i++)
+    if (!count_add(&total, list->pieces[i].count)) return bp_fail(err, BP_TOOBIG, COUNTS_TOO_BIG);
   qsort(list->pieces, list->count, sizeof *list->pieces, compare_for_ids);
   for (size_t i = 0; i < list->count; i++) list->pieces[i].id = (uint32_t)(i + BP_FIRST_PIECE_ID);
   return bp_model_build(list->pieces, list->count, model, err);

@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
     double best = 1e9;
     for (int run = 0; run < 20; run++) {
       double t0 = now();
-      if (bp_model_deserialize(value, len, &m, &err) != BP_OK) die("compile", err.message);
+      if (bp_model_deserialize(value, len, NULL, &m, &err) != BP_OK) die("compile", err.message);
       double t = now() - t0;
       if (t < best) best = t;
       bp_model_release(m);

@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t value_len;
     bp_model *again;
     if (bp_model_serialize(m, &value, &value_len, &err) != BP_OK) abort();
-    if (bp_model_deserialize(value, value_len, &again, &err) != BP_OK) abort();
+    if (bp_model_deserialize(value, value_len, NULL, &again, &err) != BP_OK) abort();
     if (memcmp(bp_model_digest(m), bp_model_digest(again), 32) != 0) abort();
     char *saved;
     size_t saved_len;

@@ -2,16 +2,20 @@
 ** sql_interrupt_test.c: sqlite3_interrupt() from another thread stops a
 ** long bp_train with SQLITE_INTERRUPT, and the connection goes on working;
 ** it also stops the encoding of one huge text (bp_count, bp_tokens, FTS5
-** indexing) and bp_chunks cutting a long line, and the time from the
-** interrupt to the return is printed.
+** indexing), bp_chunks cutting a long line, and the compilation of a large
+** stored model on its first use, and the time from the interrupt to the
+** return is printed.
 ** Prints "interrupt: N passed, N failed".
 **   sql_interrupt_test EXTENSION
 */
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -42,6 +46,129 @@ static int run_interrupted(sqlite3 *db, const char *sql) {
   printf("interrupt: %s: stopped %.3f s after the interrupt (code %d, %s)\n", sql,
          returned - interrupted_at, rc, sqlite3_errmsg(db));
   return rc;
+}
+
+/* Writes a BytePiece JSON model of the 256 single bytes and `n` distinct
+** pieces of random bytes (4 to 8; the first 4 differ between any two) to
+** `path`. */
+static int write_big_model(const char *path, uint32_t n) {
+  static const char alphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  FILE *f = fopen(path, "w");
+  if (!f) return 0;
+  uint64_t random_state = 88172645463325252ull;
+  fputc('{', f);
+  for (uint32_t id = 3; id < n + 259; id++) {
+    uint8_t bytes[8];
+    size_t length;
+    if (id < 259) {
+      bytes[0] = (uint8_t)(id - 3);
+      length = 1;
+    } else {
+      uint32_t prefix = (id - 259) * 2654435761u; /* odd: a bijection */
+      memcpy(bytes, &prefix, 4);
+      random_state ^= random_state << 13;
+      random_state ^= random_state >> 7;
+      random_state ^= random_state << 17;
+      length = 4 + random_state % 5;
+      for (size_t i = 4; i < length; i++) bytes[i] = (uint8_t)(random_state >> (8 * i));
+    }
+    char encoded[16];
+    size_t e = 0;
+    for (size_t i = 0; i < length; i += 3) {
+      uint32_t v = (uint32_t)bytes[i] << 16;
+      if (i + 1 < length) v |= (uint32_t)bytes[i + 1] << 8;
+      if (i + 2 < length) v |= bytes[i + 2];
+      encoded[e++] = alphabet[v >> 18];
+      encoded[e++] = alphabet[(v >> 12) & 63];
+      encoded[e++] = i + 1 < length ? alphabet[(v >> 6) & 63] : '=';
+      encoded[e++] = i + 2 < length ? alphabet[v & 63] : '=';
+    }
+    fprintf(f, "%s\"%.*s\": [%u, \"\", %u]", id > 3 ? ",\n" : "", (int)e, encoded, id,
+            1 + id % 1000);
+  }
+  fputc('}', f);
+  return fclose(f) == 0;
+}
+
+/* Waits until the connection's work holds more than `threshold` bytes more
+** than when it started (only compiling the model allocates that much:
+** reading the value holds less), then interrupts until told to stop. */
+typedef struct compile_watch {
+  sqlite3 *db;
+  sqlite3_int64 threshold;
+  volatile int done;
+  int interrupted;
+} compile_watch;
+
+static void *interrupt_while_compiling(void *context) {
+  compile_watch *w = context;
+  sqlite3_int64 start = sqlite3_memory_used();
+  while (!w->done && sqlite3_memory_used() - start < w->threshold) {
+  }
+  if (!w->done) interrupted_at = seconds_now();
+  while (!w->done) {
+    sqlite3_interrupt(w->db);
+    w->interrupted = 1;
+    usleep(100);
+  }
+  return NULL;
+}
+
+/* A stored model value of 300,000 pieces is compiled on its first use in a
+** connection (here a new one: no other holds it compiled); the
+** interrupt stops the compilation, not only the statement after it. */
+static void test_interrupted_compilation(const char *extension) {
+  char model_path[64], db_path[64];
+  snprintf(model_path, sizeof model_path, "/tmp/bp-interrupt-%d.model", (int)getpid());
+  snprintf(db_path, sizeof db_path, "/tmp/bp-interrupt-%d.db", (int)getpid());
+  unlink(db_path);
+  CHECK(write_big_model(model_path, 300000));
+  sqlite3 *db;
+  char *error = NULL;
+  CHECK(sqlite3_open(db_path, &db) == SQLITE_OK);
+  sqlite3_enable_load_extension(db, 1);
+  CHECK(sqlite3_load_extension(db, extension, NULL, &error) == SQLITE_OK);
+  char *insert = sqlite3_mprintf(
+      "INSERT INTO bp_models(name, model) VALUES ('big', bp_model_load('%q'))", model_path);
+  CHECK(sqlite3_exec(db, insert, NULL, NULL, &error) == SQLITE_OK);
+  sqlite3_free(insert);
+  sqlite3_int64 value_bytes = 0;
+  sqlite3_stmt *stmt;
+  CHECK(sqlite3_prepare_v2(db, "SELECT length(model) FROM bp_models WHERE name = 'big'", -1,
+                           &stmt, NULL) == SQLITE_OK);
+  if (sqlite3_step(stmt) == SQLITE_ROW) value_bytes = sqlite3_column_int64(stmt, 0);
+  sqlite3_finalize(stmt);
+  CHECK(value_bytes > 2000000);
+  sqlite3_close(db);
+
+  CHECK(sqlite3_open(db_path, &db) == SQLITE_OK);
+  sqlite3_enable_load_extension(db, 1);
+  CHECK(sqlite3_load_extension(db, extension, NULL, &error) == SQLITE_OK);
+  /* Compiling holds about 40 bytes per piece (12 MB) besides the value. */
+  compile_watch watch = {db, value_bytes + 8000000, 0, 0};
+  pthread_t thread;
+  pthread_create(&thread, NULL, interrupt_while_compiling, &watch);
+  const char *sql = "SELECT bp_count('hello', 'big')";
+  int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  double returned = seconds_now();
+  watch.done = 1;
+  pthread_join(thread, NULL);
+  printf("interrupt: %s: stopped %.3f s after the interrupt (code %d, %s)\n", sql,
+         watch.interrupted ? returned - interrupted_at : -1.0, rc, sqlite3_errmsg(db));
+  CHECK(watch.interrupted);
+  CHECK(rc == SQLITE_INTERRUPT);
+  /* The message comes from the compilation, not from SQLite between rows. */
+  CHECK(strcmp(sqlite3_errmsg(db), "bp_count: interrupted") == 0);
+  /* The connection still works, and the model compiles when not stopped. */
+  sqlite3_int64 count = 0;
+  CHECK(sqlite3_prepare_v2(db, "SELECT bp_count('hello', 'big')", -1, &stmt, NULL) == SQLITE_OK);
+  if (sqlite3_step(stmt) == SQLITE_ROW) count = sqlite3_column_int64(stmt, 0);
+  CHECK(sqlite3_finalize(stmt) == SQLITE_OK);
+  CHECK(count == 5);
+  sqlite3_close(db);
+  unlink(db_path);
+  unlink(model_path);
 }
 
 int main(int argc, char **argv) {
@@ -89,6 +216,7 @@ int main(int argc, char **argv) {
   CHECK(sqlite3_exec(db, "SELECT count(*) FROM f", NULL, NULL, &error) == SQLITE_OK);
   CHECK(sqlite3_exec(db, "SELECT bp_count('still works', 'm')", NULL, NULL, &error) == SQLITE_OK);
   sqlite3_close(db);
+  test_interrupted_compilation(argv[1]);
   printf("interrupt: %d passed, %d failed\n", passed, failed);
   return failed != 0;
 }

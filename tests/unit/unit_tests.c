@@ -6,6 +6,7 @@
 */
 #include "internal.h"
 
+#include <float.h>
 #include <math.h>
 #include <dirent.h>
 #include <signal.h>
@@ -312,12 +313,12 @@ static void test_json_round_trip(void) {
   uint8_t *value;
   size_t value_len;
   CHECK(bp_model_serialize(m, &value, &value_len, &err) == BP_OK);
-  CHECK(bp_model_deserialize(value, value_len, &again, &err) == BP_OK);
+  CHECK(bp_model_deserialize(value, value_len, NULL, &again, &err) == BP_OK);
   bp_model_release(again);
   value[value_len - 1] ^= 1;
-  CHECK(bp_model_deserialize(value, value_len, &again, &err) == BP_FORMAT);
+  CHECK(bp_model_deserialize(value, value_len, NULL, &again, &err) == BP_FORMAT);
   CHECK_MESSAGE(err, "model value is corrupt (digest mismatch)");
-  CHECK(bp_model_deserialize(value, 10, &again, &err) == BP_FORMAT);
+  CHECK(bp_model_deserialize(value, 10, NULL, &again, &err) == BP_FORMAT);
   CHECK_MESSAGE(err, "not a BytePiece model value");
   bp_free(value);
   bp_free(json);
@@ -644,7 +645,7 @@ static void test_sentencepiece(void) {
     size_t value_len;
     bp_model *thawed;
     CHECK(bp_model_serialize(back, &value, &value_len, &err) == BP_OK);
-    CHECK(bp_model_deserialize(value, value_len, &thawed, &err) == BP_OK);
+    CHECK(bp_model_deserialize(value, value_len, NULL, &thawed, &err) == BP_OK);
     CHECK(thawed && bp_model_score(thawed, 500) == bp_model_score(back, 500) &&
           memcmp(bp_model_digest(thawed), bp_model_digest(back), 32) == 0);
     bp_model_release(thawed);
@@ -700,6 +701,222 @@ static void test_sentencepiece(void) {
   CHECK_MESSAGE(err, "cut.model: not a SentencePiece model (corrupt at byte 0)");
 }
 
+
+/* ---- Hostile values --------------------------------------------------------- */
+
+/* The 256 single bytes (count 1 or `score`) into pieces[0..255]. */
+static uint8_t all_bytes[256];
+static size_t single_bytes(bp_piece *pieces, double score) {
+  for (int b = 0; b < 256; b++) {
+    all_bytes[b] = (uint8_t)b;
+    pieces[b] = (bp_piece){&all_bytes[b], 1, (uint32_t)(b + 3), 1, score};
+  }
+  return 256;
+}
+
+static int stop_now(void *context) {
+  (*(int *)context)++;
+  return 1;
+}
+
+static int keep_going(void *context) {
+  (*(int *)context)++;
+  return 0;
+}
+
+static uint64_t test_random_state = 0x9E3779B97F4A7C15ull;
+static uint64_t test_random(void) {
+  uint64_t x = test_random_state;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return test_random_state = x;
+}
+
+static int compare_test_pieces(const void *a, const void *b) {
+  const bp_piece *x = a, *y = b;
+  uint32_t n = x->length < y->length ? x->length : y->length;
+  int c = memcmp(x->bytes, y->bytes, n);
+  return c ? c : (int)x->length - (int)y->length;
+}
+
+/* The single bytes and up to `n` distinct pieces from make(bytes) (which
+** returns a length), ids in sorted order; a new array to free. */
+static bp_piece *adversarial_pieces(size_t n, uint32_t (*make)(uint8_t *), uint8_t **arena,
+                                    size_t *count) {
+  bp_piece *pieces = malloc((n + 256) * sizeof *pieces);
+  *arena = malloc(n * 255);
+  size_t k = single_bytes(pieces, 0.0), used = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t length = make(*arena + used);
+    pieces[k++] = (bp_piece){*arena + used, length, 0, 1 + test_random() % 1000, 0.0};
+    used += length;
+  }
+  qsort(pieces, k, sizeof *pieces, compare_test_pieces);
+  size_t distinct = 0;
+  for (size_t i = 0; i < k; i++)
+    if (!distinct || compare_test_pieces(&pieces[distinct - 1], &pieces[i]) != 0)
+      pieces[distinct++] = pieces[i];
+  for (size_t i = 0; i < distinct; i++) pieces[i].id = (uint32_t)(i + 3);
+  *count = distinct;
+  return pieces;
+}
+
+/* Nodes with up to 23 children at a few labels, each with a child at a
+** random label: a first-fit placement probed about 1700 slots per node. */
+static uint32_t make_fan(uint8_t *bytes) {
+  uint32_t length = 2 + test_random() % 3;
+  for (uint32_t i = 0; i + 1 < length; i++) bytes[i] = (uint8_t)(test_random() % 23);
+  bytes[length - 1] = (uint8_t)test_random();
+  return length;
+}
+
+/* Random bytes, 2 to 8 of them: about 400 probes per node at 250,000. */
+static uint32_t make_random(uint8_t *bytes) {
+  uint32_t length = 2 + test_random() % 7;
+  for (uint32_t i = 0; i < length; i++) bytes[i] = (uint8_t)test_random();
+  return length;
+}
+
+/* Long random chains. */
+static uint32_t make_chain(uint8_t *bytes) {
+  uint32_t length = 200 + test_random() % 56;
+  for (uint32_t i = 0; i < length; i++) bytes[i] = (uint8_t)test_random();
+  return length;
+}
+
+static void test_placement_is_linear(void) {
+  struct {
+    uint32_t (*make)(uint8_t *);
+    size_t n;
+  } cases[] = {{make_fan, 70000}, {make_random, 250000}, {make_chain, 2000}};
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    uint8_t *arena;
+    size_t n;
+    bp_piece *pieces = adversarial_pieces(cases[c].n, cases[c].make, &arena, &n);
+    bp_model *m;
+    bp_error err;
+    CHECK(bp_model_build(pieces, n, &m, &err) == BP_OK);
+    if (m) {
+      /* Placement probes a bounded number of slots per trie node, and the
+      ** array holds few cells beyond the nodes. */
+      const bp_matcher *mt = &m->matcher;
+      CHECK(mt->placement_probes <= 16 * (uint64_t)mt->trie_nodes);
+      CHECK(mt->cell_count <= 3 * mt->trie_nodes + 257);
+      /* Every piece is found where it is. */
+      size_t found = 0;
+      for (size_t i = 0; i < n; i += 97) {
+        bp_ids ids = {0};
+        CHECK(bp_segment_whole(m, pieces[i].bytes, pieces[i].length, &ids, &err) == BP_OK);
+        found += ids.count == 1 && ids.ids[0] == (int32_t)pieces[i].id;
+        bp_ids_free(&ids);
+      }
+      CHECK(found == (n + 96) / 97);
+      bp_model_release(m);
+    }
+    free(pieces);
+    free(arena);
+  }
+}
+
+static void test_hostile_values(void) {
+  bp_piece pieces[260];
+  bp_model *m;
+  bp_error err;
+  /* exp is total: no NaN reaches the conversion to an integer. */
+  CHECK(bp_exp_nonpositive(NAN) == 0.0);
+  CHECK(bp_exp_nonpositive(-INFINITY) == 0.0);
+  CHECK(bp_exp_nonpositive(-1.79e308) == 0.0);
+  CHECK(bp_exp_nonpositive(1e300) == 1.0);
+
+  /* Counts add up to at most 2^63 - 1. */
+  size_t n = single_bytes(pieces, 0.0);
+  pieces[n++] = (bp_piece){(const uint8_t *)"ab", 2, 259, (uint64_t)INT64_MAX - 255, 0.0};
+  CHECK(bp_model_build(pieces, n, &m, &err) == BP_FORMAT);
+  CHECK_MESSAGE(err, "the piece counts add up to more than 2^63 - 1");
+  pieces[n - 1].count = (uint64_t)INT64_MAX - 256;
+  CHECK(bp_model_build(pieces, n, &m, &err) == BP_OK);
+  CHECK(m && bp_model_count(m, 259) == (uint64_t)INT64_MAX - 256);
+  bp_model_release(m);
+
+  /* Scores: finite, at most 0, at least BP_LOWEST_SCORE. */
+  n = single_bytes(pieces, -2.0);
+  pieces[n++] = (bp_piece){(const uint8_t *)"ab", 2, 259, 0, -1.79e308};
+  CHECK(bp_model_build_scored(pieces, n, &m, &err) == BP_FORMAT);
+  CHECK_MESSAGE(err, "piece id 259 has score -1.79e+308; scores must be finite, at most 0 and at "
+                     "least -3.40282e+38");
+  pieces[n - 1].score = NAN;
+  CHECK(bp_model_build_scored(pieces, n, &m, &err) == BP_FORMAT);
+  pieces[n - 1].score = -INFINITY;
+  CHECK(bp_model_build_scored(pieces, n, &m, &err) == BP_FORMAT);
+  /* At the floor, every path's score stays finite: a long text of pieces
+  ** scored -FLT_MAX has a segmentation, each back pointer a piece. */
+  n = single_bytes(pieces, BP_LOWEST_SCORE);
+  pieces[n++] = (bp_piece){(const uint8_t *)"ab", 2, 259, 0, BP_LOWEST_SCORE};
+  CHECK(bp_model_build_scored(pieces, n, &m, &err) == BP_OK);
+  if (m) {
+    size_t len = 3 << 20;
+    char *text = malloc(len);
+    for (size_t i = 0; i < len; i++) text[i] = "abc"[i % 3];
+    size_t count;
+    CHECK(bp_count(m, text, len, BP_INPUT_BYTES, NULL, NULL, &count, &err) == BP_OK);
+    CHECK(count == 2 << 20);
+    /* Sampled at any alpha: finite totals, a draw of the same tokens. */
+    bp_sampler sampler;
+    bp_sampler_init(&sampler, 1e300, 5);
+    CHECK(bp_count(m, text, len, BP_INPUT_BYTES, &sampler, NULL, &count, &err) == BP_OK);
+    CHECK(count == 2 << 20);
+    free(text);
+    bp_model_release(m);
+  }
+
+  /* At huge alpha the draw is the Viterbi segmentation. */
+  extra_piece extra[] = {{"ab", 20}, {"bc", 19}, {"abc", 5}, {"ca", 8}};
+  CHECK(build_test_model(extra, 4, &m, &err) == BP_OK);
+  const char *text = "abcabcab cabbca abcab";
+  bp_ids best = {0};
+  CHECK(bp_encode(m, text, strlen(text), BP_INPUT_TEXT, NULL, NULL, &best, &err) == BP_OK);
+  double alphas[] = {1e300, 1.7e308, DBL_MAX};
+  for (int a = 0; a < 3; a++) {
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+      bp_sampler sampler;
+      bp_sampler_init(&sampler, alphas[a], seed);
+      bp_ids drawn = {0};
+      CHECK(bp_encode(m, text, strlen(text), BP_INPUT_TEXT, &sampler, NULL, &drawn, &err) == BP_OK);
+      CHECK(ids_equal(&drawn, best.ids, best.count));
+      bp_ids_free(&drawn);
+    }
+  }
+  bp_ids_free(&best);
+
+  /* Shrinking re-splits 'aaa' into three 'a': its count three times. */
+  bp_model *smaller;
+  extra_piece big[] = {{"aaa", 3074457345618258603ull}};
+  CHECK(build_test_model(big, 1, &smaller, &err) == BP_OK);
+  if (smaller) {
+    bp_model *shrunk;
+    CHECK(bp_model_shrink(smaller, 259, &shrunk, &err) == BP_TOOBIG);
+    CHECK_MESSAGE(err, "the re-split piece counts add up to more than 2^63 - 1");
+    bp_model_release(smaller);
+  }
+
+  /* Compiling a value hears the interrupt. */
+  uint8_t *value;
+  size_t value_len;
+  CHECK(bp_model_serialize(m, &value, &value_len, &err) == BP_OK);
+  int calls = 0;
+  bp_interrupt stop = {stop_now, &calls}, go = {keep_going, &calls};
+  bp_model *thawed;
+  CHECK(bp_model_deserialize(value, value_len, &stop, &thawed, &err) == BP_INTERRUPT);
+  CHECK(thawed == NULL && calls == 1);
+  CHECK_MESSAGE(err, "interrupted");
+  CHECK(bp_model_deserialize(value, value_len, &go, &thawed, &err) == BP_OK);
+  CHECK(thawed && calls > 1); /* asked again, and told to go on */
+  bp_model_release(thawed);
+  bp_free(value);
+  bp_model_release(m);
+}
+
 int main(void) {
   test_sha256();
   test_viterbi_ties_and_chunks();
@@ -716,6 +933,8 @@ int main(void) {
   test_json_errors();
   test_normalization();
   test_published_model();
+  test_hostile_values();
+  test_placement_is_linear();
   printf("unit: %d passed, %d failed\n", passed, failed);
   return failed != 0;
 }
