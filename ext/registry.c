@@ -667,6 +667,7 @@ static int resolve_row(bp_connection *c, resolved **entry, const char *name,
   if (brc == BP_OK) memcpy(row->header, value, BP_VALUE_HEADER_BYTES);
   sqlite3_free(value);
   if (brc == BP_NOMEM) return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
+  if (brc == BP_INTERRUPT) return report(ctx, message, SQLITE_INTERRUPT, function, err.message);
   if (brc != BP_OK) return report_row(ctx, message, function, row, err.message);
   if (!e && !(e = new_entry(c, name, 0))) {
     shared_release(compiled);
