@@ -73,13 +73,14 @@ static void viterbi(const bp_model *m, size_t from, size_t to, lattice *l, int32
   }
 }
 
-/* Draws back[e] among the n candidates ending at e, given their weights
-** relative to the same scale; returns nothing, stores the choice. */
+/* Draws one of the n candidates ending at e, given their weights relative
+** to the same scale, and returns the chosen piece. */
 static inline int32_t draw(bp_sampler *sampler, const double *weight,
                            const int32_t *candidate, int n, double sum) {
   double u = bp_sampler_uniform(sampler) * sum;
   int k = 0;
   while (k < n - 1 && (u -= weight[k]) >= 0) k++;
+  // NOLINTNEXTLINE(clang-analyzer-core.uninitialized.UndefReturn): n >= 1, every byte is a piece so candidate[0] is always set
   return candidate[k];
 }
 
