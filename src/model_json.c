@@ -266,7 +266,7 @@ int bp_model_from_json(const char *json, size_t len, const char *source,
       arena_offset[count] = arena.length;
       p->length = (uint32_t)n;
       arena.length += (size_t)n;
-      uint64_t id;
+      uint64_t id = 0;
       if (!json_accept(&r, ':')) { rc = json_error(&r, "expected ':'"); goto done; }
       if (!json_accept(&r, '[')) {
         rc = json_error(&r, "expected '[' starting [id, text, count]");
