@@ -232,7 +232,7 @@ int bp_normalize_mapped(const char *text, size_t len, bp_normalized *out, bp_err
       rc = bp_fail_nomem(err);
     }
     if (rc != BP_OK) break;
-    if (normalized.length + 1 > capacity) {
+    if (normalized.length >= capacity) {
       capacity = (normalized.length + 1) * 2;
       size_t *s = bp_realloc(starts, capacity * sizeof *s);
       if (s) starts = s;
