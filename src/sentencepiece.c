@@ -237,6 +237,7 @@ static int read_piece(const char *source, const uint8_t *data, size_t size, size
   size_t text_len = 0;
   float score = 0.0f;
   uint64_t type = SP_NORMAL;
+  *keep = false;
   while (r.p < r.end) {
     if (!pb_next(&r, &f))
       return bp_fail(err, BP_FORMAT, "%s: piece %zu is corrupt", source, index);
@@ -251,7 +252,6 @@ static int read_piece(const char *source, const uint8_t *data, size_t size, size
       type = f.varint;
     }
   }
-  *keep = false;
   if (type == SP_UNKNOWN || type == SP_CONTROL || type == SP_UNUSED) return BP_OK;
   if (type != SP_NORMAL && type != SP_USER_DEFINED && type != SP_BYTE)
     return bp_fail(err, BP_FORMAT, "%s: piece %zu has an unknown type %llu", source, index,
