@@ -764,6 +764,7 @@ static int resolve_name(bp_connection *c, const char *name, const char *function
     if (e) remove_entry(c, e);
     rc = report(ctx, message, SQLITE_ERROR, function, missing);
   } else if ((rc = resolve_row(c, &e, name, &row, function, ctx, message)) == SQLITE_OK) {
+    // NOLINTNEXTLINE(clang-analyzer-core.NullDereference): resolve_row returns SQLITE_OK only with e set; its failures return report()'s code, never SQLITE_OK
     e->serial = c->serial;
     *model = bp_model_retain(e->model);
   } else if ((e = find_name(c, name))) {
