@@ -465,23 +465,27 @@ static void *run_share(void *argument) {
 }
 
 static int run_work(work *w, bp_error *err) {
+  const int count = w->count;
+  /* bp_trainer_new keeps threads in [1, MAX_THREADS]. */
+  if (count < 1 || count > MAX_THREADS)
+    return bp_fail(err, BP_INVALID, "threads must be an integer from 1 to %d", MAX_THREADS);
   share shares[MAX_THREADS];
   atomic_init(&w->stop, 0);
   int started = 1;
-  for (int i = 0; i < w->count; i++) shares[i] = (share){w, i, BP_OK, {0, ""}, 0};
-  for (; started < w->count; started++)
+  for (int i = 0; i < count; i++) shares[i] = (share){w, i, BP_OK, {0, ""}, 0};
+  for (; started < count; started++)
     if (pthread_create(&shares[started].thread, NULL, run_share, &shares[started]) != 0)
       break;
   /* Shares without a thread of their own run here, after share 0. */
   run_share(&shares[0]);
-  for (int i = started; i < w->count; i++) run_share(&shares[i]);
+  for (int i = started; i < count; i++) run_share(&shares[i]);
   for (int i = 1; i < started; i++) pthread_join(shares[i].thread, NULL);
-  for (int i = 0; i < w->count; i++)
+  for (int i = 0; i < count; i++)
     if (shares[i].rc != BP_OK && shares[i].rc != BP_INTERRUPT) {
       *err = shares[i].err;
       return shares[i].rc;
     }
-  for (int i = 0; i < w->count; i++)
+  for (int i = 0; i < count; i++)
     if (shares[i].rc != BP_OK) {
       *err = shares[i].err;
       return shares[i].rc;
@@ -573,6 +577,8 @@ static int count_ngram_share(work *w, int index, bp_error *err) {
   ngram_pass *pass = w->data;
   ngram_share *mine = &pass->shares[index];
   const int n = pass->n;
+  /* count_ngrams counts lengths 2 to order, at most MAX_ORDER. */
+  if (n < 2 || n > MAX_ORDER) return bp_fail(err, BP_INVALID, "no n-grams of length %d", n);
   const uint64_t min_count = t->options.min_count;
   if (n == 2 && !mine->counts2) {
     mine->counts2 = bp_malloc(65536 * sizeof *mine->counts2);
