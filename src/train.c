@@ -807,6 +807,7 @@ static int segment_chunk(bp_trainer *t, const uint8_t *chunk, size_t len,
   const int order = t->options.order;
   const bool ensure_unicode = t->options.ensure_unicode;
   double previous[MAX_ORDER], current[MAX_ORDER], candidates[MAX_ORDER];
+  if (len == 0) return BP_OK; /* chunks are never empty; nothing to count */
   uint64_t rolling = 0;
   for (size_t i = 0; i < len; i++) {
     rolling = rolling << 8 | chunk[i];
@@ -898,7 +899,12 @@ static int count_piece_share(work *w, int index, bp_error *err) {
   string_counter *mine = &pass->pieces[index];
   uint8_t *back = bp_malloc(MAX_CHUNK_BYTES * (size_t)t->options.order);
   uint8_t *states = bp_malloc(MAX_CHUNK_BYTES);
-  int rc = back && states ? BP_OK : bp_fail_nomem(err);
+  if (!back || !states) {
+    bp_free(back);
+    bp_free(states);
+    return bp_fail_nomem(err);
+  }
+  int rc = BP_OK;
   size_t begin, end;
   size_t limit = (size_t)(t->options.max_memory / 3 / (uint64_t)w->count);
   share_range(pass->chunks->count, index, w->count, &begin, &end);
