@@ -973,11 +973,9 @@ typedef struct piece_list {
 
 /* A unigram tokenizer of the list, used only inside training: its digest is
 ** never computed. */
-static bp_model *tokenizer(const piece_list *list, bp_error *err) {
+static int tokenizer(const piece_list *list, bp_model **m, bp_error *err) {
   for (size_t i = 0; i < list->count; i++) list->pieces[i].id = (uint32_t)(i + BP_FIRST_PIECE_ID);
-  bp_model *m;
-  return bp_model_assemble(list->pieces, list->count, false, BP_DIGEST_NONE, NULL, NULL, &m, err) == BP_OK
-             ? m : NULL;
+  return bp_model_assemble(list->pieces, list->count, false, BP_DIGEST_NONE, NULL, NULL, m, err);
 }
 
 /* Splits each of `sources` with the tokenizer `m` and adds the source's
@@ -1041,9 +1039,10 @@ static int count_splits(bp_trainer *t, const bp_model *m, size_t piece_count,
 /* The same with a tokenizer of `pieces`. */
 static int split_and_count(bp_trainer *t, piece_list *pieces, const bp_piece *sources,
                            size_t source_count, uint64_t **hits, bp_error *err) {
-  bp_model *m = tokenizer(pieces, err);
-  if (!m) return err->code;
-  int rc = count_splits(t, m, pieces->count, sources, source_count, hits, err);
+  bp_model *m;
+  int rc = tokenizer(pieces, &m, err);
+  if (rc != BP_OK) return rc;
+  rc = count_splits(t, m, pieces->count, sources, source_count, hits, err);
   bp_model_release(m);
   return rc;
 }
@@ -1073,11 +1072,15 @@ static int resplit(bp_trainer *t, piece_list *kept, const bp_piece *dropped,
 /* The same for the dropped pieces of a file, a block at a time; the kept
 ** counts change only once all are split. */
 static int resplit_file(bp_trainer *t, piece_list *kept, FILE *dropped, bp_error *err) {
-  bp_model *m = tokenizer(kept, err);
-  if (!m) return err->code;
+  bp_model *m;
+  int rc = tokenizer(kept, &m, err);
+  if (rc != BP_OK) return rc;
   uint64_t *total = bp_malloc(kept->count * sizeof *total);
-  int rc = total ? BP_OK : bp_fail_nomem(err);
-  if (total) memset(total, 0, kept->count * sizeof *total);
+  if (!total) {
+    bp_model_release(m);
+    return bp_fail_nomem(err);
+  }
+  memset(total, 0, kept->count * sizeof *total);
   block b = {0};
   bp_piece *sources = NULL;
   size_t capacity = 0;
