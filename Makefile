@@ -111,17 +111,16 @@ test-tsan:
 # Static analysis, clean on src/ and ext/. cppcheck: warnings, performance,
 # portability. clang-tidy: bugprone and the clang static analyzer, without
 # style-only checks (swappable parameters, reserved names, narrowing and
-# widening of sizes, memcpy of non-strings, Annex K) and without the
-# analyzer's path-sensitive null and uninitialized-value checks, whose
-# reports here all depend on invariants it cannot see (every byte is a
-# piece, so a chunk always has a segmentation). README: Static analysis.
+# widening of sizes, memcpy of non-strings, Annex K). The analyzer's
+# path-sensitive null, uninitialized-value and va_list checks are on: of
+# their 18 known reports, 15 were resolved in code (the invariant made
+# visible: a variable initialised, an early return on an impossible
+# condition or a failed allocation) and 3 are suppressed in place with
+# NOLINTNEXTLINE and the invariant they rely on. README: Reliability.
 TIDY_CHECKS = -*,bugprone-*,clang-analyzer-*,-bugprone-easily-swappable-parameters,\
 -bugprone-reserved-identifier,-bugprone-narrowing-conversions,\
 -bugprone-implicit-widening-of-multiplication-result,-bugprone-not-null-terminated-result,\
--clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling,\
--clang-analyzer-core.NullDereference,-clang-analyzer-core.CallAndMessage,\
--clang-analyzer-core.UndefinedBinaryOperatorResult,-clang-analyzer-core.uninitialized.*,\
--clang-analyzer-valist.Uninitialized
+-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c11 \
