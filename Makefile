@@ -132,7 +132,7 @@ lint:
 # Fuzzing: each target for FUZZ_SECONDS from its committed seeds; the corpus
 # grows in build-fuzz/corpus, crashes land in build-fuzz/crashes.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = fuzz_model fuzz_encode fuzz_decode fuzz_train fuzz_fts5
+FUZZ_TARGETS = fuzz_model fuzz_encode fuzz_decode fuzz_train fuzz_fts5 fuzz_store
 fuzz:
 	$(MAKE) CC=clang BUILD=build-fuzz FUZZ_LINK=-fsanitize=fuzzer \
 	  CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" \
