@@ -19,114 +19,10 @@
 */
 #include "binding.h"
 
-#include <float.h>
 #include <stdio.h>
 #include <string.h>
 
 SQLITE_EXTENSION_INIT3
-
-/* Asked directly where SQLite can say (3.41 and later), else by running a
-** trivial statement, which an interrupt stops. */
-int bp_sql_interrupted(void *db) {
-#if SQLITE_VERSION_NUMBER >= 3041000
-  if (sqlite3_libversion_number() >= 3041000) return sqlite3_is_interrupted(db);
-#endif
-  return sqlite3_exec(db, "SELECT 1", NULL, NULL, NULL) == SQLITE_INTERRUPT;
-}
-
-void bp_result_bytes(sqlite3_context *ctx, const char *function, const void *data,
-                     sqlite3_uint64 len, void (*destroy)(void *), bool is_text) {
-  int limit = sqlite3_limit(sqlite3_context_db_handle(ctx), SQLITE_LIMIT_LENGTH, -1);
-  if (len > (sqlite3_uint64)limit) {
-    bp_result_errorf(ctx, SQLITE_TOOBIG, "%s: the result would be %llu bytes, more than "
-                     "SQLITE_LIMIT_LENGTH (%d)", function, (unsigned long long)len, limit);
-    if (destroy != SQLITE_TRANSIENT && destroy != SQLITE_STATIC) destroy((void *)data);
-  } else if (is_text) {
-    sqlite3_result_text64(ctx, data, len, destroy, SQLITE_UTF8);
-  } else {
-    sqlite3_result_blob64(ctx, data, len, destroy);
-  }
-}
-
-int bp_sqlite_code(int bp_code) {
-  switch (bp_code) {
-    case BP_OK: return SQLITE_OK;
-    case BP_NOMEM: return SQLITE_NOMEM;
-    case BP_TOOBIG: return SQLITE_TOOBIG;
-    case BP_INTERRUPT: return SQLITE_INTERRUPT;
-    default: return SQLITE_ERROR;
-  }
-}
-
-const char *bp_type_name(sqlite3_value *value) {
-  switch (sqlite3_value_type(value)) {
-    case SQLITE_INTEGER: return "INTEGER";
-    case SQLITE_FLOAT: return "REAL";
-    case SQLITE_TEXT: return "TEXT";
-    case SQLITE_BLOB: return "BLOB";
-    default: return "NULL";
-  }
-}
-
-/* Reports a library error on ctx, prefixed with the function name. */
-void bp_result_error(sqlite3_context *ctx, const char *function,
-                            const bp_error *err) {
-  if (err->code == BP_NOMEM) {
-    sqlite3_result_error_nomem(ctx);
-    return;
-  }
-  char *message = sqlite3_mprintf("%s: %s", function, err->message);
-  if (!message) {
-    sqlite3_result_error_nomem(ctx);
-    return;
-  }
-  sqlite3_result_error(ctx, message, -1);
-  sqlite3_result_error_code(ctx, bp_sqlite_code(err->code));
-  sqlite3_free(message);
-}
-
-void bp_result_errorf(sqlite3_context *ctx, int code, const char *format, ...) {
-  va_list ap;
-  va_start(ap, format);
-  char *message = sqlite3_vmprintf(format, ap);
-  va_end(ap);
-  if (!message) {
-    sqlite3_result_error_nomem(ctx);
-    return;
-  }
-  sqlite3_result_error(ctx, message, -1);
-  sqlite3_result_error_code(ctx, code);
-  sqlite3_free(message);
-}
-
-int bp_text_argument(sqlite3_context *ctx, sqlite3_value *value,
-                     const char *function, int position, const char **text,
-                     size_t *len, int *input) {
-  switch (sqlite3_value_type(value)) {
-    case SQLITE_NULL:
-      return 0;
-    case SQLITE_TEXT:
-      *text = (const char *)sqlite3_value_text(value);
-      *input = BP_INPUT_TEXT;
-      break;
-    case SQLITE_BLOB:
-      *text = (const char *)sqlite3_value_blob(value);
-      *input = BP_INPUT_BYTES;
-      break;
-    default:
-      bp_result_errorf(ctx, SQLITE_MISMATCH,
-                    "%s: argument %d must be TEXT or BLOB, not %s", function,
-                    position, bp_type_name(value));
-      return -1;
-  }
-  *len = (size_t)sqlite3_value_bytes(value);
-  if (!*text && *len == 0) *text = "";
-  if (!*text) {
-    sqlite3_result_error_nomem(ctx);
-    return -1;
-  }
-  return 1;
-}
 
 /* ---- Options -------------------------------------------------------------- */
 
@@ -137,60 +33,6 @@ typedef struct encode_options {
   double alpha;
   sqlite3_int64 seed;
 } encode_options;
-
-int bp_read_options(sqlite3_context *ctx, sqlite3_value *json,
-                    const char *function, bp_option_handler apply,
-                    void *target) {
-  sqlite3 *db = sqlite3_context_db_handle(ctx);
-  sqlite3_stmt *stmt;
-  int rc = sqlite3_prepare_v2(db,
-      "SELECT key, type, atom FROM json_each(?1) WHERE json_type(?1) = 'object'",
-      -1, &stmt, NULL);
-  if (rc != SQLITE_OK) {
-    bp_result_errorf(ctx, rc, "%s: %s", function, sqlite3_errmsg(db));
-    return rc;
-  }
-  sqlite3_bind_value(stmt, 1, json);
-  char *message = NULL;
-  int rows = 0;
-  while (!message && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    rows++;
-    const char *key = (const char *)sqlite3_column_text(stmt, 0);
-    const char *type = (const char *)sqlite3_column_text(stmt, 1);
-    if (!key || !type) {
-      rc = SQLITE_NOMEM;
-      break;
-    }
-    apply(target, key, type, sqlite3_column_value(stmt, 2), &message);
-  }
-  if (!message && rc == SQLITE_ERROR)
-    message = sqlite3_mprintf("options are not valid JSON");
-  else if (!message && rc == SQLITE_DONE && rows == 0) {
-    /* Either {} or not an object at all. */
-    sqlite3_finalize(stmt);
-    rc = sqlite3_prepare_v2(db, "SELECT json_type(?1) = 'object'", -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-      sqlite3_bind_value(stmt, 1, json);
-      rc = sqlite3_step(stmt);
-      if (rc == SQLITE_ROW && !sqlite3_column_int(stmt, 0))
-        message = sqlite3_mprintf("options must be a JSON object");
-      else if (rc == SQLITE_ROW)
-        rc = SQLITE_DONE;
-    }
-  }
-  sqlite3_finalize(stmt);
-  if (message) {
-    bp_result_errorf(ctx, SQLITE_ERROR, "%s: %s", function, message);
-    sqlite3_free(message);
-    return SQLITE_ERROR;
-  }
-  if (rc != SQLITE_DONE) {
-    if (rc == SQLITE_NOMEM) sqlite3_result_error_nomem(ctx);
-    else bp_result_errorf(ctx, rc, "%s: %s", function, sqlite3_errmsg(db));
-    return rc;
-  }
-  return SQLITE_OK;
-}
 
 static int apply_encode_option(void *target, const char *key, const char *type,
                                sqlite3_value *atom, char **message) {
@@ -224,52 +66,6 @@ static int apply_encode_option(void *target, const char *key, const char *type,
     *message = sqlite3_mprintf("unknown option '%s' (expected alpha, seed, bos, eos)", key);
   }
   return *message != NULL;
-}
-
-int bp_sampler_from_options(const char *function, int has_alpha, double alpha,
-                            int has_seed, sqlite3_int64 seed, bp_sampler *sampler,
-                            int *sampling, char **message) {
-  *sampling = 0;
-  *message = NULL;
-  if (!has_alpha || alpha < 0) return SQLITE_OK; /* the Viterbi result */
-  /* Any finite alpha: the largest sample the Viterbi path (encode.c). */
-  if (!(alpha <= DBL_MAX)) {
-    *message = sqlite3_mprintf("%s: alpha must be a finite number", function);
-    return *message ? SQLITE_ERROR : SQLITE_NOMEM;
-  }
-  uint64_t fresh;
-  if (!has_seed) sqlite3_randomness(sizeof fresh, &fresh);
-  bp_sampler_init(sampler, alpha, has_seed ? (uint64_t)seed : fresh);
-  *sampling = 1;
-  return SQLITE_OK;
-}
-
-int bp_alpha_and_seed(sqlite3_value *alpha, sqlite3_value *seed,
-                      const char *function, int position, int *has_alpha,
-                      double *alpha_value, int *has_seed, sqlite3_int64 *seed_value,
-                      char **message) {
-  *message = NULL;
-  *has_alpha = *has_seed = 0;
-  if (alpha && sqlite3_value_type(alpha) != SQLITE_NULL) {
-    int type = sqlite3_value_type(alpha);
-    if (type != SQLITE_INTEGER && type != SQLITE_FLOAT) {
-      *message = sqlite3_mprintf("%s: argument %d (alpha) must be a number, not %s",
-                                 function, position, bp_type_name(alpha));
-      return *message ? SQLITE_MISMATCH : SQLITE_NOMEM;
-    }
-    *has_alpha = 1;
-    *alpha_value = sqlite3_value_double(alpha);
-  }
-  if (seed && sqlite3_value_type(seed) != SQLITE_NULL) {
-    if (sqlite3_value_type(seed) != SQLITE_INTEGER) {
-      *message = sqlite3_mprintf("%s: argument %d (seed) must be an INTEGER, not %s",
-                                 function, position + 1, bp_type_name(seed));
-      return *message ? SQLITE_MISMATCH : SQLITE_NOMEM;
-    }
-    *has_seed = 1;
-    *seed_value = sqlite3_value_int64(seed);
-  }
-  return SQLITE_OK;
 }
 
 /* Reads arguments 3 and 4 of an encoding function into *options: alpha and

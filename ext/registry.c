@@ -593,16 +593,6 @@ static int store_read(sqlite3 *db, stored_row *row, uint8_t **value) {
   return rc != SQLITE_OK ? rc : close_rc;
 }
 
-static const char *type_name(int type) {
-  switch (type) {
-    case SQLITE_INTEGER: return "INTEGER";
-    case SQLITE_FLOAT: return "REAL";
-    case SQLITE_TEXT: return "TEXT";
-    case SQLITE_BLOB: return "BLOB";
-    default: return "NULL";
-  }
-}
-
 static int report(sqlite3_context *ctx, char **message, int code,
                   const char *function, const char *text) {
   char *m = sqlite3_mprintf("%s: %s", function, text);
@@ -634,7 +624,7 @@ static int report_row(sqlite3_context *ctx, char **message, const char *function
   char *text = problem
       ? sqlite3_mprintf("model '%s' in bp_models: %s", row->name, problem)
       : sqlite3_mprintf("model '%s' in bp_models is %s, not a model value", row->name,
-                        type_name(row->model_type));
+                        bp_datatype_name(row->model_type));
   if (!text) return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
   int rc = report(ctx, message, SQLITE_ERROR, function, text);
   sqlite3_free(text);

@@ -218,16 +218,17 @@ static int tokens_filter(sqlite3_vtab_cursor *cursor, int idx_num,
     return set_error(cursor->pVtab, SQLITE_ERROR, sqlite3_mprintf(
         "bp_tokens: the text argument is required, as in "
         "bp_tokens('some text', 'model')"));
-  int type = sqlite3_value_type(given[0]);
-  if (type == SQLITE_NULL) return SQLITE_OK; /* no rows */
-  if (type != SQLITE_TEXT && type != SQLITE_BLOB)
-    return set_error(cursor->pVtab, SQLITE_ERROR, sqlite3_mprintf(
-        "bp_tokens: argument 1 must be TEXT or BLOB, not %s", bp_type_name(given[0])));
+  const char *text;
+  size_t len;
+  int input;
+  char *message;
+  int r = bp_text_value(given[0], "bp_tokens", 1, &text, &len, &input, &message);
+  if (r == 0) return SQLITE_OK; /* no rows */
+  if (r < 0) return set_error(cursor->pVtab, SQLITE_ERROR, message);
   int has_alpha, has_seed, sampling = 0;
   double alpha = -1;
   sqlite3_int64 seed = 0;
   bp_sampler sampler;
-  char *message;
   int rc = bp_alpha_and_seed(given[2], given[3], "bp_tokens", 3, &has_alpha,
                              &alpha, &has_seed, &seed, &message);
   if (rc == SQLITE_OK)
@@ -237,15 +238,9 @@ static int tokens_filter(sqlite3_vtab_cursor *cursor, int idx_num,
     rc = bp_resolve_model(t->connection, given[1], "bp_tokens", NULL, &message,
                           &c->model);
   if (rc != SQLITE_OK) return set_error(cursor->pVtab, rc, message);
-  const char *text = type == SQLITE_TEXT ? (const char *)sqlite3_value_text(given[0])
-                                         : (const char *)sqlite3_value_blob(given[0]);
-  size_t len = (size_t)sqlite3_value_bytes(given[0]);
-  if (!text && len) return SQLITE_NOMEM;
   bp_error err;
   bp_interrupt interrupt = {bp_sql_interrupted, bp_connection_db(t->connection)};
-  if (bp_encode(c->model, text ? text : "", len,
-                type == SQLITE_TEXT ? BP_INPUT_TEXT : BP_INPUT_BYTES,
-                sampling ? &sampler : NULL, &interrupt, &c->ids, &err) != BP_OK)
+  if (bp_encode(c->model, text, len, input, sampling ? &sampler : NULL, &interrupt, &c->ids, &err) != BP_OK)
     return err.code == BP_NOMEM || err.code == BP_INTERRUPT
                ? bp_sqlite_code(err.code)
                : set_error(cursor->pVtab, SQLITE_ERROR,
@@ -434,11 +429,13 @@ static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
         "bp_chunks: the text and max_tokens arguments are required, as in "
         "bp_chunks('some text', 256, 'model')"));
   sqlite3_value *input = c->arguments[0]; /* the copy: chunks point into it */
-  int type = sqlite3_value_type(input);
-  if (type == SQLITE_NULL) return SQLITE_OK;
-  if (type != SQLITE_TEXT && type != SQLITE_BLOB)
-    return set_error(cursor->pVtab, SQLITE_ERROR, sqlite3_mprintf(
-        "bp_chunks: argument 1 must be TEXT or BLOB, not %s", bp_type_name(input)));
+  const char *text;
+  size_t len;
+  int kind;
+  char *message;
+  int r = bp_text_value(input, "bp_chunks", 1, &text, &len, &kind, &message);
+  if (r == 0) return SQLITE_OK;
+  if (r < 0) return set_error(cursor->pVtab, SQLITE_ERROR, message);
   if (sqlite3_value_type(given[1]) != SQLITE_INTEGER || sqlite3_value_int64(given[1]) < 1)
     return set_error(cursor->pVtab, SQLITE_ERROR, sqlite3_mprintf(
         "bp_chunks: argument 2 (max_tokens) must be an INTEGER of 1 or more"));
@@ -451,21 +448,11 @@ static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
           "bp_chunks: argument 4 (overlap) must be an INTEGER from 0 to max_tokens - 1"));
   }
   bp_model *model;
-  char *message;
   int rc = bp_resolve_model(t->connection, given[2], "bp_chunks", NULL, &message, &model);
   if (rc != SQLITE_OK) return set_error(cursor->pVtab, rc, message);
-  const char *text = type == SQLITE_TEXT ? (const char *)sqlite3_value_text(input)
-                                         : (const char *)sqlite3_value_blob(input);
-  size_t len = (size_t)sqlite3_value_bytes(input);
-  if (!text && len) {
-    bp_model_release(model);
-    return SQLITE_NOMEM;
-  }
   bp_error err;
   bp_interrupt interrupt = {bp_sql_interrupted, c->db};
-  rc = bp_segment_text(model, text ? text : "", len,
-                       type == SQLITE_TEXT ? BP_INPUT_TEXT : BP_INPUT_BYTES, &interrupt,
-                       &c->text, &err);
+  rc = bp_segment_text(model, text, len, kind, &interrupt, &c->text, &err);
   bp_model_release(model);
   if (rc != BP_OK)
     return rc == BP_NOMEM || rc == BP_INTERRUPT
