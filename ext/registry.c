@@ -38,7 +38,6 @@
 #include "binding.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <string.h>
 
 SQLITE_EXTENSION_INIT3
@@ -593,21 +592,17 @@ static int store_read(sqlite3 *db, stored_row *row, uint8_t **value) {
   return rc != SQLITE_OK ? rc : close_rc;
 }
 
+/* Reports a resolution error, "function: text", where the caller wants it:
+** on ctx for a function, else in *message for a table or the FTS5
+** tokenizer, which report it their own way (out of memory is said by the
+** code alone, with *message NULL). */
 static int report(sqlite3_context *ctx, char **message, int code,
                   const char *function, const char *text) {
-  char *m = sqlite3_mprintf("%s: %s", function, text);
+  if (ctx) return bp_result_errorf(ctx, code, "%s: %s", function, text);
+  char *m = code == SQLITE_NOMEM ? NULL : sqlite3_mprintf("%s: %s", function, text);
   if (!m) code = SQLITE_NOMEM;
-  if (ctx) {
-    if (code == SQLITE_NOMEM) sqlite3_result_error_nomem(ctx);
-    else sqlite3_result_error(ctx, m, -1);
-    sqlite3_result_error_code(ctx, code);
-    sqlite3_free(m);
-  } else if (code == SQLITE_NOMEM || !message) {
-    sqlite3_free(m); /* out of memory is said by the code alone */
-    if (message) *message = NULL;
-  } else {
-    *message = m;
-  }
+  if (message) *message = m;
+  else sqlite3_free(m);
   return code;
 }
 
@@ -911,21 +906,12 @@ static int models_close(sqlite3_vtab_cursor *cursor) {
   return SQLITE_OK;
 }
 
-static int set_vtab_error(sqlite3_vtab *vtab, int rc, const char *format, ...) {
-  va_list ap;
-  va_start(ap, format);
-  sqlite3_free(vtab->zErrMsg);
-  vtab->zErrMsg = sqlite3_vmprintf(format, ap);
-  va_end(ap);
-  return vtab->zErrMsg ? rc : SQLITE_NOMEM;
-}
-
 /* Reports an SQLite error met inside a bp_models method, prefixed once. */
-static int set_sqlite_error(models_table *t, int rc) {
+static int models_sqlite_error(models_table *t, int rc) {
   if (rc == SQLITE_NOMEM) return rc;
   const char *text = sqlite3_errmsg(t->db);
   if (strncmp(text, "bp_models: ", 11) == 0) text += 11;
-  return set_vtab_error(&t->base, rc, "bp_models: %s", text);
+  return bp_vtab_error(&t->base, rc, "bp_models: %s", text);
 }
 
 static int models_next(sqlite3_vtab_cursor *cursor) {
@@ -938,7 +924,7 @@ static int models_next(sqlite3_vtab_cursor *cursor) {
   if (rc == SQLITE_ROW) return SQLITE_OK;
   c->eof = 1;
   if (rc == SQLITE_DONE) return SQLITE_OK;
-  return set_sqlite_error((models_table *)cursor->pVtab, rc);
+  return models_sqlite_error((models_table *)cursor->pVtab, rc);
 }
 
 static int models_filter(sqlite3_vtab_cursor *cursor, int idx_num,
@@ -952,12 +938,12 @@ static int models_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   sqlite3_stmt *snapshot;
   int schema_version, state;
   int rc = snapshot_open(t->db, &snapshot, &schema_version);
-  if (rc != SQLITE_OK) return set_sqlite_error(t, rc);
+  if (rc != SQLITE_OK) return models_sqlite_error(t, rc);
   rc = store_check(t->connection, schema_version, &state);
   if (rc == SQLITE_OK && state == STORE_INVALID) {
     sqlite3_finalize(snapshot);
-    return set_vtab_error(cursor->pVtab, SQLITE_ERROR, "bp_models: %s",
-                          t->connection->store_problem);
+    return bp_vtab_error(cursor->pVtab, SQLITE_ERROR, "bp_models: %s",
+                         t->connection->store_problem);
   }
   if (rc == SQLITE_OK && state == STORE_VALID) {
     rc = sqlite3_prepare_v2(t->db, idx_num == 1
@@ -969,7 +955,7 @@ static int models_filter(sqlite3_vtab_cursor *cursor, int idx_num,
     if (rc == SQLITE_OK && idx_num == 1) rc = sqlite3_bind_value(c->stmt, 1, argv[0]);
   }
   if (rc != SQLITE_OK) {
-    rc = set_sqlite_error(t, rc);
+    rc = models_sqlite_error(t, rc);
     sqlite3_finalize(snapshot);
     return rc;
   }
@@ -1074,23 +1060,23 @@ static int models_check_row(models_table *t, sqlite3_value *name,
                             sqlite3_value *model, sqlite3_value *vocab_size) {
   sqlite3_vtab *vtab = &t->base;
   if (sqlite3_value_type(name) != SQLITE_TEXT || sqlite3_value_bytes(name) == 0)
-    return set_vtab_error(vtab, SQLITE_CONSTRAINT,
-                          "bp_models: name must be a non-empty TEXT");
+    return bp_vtab_error(vtab, SQLITE_CONSTRAINT,
+                         "bp_models: name must be a non-empty TEXT");
   if (sqlite3_value_type(vocab_size) != SQLITE_NULL &&
       sqlite3_value_nochange(vocab_size) == 0)
-    return set_vtab_error(vtab, SQLITE_CONSTRAINT,
-                          "bp_models: vocab_size is read-only");
+    return bp_vtab_error(vtab, SQLITE_CONSTRAINT,
+                         "bp_models: vocab_size is read-only");
   if (sqlite3_value_type(model) != SQLITE_BLOB)
-    return set_vtab_error(vtab, SQLITE_CONSTRAINT,
-                          "bp_models: model must be a model value from "
-                          "bp_model_load() or bp_train(), not %s",
-                          bp_type_name(model));
+    return bp_vtab_error(vtab, SQLITE_CONSTRAINT,
+                         "bp_models: model must be a model value from "
+                         "bp_model_load() or bp_train(), not %s",
+                         bp_type_name(model));
   uint8_t digest[32];
   if (bp_value_digest(sqlite3_value_blob(model), (size_t)sqlite3_value_bytes(model),
                       digest) != BP_OK)
-    return set_vtab_error(vtab, SQLITE_CONSTRAINT,
-                          "bp_models: model must be a model value from "
-                          "bp_model_load() or bp_train()");
+    return bp_vtab_error(vtab, SQLITE_CONSTRAINT,
+                         "bp_models: model must be a model value from "
+                         "bp_model_load() or bp_train()");
   return SQLITE_OK;
 }
 
@@ -1102,8 +1088,8 @@ static int models_compile(models_table *t, sqlite3_value *model, bp_model **comp
                           compiled, &err);
   if (brc == BP_NOMEM) return SQLITE_NOMEM;
   if (brc != BP_OK)
-    return set_vtab_error(&t->base, bp_sqlite_code(err.code), "bp_models: %s",
-                          err.message);
+    return bp_vtab_error(&t->base, bp_sqlite_code(err.code), "bp_models: %s",
+                         err.message);
   return SQLITE_OK;
 }
 
@@ -1132,9 +1118,9 @@ static int name_conflict(models_table *t, sqlite3_value *name, int *mode) {
   *mode = sqlite3_vtab_on_conflict(t->db);
   if (*mode == SQLITE_IGNORE) return SQLITE_CONSTRAINT;
   if (*mode == SQLITE_FAIL || *mode == SQLITE_ROLLBACK)
-    return set_vtab_error(&t->base, SQLITE_CONSTRAINT,
-                          "bp_models: a model named '%s' exists already",
-                          (const char *)sqlite3_value_text(name));
+    return bp_vtab_error(&t->base, SQLITE_CONSTRAINT,
+                         "bp_models: a model named '%s' exists already",
+                         (const char *)sqlite3_value_text(name));
   return SQLITE_OK;
 }
 
@@ -1145,7 +1131,7 @@ static int models_insert(models_table *t, sqlite3_value *name, sqlite3_value *mo
   int found = 0, mode, rc = SQLITE_OK;
   sqlite3_int64 existing = 0;
   if (state == STORE_VALID) rc = store_rowid(db, name, &found, &existing);
-  if (rc != SQLITE_OK) return set_sqlite_error(t, rc);
+  if (rc != SQLITE_OK) return models_sqlite_error(t, rc);
   /* A plain INSERT (ABORT to a virtual table) replaces, as documented. */
   if (found && (rc = name_conflict(t, name, &mode)) != SQLITE_OK) return rc;
   bp_model *compiled;
@@ -1166,7 +1152,7 @@ static int models_insert(models_table *t, sqlite3_value *name, sqlite3_value *mo
   }
   if (rc != SQLITE_OK) {
     shared_release(compiled);
-    return set_sqlite_error(t, rc);
+    return models_sqlite_error(t, rc);
   }
   remember(c, (const char *)sqlite3_value_text(name), model, compiled);
   return SQLITE_OK;
@@ -1178,10 +1164,10 @@ static int models_change(models_table *t, sqlite3_int64 old_rowid, sqlite3_value
   sqlite3 *db = t->db;
   if (sqlite3_value_type(new_rowid) != SQLITE_INTEGER ||
       sqlite3_value_int64(new_rowid) != old_rowid)
-    return set_vtab_error(&t->base, SQLITE_CONSTRAINT, "bp_models: rowid is read-only");
+    return bp_vtab_error(&t->base, SQLITE_CONSTRAINT, "bp_models: rowid is read-only");
   char *old_name;
   int rc = store_name(db, old_rowid, &old_name);
-  if (rc != SQLITE_OK) return set_sqlite_error(t, rc);
+  if (rc != SQLITE_OK) return models_sqlite_error(t, rc);
   const char *new_name = (const char *)sqlite3_value_text(name);
   int renamed = !old_name || !new_name || strcmp(old_name, new_name) != 0;
   int found = 0, mode = SQLITE_ABORT;
@@ -1189,7 +1175,7 @@ static int models_change(models_table *t, sqlite3_int64 old_rowid, sqlite3_value
   if (renamed) rc = store_rowid(db, name, &found, &other);
   if (rc != SQLITE_OK) {
     sqlite3_free(old_name);
-    return set_sqlite_error(t, rc);
+    return models_sqlite_error(t, rc);
   }
   found = found && other != old_rowid;
   /* Renaming onto another model would lose it: only OR REPLACE does that. */
@@ -1199,8 +1185,8 @@ static int models_change(models_table *t, sqlite3_int64 old_rowid, sqlite3_value
   }
   if (found && mode != SQLITE_REPLACE) {
     sqlite3_free(old_name);
-    return set_vtab_error(&t->base, SQLITE_CONSTRAINT,
-                          "bp_models: a model named '%s' exists already", new_name);
+    return bp_vtab_error(&t->base, SQLITE_CONSTRAINT,
+                         "bp_models: a model named '%s' exists already", new_name);
   }
   bp_model *compiled;
   if ((rc = models_compile(t, model, &compiled)) != SQLITE_OK) {
@@ -1215,7 +1201,7 @@ static int models_change(models_table *t, sqlite3_int64 old_rowid, sqlite3_value
   if (rc != SQLITE_OK) {
     sqlite3_free(old_name);
     shared_release(compiled);
-    return set_sqlite_error(t, rc);
+    return models_sqlite_error(t, rc);
   }
   if (old_name) forget_name(c, old_name);
   sqlite3_free(old_name);
@@ -1231,7 +1217,7 @@ static int models_delete(models_table *t, sqlite3_int64 rowid) {
   /* The model is released now, not at the next statement that resolves. */
   if (rc == SQLITE_OK) forget_name(t->connection, name);
   sqlite3_free(name);
-  return rc == SQLITE_OK ? rc : set_sqlite_error(t, rc);
+  return rc == SQLITE_OK ? rc : models_sqlite_error(t, rc);
 }
 
 static int models_update(sqlite3_vtab *vtab, int argc, sqlite3_value **argv,
@@ -1242,14 +1228,14 @@ static int models_update(sqlite3_vtab *vtab, int argc, sqlite3_value **argv,
   ** SQLite 3.40) from writing bp_models, but should a write of the store
   ** ever come round to bp_models again, it would never end. */
   if (c->updating)
-    return set_vtab_error(vtab, SQLITE_ERROR,
-                          "bp_models: a write to bp_models cannot write bp_models "
-                          "again (a trigger on " STORE_TABLE "?)");
+    return bp_vtab_error(vtab, SQLITE_ERROR,
+                         "bp_models: a write to bp_models cannot write bp_models "
+                         "again (a trigger on " STORE_TABLE "?)");
   connection_note_write(c);
   int state, rc = store_check_now(c, &state);
-  if (rc != SQLITE_OK) return set_sqlite_error(t, rc);
+  if (rc != SQLITE_OK) return models_sqlite_error(t, rc);
   if (state == STORE_INVALID)
-    return set_vtab_error(vtab, SQLITE_ERROR, "bp_models: %s", c->store_problem);
+    return bp_vtab_error(vtab, SQLITE_ERROR, "bp_models: %s", c->store_problem);
   if (argc == 1) {
     if (state != STORE_VALID) return SQLITE_OK;
     c->updating = 1;

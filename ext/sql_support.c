@@ -67,35 +67,39 @@ const char *bp_type_name(sqlite3_value *value) {
   return bp_datatype_name(sqlite3_value_type(value));
 }
 
-/* Reports a library error on ctx, prefixed with the function name. */
 void bp_result_error(sqlite3_context *ctx, const char *function,
-                            const bp_error *err) {
-  if (err->code == BP_NOMEM) {
-    sqlite3_result_error_nomem(ctx);
-    return;
-  }
-  char *message = sqlite3_mprintf("%s: %s", function, err->message);
-  if (!message) {
-    sqlite3_result_error_nomem(ctx);
-    return;
-  }
-  sqlite3_result_error(ctx, message, -1);
-  sqlite3_result_error_code(ctx, bp_sqlite_code(err->code));
-  sqlite3_free(message);
+                     const bp_error *err) {
+  bp_result_errorf(ctx, bp_sqlite_code(err->code), "%s: %s", function, err->message);
 }
 
-void bp_result_errorf(sqlite3_context *ctx, int code, const char *format, ...) {
-  va_list ap;
-  va_start(ap, format);
-  char *message = sqlite3_vmprintf(format, ap);
-  va_end(ap);
+int bp_result_errorf(sqlite3_context *ctx, int code, const char *format, ...) {
+  char *message = NULL;
+  if (code != SQLITE_NOMEM) {
+    va_list ap;
+    va_start(ap, format);
+    message = sqlite3_vmprintf(format, ap);
+    va_end(ap);
+  }
   if (!message) {
     sqlite3_result_error_nomem(ctx);
-    return;
+    return SQLITE_NOMEM;
   }
   sqlite3_result_error(ctx, message, -1);
   sqlite3_result_error_code(ctx, code);
   sqlite3_free(message);
+  return code;
+}
+
+int bp_vtab_error(sqlite3_vtab *vtab, int code, const char *format, ...) {
+  if (code == SQLITE_NOMEM) return code;
+  va_list ap;
+  va_start(ap, format);
+  char *message = sqlite3_vmprintf(format, ap);
+  va_end(ap);
+  if (!message) return SQLITE_NOMEM;
+  sqlite3_free(vtab->zErrMsg);
+  vtab->zErrMsg = message;
+  return code;
 }
 
 int bp_text_value(sqlite3_value *value, const char *function, int position,

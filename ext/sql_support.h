@@ -27,11 +27,15 @@ int bp_sql_interrupted(void *db);
 void bp_result_bytes(sqlite3_context *ctx, const char *function, const void *data,
                      sqlite3_uint64 len, void (*destroy)(void *), bool is_text);
 
-/* Reports an error on ctx: a library error prefixed with the function name,
-** or a formatted message with an SQLite result code. */
+/* The one way an error is reported: on a function's ctx, or on a virtual
+** table (its zErrMsg, the old one freed). Both set a formatted message with
+** an SQLite result code, or out of memory for SQLITE_NOMEM or when the
+** message cannot be formatted, and return the code set. bp_result_error
+** reports a library error, prefixed with the function name. */
+int bp_result_errorf(sqlite3_context *ctx, int code, const char *format, ...);
+int bp_vtab_error(sqlite3_vtab *vtab, int code, const char *format, ...);
 void bp_result_error(sqlite3_context *ctx, const char *function,
                      const bp_error *err);
-void bp_result_errorf(sqlite3_context *ctx, int code, const char *format, ...);
 
 /* Reads an options object (JSON): calls `apply` for each key with its JSON
 ** type ("true", "integer", "text", ...) and value; `apply` sets *message

@@ -30,15 +30,11 @@
 
 SQLITE_EXTENSION_INIT3
 
-/* Reports an error through the table: its message (freed if not kept) and
-** its own code. Out of memory, or no message to report, is SQLITE_NOMEM. */
-static int set_error(sqlite3_vtab *vtab, int rc, char *message) {
-  if (rc == SQLITE_NOMEM || !message) {
-    sqlite3_free(message);
-    return SQLITE_NOMEM;
-  }
-  sqlite3_free(vtab->zErrMsg);
-  vtab->zErrMsg = message;
+/* Reports a message a helper gave (bp_text_value, bp_resolve_model, ...)
+** through the table, and frees it; no message means out of memory. */
+static int report_message(sqlite3_vtab *vtab, int rc, char *message) {
+  rc = bp_vtab_error(vtab, message ? rc : SQLITE_NOMEM, "%s", message);
+  sqlite3_free(message);
   return rc;
 }
 
@@ -215,16 +211,16 @@ static int tokens_filter(sqlite3_vtab_cursor *cursor, int idx_num,
     if (idx_num & (1 << k)) given[k] = argv[next++];
   if (keep_arguments(given, 4, c->arguments) != SQLITE_OK) return SQLITE_NOMEM;
   if (!given[0])
-    return set_error(cursor->pVtab, SQLITE_ERROR, sqlite3_mprintf(
+    return bp_vtab_error(cursor->pVtab, SQLITE_ERROR,
         "bp_tokens: the text argument is required, as in "
-        "bp_tokens('some text', 'model')"));
+        "bp_tokens('some text', 'model')");
   const char *text;
   size_t len;
   int input;
   char *message;
   int r = bp_text_value(given[0], "bp_tokens", 1, &text, &len, &input, &message);
   if (r == 0) return SQLITE_OK; /* no rows */
-  if (r < 0) return set_error(cursor->pVtab, SQLITE_ERROR, message);
+  if (r < 0) return report_message(cursor->pVtab, SQLITE_ERROR, message);
   int has_alpha, has_seed, sampling = 0;
   double alpha = -1;
   sqlite3_int64 seed = 0;
@@ -237,14 +233,14 @@ static int tokens_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   if (rc == SQLITE_OK)
     rc = bp_resolve_model(t->connection, given[1], "bp_tokens", NULL, &message,
                           &c->model);
-  if (rc != SQLITE_OK) return set_error(cursor->pVtab, rc, message);
+  if (rc != SQLITE_OK) return report_message(cursor->pVtab, rc, message);
   bp_error err;
   bp_interrupt interrupt = {bp_sql_interrupted, bp_connection_db(t->connection)};
-  if (bp_encode(c->model, text, len, input, sampling ? &sampler : NULL, &interrupt, &c->ids, &err) != BP_OK)
+  if (bp_encode(c->model, text, len, input, sampling ? &sampler : NULL, &interrupt,
+                &c->ids, &err) != BP_OK)
     return err.code == BP_NOMEM || err.code == BP_INTERRUPT
                ? bp_sqlite_code(err.code)
-               : set_error(cursor->pVtab, SQLITE_ERROR,
-                           sqlite3_mprintf("bp_tokens: %s", err.message));
+               : bp_vtab_error(cursor->pVtab, SQLITE_ERROR, "bp_tokens: %s", err.message);
   return SQLITE_OK;
 }
 
@@ -425,9 +421,9 @@ static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
     if (idx_num & (1 << k)) given[k] = argv[next++];
   if (keep_arguments(given, 4, c->arguments) != SQLITE_OK) return SQLITE_NOMEM;
   if (!given[0] || !given[1])
-    return set_error(cursor->pVtab, SQLITE_ERROR, sqlite3_mprintf(
+    return bp_vtab_error(cursor->pVtab, SQLITE_ERROR,
         "bp_chunks: the text and max_tokens arguments are required, as in "
-        "bp_chunks('some text', 256, 'model')"));
+        "bp_chunks('some text', 256, 'model')");
   sqlite3_value *input = c->arguments[0]; /* the copy: chunks point into it */
   const char *text;
   size_t len;
@@ -435,21 +431,21 @@ static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   char *message;
   int r = bp_text_value(input, "bp_chunks", 1, &text, &len, &kind, &message);
   if (r == 0) return SQLITE_OK;
-  if (r < 0) return set_error(cursor->pVtab, SQLITE_ERROR, message);
+  if (r < 0) return report_message(cursor->pVtab, SQLITE_ERROR, message);
   if (sqlite3_value_type(given[1]) != SQLITE_INTEGER || sqlite3_value_int64(given[1]) < 1)
-    return set_error(cursor->pVtab, SQLITE_ERROR, sqlite3_mprintf(
-        "bp_chunks: argument 2 (max_tokens) must be an INTEGER of 1 or more"));
+    return bp_vtab_error(cursor->pVtab, SQLITE_ERROR,
+        "bp_chunks: argument 2 (max_tokens) must be an INTEGER of 1 or more");
   sqlite3_int64 overlap = 0;
   if (given[3] && sqlite3_value_type(given[3]) != SQLITE_NULL) {
     overlap = sqlite3_value_int64(given[3]);
     if (sqlite3_value_type(given[3]) != SQLITE_INTEGER || overlap < 0 ||
         overlap >= sqlite3_value_int64(given[1]))
-      return set_error(cursor->pVtab, SQLITE_ERROR, sqlite3_mprintf(
-          "bp_chunks: argument 4 (overlap) must be an INTEGER from 0 to max_tokens - 1"));
+      return bp_vtab_error(cursor->pVtab, SQLITE_ERROR,
+          "bp_chunks: argument 4 (overlap) must be an INTEGER from 0 to max_tokens - 1");
   }
   bp_model *model;
   int rc = bp_resolve_model(t->connection, given[2], "bp_chunks", NULL, &message, &model);
-  if (rc != SQLITE_OK) return set_error(cursor->pVtab, rc, message);
+  if (rc != SQLITE_OK) return report_message(cursor->pVtab, rc, message);
   bp_error err;
   bp_interrupt interrupt = {bp_sql_interrupted, c->db};
   rc = bp_segment_text(model, text, len, kind, &interrupt, &c->text, &err);
@@ -457,8 +453,7 @@ static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   if (rc != BP_OK)
     return rc == BP_NOMEM || rc == BP_INTERRUPT
                ? bp_sqlite_code(rc)
-               : set_error(cursor->pVtab, SQLITE_ERROR,
-                           sqlite3_mprintf("bp_chunks: %s", err.message));
+               : bp_vtab_error(cursor->pVtab, SQLITE_ERROR, "bp_chunks: %s", err.message);
   sqlite3_int64 budget = sqlite3_value_int64(given[1]);
   c->budget = (sqlite3_uint64)budget > SIZE_MAX ? SIZE_MAX : (size_t)budget;
   c->overlap = (size_t)overlap;
@@ -590,7 +585,7 @@ static int vocab_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   char *message;
   int rc = bp_resolve_model(t->connection, given,
                             "bp_vocab", NULL, &message, &c->model);
-  if (rc != SQLITE_OK) return set_error(cursor->pVtab, rc, message);
+  if (rc != SQLITE_OK) return report_message(cursor->pVtab, rc, message);
   c->last = (sqlite3_int64)bp_model_vocab_size(c->model) - 1;
   if (idx_num & 2) {
     /* As SQLite compares the INTEGER column id: numeric affinity on the
