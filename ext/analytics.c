@@ -57,7 +57,7 @@ bool bp_segmented_can_cut(const bp_segmented *s, size_t offset) {
 
 /* ---- bp_truncate ------------------------------------------------------------- */
 
-static void truncate_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bp_truncate_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *text;
   size_t len;
   int input;
@@ -105,7 +105,7 @@ typedef struct stats {
   int failed;
 } stats;
 
-static void stats_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bp_stats_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   stats *s = sqlite3_aggregate_context(ctx, sizeof *s);
   if (!s) {
     sqlite3_result_error_nomem(ctx);
@@ -162,7 +162,7 @@ static sqlite3_int64 percentile(const sqlite3_int64 *sorted, sqlite3_int64 n, in
   return sorted[rank > 0 ? rank - 1 : 0];
 }
 
-static void stats_final(sqlite3_context *ctx) {
+void bp_stats_final(sqlite3_context *ctx) {
   stats *s = sqlite3_aggregate_context(ctx, 0);
   if (s && s->failed) {
     sqlite3_free(s->counts);
@@ -185,15 +185,4 @@ static void stats_final(sqlite3_context *ctx) {
   if (s) sqlite3_free(s->counts);
   if (json) sqlite3_result_text(ctx, json, -1, sqlite3_free);
   else sqlite3_result_error_nomem(ctx);
-}
-
-int bp_register_analytics(sqlite3 *db, bp_connection *connection) {
-  int rc = SQLITE_OK;
-  for (int n = 2; n <= 3 && rc == SQLITE_OK; n++)
-    rc = sqlite3_create_function_v2(db, "bp_truncate", n, SQLITE_UTF8 | SQLITE_INNOCUOUS,
-                                    connection, truncate_function, NULL, NULL, NULL);
-  for (int n = 1; n <= 2 && rc == SQLITE_OK; n++)
-    rc = sqlite3_create_function_v2(db, "bp_stats", n, SQLITE_UTF8 | SQLITE_INNOCUOUS,
-                                    connection, NULL, stats_step, stats_final, NULL);
-  return rc;
 }

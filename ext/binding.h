@@ -15,12 +15,29 @@
 #define BYTEPIECE_BINDING_H
 
 #include "sql_support.h"
+#include "sql_api.h"
+
+/* The implementations registered in sql_api.h. */
+#define BP_DECLARE_FUNCTION(name, min_args, max_args, flags, function) \
+  void function(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+#define BP_DECLARE_AGGREGATE(name, min_args, max_args, flags, step, final) \
+  void step(sqlite3_context *ctx, int argc, sqlite3_value **argv);         \
+  void final(sqlite3_context *ctx);
+#define BP_DECLARE_MODULE(name, module, with_connection) \
+  extern const sqlite3_module module;
+BP_SQL_API(BP_DECLARE_FUNCTION, BP_DECLARE_AGGREGATE, BP_DECLARE_MODULE)
 
 /* Per-connection state: which compiled model each name resolves to. */
 typedef struct bp_connection bp_connection;
 
+/* The state starts with one reference, the caller's. Every registration
+** that carries it (as user data or module aux) holds one more, released by
+** the destructor SQLite calls when the registration is replaced, fails, or
+** the connection closes; so re-registering, after a load that failed
+** partway, never frees state that a registration still uses. */
 bp_connection *bp_connection_new(sqlite3 *db);
-void bp_connection_free(void *connection);
+bp_connection *bp_connection_retain(bp_connection *connection);
+void bp_connection_release(void *connection);
 
 /* Resolves a model argument: a model name (TEXT), a model value (BLOB), or,
 ** when `argument` is NULL, the default model. On success returns SQLITE_OK
@@ -58,12 +75,8 @@ void bp_segmented_free(bp_segmented *s);
 int bp_resolve_model_name(bp_connection *connection, const char *name,
                           const char *function, char **message, bp_model **model);
 
-/* Registration, each returning an SQLite result code. */
-int bp_register_models_table(sqlite3 *db, bp_connection *connection);
-int bp_register_functions(sqlite3 *db, bp_connection *connection);
-int bp_register_tables(sqlite3 *db, bp_connection *connection);
-int bp_register_training(sqlite3 *db, bp_connection *connection);
-int bp_register_analytics(sqlite3 *db, bp_connection *connection);
+/* Registers the FTS5 tokenizer "bytepiece" (when SQLite has FTS5);
+** returns an SQLite result code. */
 int bp_register_fts5(sqlite3 *db, bp_connection *connection);
 
 

@@ -6,9 +6,10 @@
 **     SELECT bp_encode('今天天气不错', 'm');
 **
 ** Routes the library's allocations through SQLite's allocator, creates the
-** per-connection state, and registers the bp_models table, the scalar
-** functions, the table-valued functions and training. Loading it again into
-** a connection that has it does nothing.
+** per-connection state, and registers every row of sql_api.h (functions,
+** aggregates, the bp_models table and the table-valued functions) in one
+** loop, then the FTS5 tokenizer. Loading it again into a connection that
+** has it does nothing.
 */
 #include "binding.h"
 
@@ -46,6 +47,45 @@ static int already_loaded(sqlite3 *db, int *loaded) {
   return rc;
 }
 
+/* One row of sql_api.h. */
+typedef struct sql_entry {
+  const char *name;
+  void (*function)(sqlite3_context *, int, sqlite3_value **);
+  void (*step)(sqlite3_context *, int, sqlite3_value **);
+  void (*final)(sqlite3_context *);
+  const sqlite3_module *module; /* a module, when not NULL */
+  int min_args, max_args, flags;
+  int with_connection;          /* the module's aux is the connection state */
+} sql_entry;
+
+#define AS_FUNCTION(name, min_args, max_args, flags, function) \
+  {name, function, NULL, NULL, NULL, min_args, max_args, flags, 0},
+#define AS_AGGREGATE(name, min_args, max_args, flags, step, final) \
+  {name, NULL, step, final, NULL, min_args, max_args, flags, 0},
+#define AS_MODULE(name, module, with_connection) \
+  {name, NULL, NULL, NULL, &(module), 0, 0, 0, with_connection},
+
+static const sql_entry sql_api[] = {BP_SQL_API(AS_FUNCTION, AS_AGGREGATE, AS_MODULE)};
+
+/* Registers one row, every argument count of a function. Each registration
+** takes its own reference to the connection state; SQLite's destructor
+** releases it, also when the registration fails. */
+static int register_entry(sqlite3 *db, const sql_entry *e, bp_connection *connection) {
+  if (e->module)
+    return e->with_connection
+               ? sqlite3_create_module_v2(db, e->name, e->module,
+                                          bp_connection_retain(connection),
+                                          bp_connection_release)
+               : sqlite3_create_module_v2(db, e->name, e->module, NULL, NULL);
+  for (int n = e->min_args; n <= e->max_args; n++) {
+    int rc = sqlite3_create_function_v2(db, e->name, n, e->flags,
+                                        bp_connection_retain(connection), e->function,
+                                        e->step, e->final, bp_connection_release);
+    if (rc != SQLITE_OK) return rc;
+  }
+  return SQLITE_OK;
+}
+
 #ifdef _WIN32
 __declspec(dllexport)
 #endif
@@ -61,20 +101,17 @@ int sqlite3_bytepiece_init(sqlite3 *db, char **error,
   if (loaded) return SQLITE_OK;
   bp_connection *connection = bp_connection_new(db);
   if (!connection) return SQLITE_NOMEM;
-  /* The module owns the connection state and frees it when db closes. */
-  rc = bp_register_models_table(db, connection);
-  if (rc != SQLITE_OK) {
+  const sql_entry *failed = NULL;
+  for (size_t i = 0; i < sizeof sql_api / sizeof sql_api[0] && !failed; i++)
+    if ((rc = register_entry(db, &sql_api[i], connection)) != SQLITE_OK) failed = &sql_api[i];
+  if (!failed) rc = bp_register_fts5(db, connection);
+  if (failed && failed->module == &bp_models_module)
     *error = sqlite3_mprintf("bytepiece: cannot register bp_models: %s",
                              sqlite3_errmsg(db));
-    return rc;
-  }
-  rc = bp_register_functions(db, connection);
-  if (rc == SQLITE_OK) rc = bp_register_tables(db, connection);
-  if (rc == SQLITE_OK) rc = bp_register_training(db, connection);
-  if (rc == SQLITE_OK) rc = bp_register_analytics(db, connection);
-  if (rc == SQLITE_OK) rc = bp_register_fts5(db, connection);
-  if (rc != SQLITE_OK)
+  else if (rc != SQLITE_OK)
     *error = sqlite3_mprintf("bytepiece: cannot register functions: %s",
                              sqlite3_errmsg(db));
+  /* The registrations hold the state now; it is freed with the last. */
+  bp_connection_release(connection);
   return rc;
 }

@@ -181,9 +181,17 @@ int bp_register_fts5(sqlite3 *db, bp_connection *connection) {
   if (api->iVersion >= 3) {
     static fts5_tokenizer_v2 tokenizer_v2 = {2, tokenizer_create, tokenizer_delete,
                                              tokenizer_tokenize_v2};
-    return api->xCreateTokenizer_v2(api, "bytepiece", connection, &tokenizer_v2, NULL);
-  }
+    rc = api->xCreateTokenizer_v2(api, "bytepiece", bp_connection_retain(connection),
+                                  &tokenizer_v2, bp_connection_release);
+  } else
 #endif
-  static fts5_tokenizer tokenizer = {tokenizer_create, tokenizer_delete, tokenizer_tokenize};
-  return api->xCreateTokenizer(api, "bytepiece", connection, &tokenizer, NULL);
+  {
+    static fts5_tokenizer tokenizer = {tokenizer_create, tokenizer_delete,
+                                       tokenizer_tokenize};
+    rc = api->xCreateTokenizer(api, "bytepiece", bp_connection_retain(connection),
+                               &tokenizer, bp_connection_release);
+  }
+  /* FTS5 calls the destructor only for a tokenizer it has registered. */
+  if (rc != SQLITE_OK) bp_connection_release(connection);
+  return rc;
 }

@@ -182,7 +182,7 @@ static char *format_ids_json(const int32_t *ids, size_t n, size_t *len) {
   return json;
 }
 
-static void encode_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bp_encode_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   bp_ids ids = {0};
   size_t count;
   int r = encode_arguments(ctx, argc, argv, "bp_encode", &ids, &count);
@@ -197,7 +197,7 @@ static void encode_function(sqlite3_context *ctx, int argc, sqlite3_value **argv
   bp_ids_free(&ids);
 }
 
-static void encode_packed_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bp_encode_packed_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   bp_ids ids = {0};
   size_t count;
   int r = encode_arguments(ctx, argc, argv, "bp_encode_packed", &ids, &count);
@@ -220,7 +220,7 @@ static void encode_packed_function(sqlite3_context *ctx, int argc, sqlite3_value
   bp_ids_free(&ids);
 }
 
-static void count_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bp_count_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   size_t count;
   if (encode_arguments(ctx, argc, argv, "bp_count", NULL, &count) > 0)
     sqlite3_result_int64(ctx, (sqlite3_int64)count);
@@ -336,7 +336,7 @@ static char *decode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **ar
   return bytes;
 }
 
-static void decode_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bp_decode_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   size_t len;
   char *bytes = decode_arguments(ctx, argc, argv, "bp_decode", &len);
   if (!bytes) return;
@@ -344,7 +344,7 @@ static void decode_function(sqlite3_context *ctx, int argc, sqlite3_value **argv
   bp_result_bytes(ctx, "bp_decode", bytes, len, bp_free, true);
 }
 
-static void decode_bytes_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bp_decode_bytes_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   size_t len;
   char *bytes = decode_arguments(ctx, argc, argv, "bp_decode_bytes", &len);
   if (bytes) bp_result_bytes(ctx, "bp_decode_bytes", bytes, len, bp_free, false);
@@ -365,7 +365,7 @@ static const char *path_argument(sqlite3_context *ctx, sqlite3_value *value,
   return path;
 }
 
-static void model_load_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bp_model_load_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   const char *path = path_argument(ctx, argv[0], "bp_model_load", 1);
   if (!path) return;
@@ -386,7 +386,7 @@ static void model_load_function(sqlite3_context *ctx, int argc, sqlite3_value **
   bp_result_bytes(ctx, "bp_model_load", value, len, bp_free, false);
 }
 
-static void model_save_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bp_model_save_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *path = path_argument(ctx, argv[1], "bp_model_save", 2);
   if (!path) return;
   int format = BP_FILE_BYTEPIECE;
@@ -421,13 +421,13 @@ static void model_save_function(sqlite3_context *ctx, int argc, sqlite3_value **
   sqlite3_result_int64(ctx, (sqlite3_int64)written);
 }
 
-static void version_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bp_version_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc; (void)argv;
   sqlite3_result_text(ctx, BP_VERSION, -1, SQLITE_STATIC);
 }
 
 /* A JSON object describing the build and the compiled-model cache. */
-static void debug_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bp_debug_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc; (void)argv;
   long compiled;
   int shared;
@@ -439,39 +439,4 @@ static void debug_function(sqlite3_context *ctx, int argc, sqlite3_value **argv)
       shared);
   if (json) sqlite3_result_text(ctx, json, -1, sqlite3_free);
   else sqlite3_result_error_nomem(ctx);
-}
-
-/* ---- Registration --------------------------------------------------------- */
-
-#define READS_MODELS (SQLITE_UTF8 | SQLITE_INNOCUOUS)
-#define PURE (SQLITE_UTF8 | SQLITE_INNOCUOUS | SQLITE_DETERMINISTIC)
-#define TOUCHES_FILES (SQLITE_UTF8 | SQLITE_DIRECTONLY)
-
-static const struct {
-  const char *name;
-  int min_args, max_args;
-  int flags;
-  void (*function)(sqlite3_context *, int, sqlite3_value **);
-} scalar_functions[] = {
-    {"bp_encode", 1, 4, READS_MODELS, encode_function},
-    {"bp_encode_packed", 1, 4, READS_MODELS, encode_packed_function},
-    {"bp_count", 1, 4, READS_MODELS, count_function},
-    {"bp_decode", 1, 2, READS_MODELS, decode_function},
-    {"bp_decode_bytes", 1, 2, READS_MODELS, decode_bytes_function},
-    {"bp_model_load", 1, 1, TOUCHES_FILES, model_load_function},
-    {"bp_model_save", 2, 3, TOUCHES_FILES, model_save_function},
-    {"bp_version", 0, 0, PURE, version_function},
-    {"bp_debug", 0, 0, SQLITE_UTF8, debug_function},
-};
-
-int bp_register_functions(sqlite3 *db, bp_connection *connection) {
-  for (size_t i = 0; i < sizeof scalar_functions / sizeof scalar_functions[0]; i++)
-    for (int n = scalar_functions[i].min_args; n <= scalar_functions[i].max_args; n++) {
-      int rc = sqlite3_create_function_v2(db, scalar_functions[i].name, n,
-                                          scalar_functions[i].flags, connection,
-                                          scalar_functions[i].function, NULL,
-                                          NULL, NULL);
-      if (rc != SQLITE_OK) return rc;
-    }
-  return SQLITE_OK;
 }

@@ -172,6 +172,7 @@ enum { STORE_ABSENT, STORE_VALID, STORE_INVALID };
 
 struct bp_connection {
   sqlite3 *db;
+  int references;           /* one per registration holding it, and init's */
   /* What the remembered resolutions were confirmed against. */
   int observed;
   unsigned data_version;
@@ -195,6 +196,12 @@ bp_connection *bp_connection_new(sqlite3 *db) {
   if (!c) return NULL;
   memset(c, 0, sizeof *c);
   c->db = db;
+  c->references = 1;
+  return c;
+}
+
+bp_connection *bp_connection_retain(bp_connection *c) {
+  c->references++;
   return c;
 }
 
@@ -204,9 +211,9 @@ static void entry_clear(resolved *e) {
   memset(e, 0, sizeof *e);
 }
 
-void bp_connection_free(void *connection) {
+void bp_connection_release(void *connection) {
   bp_connection *c = connection;
-  if (!c) return;
+  if (!c || --c->references > 0) return;
   for (int i = 0; i < c->count; i++) entry_clear(&c->entries[i]);
   sqlite3_free(c->entries);
   sqlite3_free(c->store_problem);
@@ -1278,7 +1285,7 @@ static int models_savepoint_noop(sqlite3_vtab *vtab, int savepoint) {
   return SQLITE_OK;
 }
 
-static sqlite3_module models_module = {
+const sqlite3_module bp_models_module = {
     2,                       /* iVersion: savepoints */
     NULL,                    /* xCreate: NULL makes it eponymous only */
     models_connect,          /* xConnect */
@@ -1304,8 +1311,3 @@ static sqlite3_module models_module = {
     models_rollback_to,      /* xRollbackTo */
     NULL,                    /* xShadowName */
 };
-
-int bp_register_models_table(sqlite3 *db, bp_connection *connection) {
-  return sqlite3_create_module_v2(db, "bp_models", &models_module, connection,
-                                  bp_connection_free);
-}

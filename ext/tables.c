@@ -284,7 +284,7 @@ static int tokens_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
   return SQLITE_OK;
 }
 
-static sqlite3_module tokens_module = {
+const sqlite3_module bp_tokens_module = {
     0,                 /* iVersion */
     NULL,              /* xCreate: eponymous only */
     tokens_connect,    /* xConnect */
@@ -502,7 +502,7 @@ static int chunks_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
   return SQLITE_OK;
 }
 
-static sqlite3_module chunks_module = {
+const sqlite3_module bp_chunks_module = {
     0,                 /* iVersion */
     NULL,              /* xCreate: eponymous only */
     chunks_connect,    /* xConnect */
@@ -653,7 +653,7 @@ static int vocab_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
   return SQLITE_OK;
 }
 
-static sqlite3_module vocab_module = {
+const sqlite3_module bp_vocab_module = {
     0,                /* iVersion */
     NULL,             /* xCreate: eponymous only */
     vocab_connect,    /* xConnect */
@@ -669,12 +669,3 @@ static sqlite3_module vocab_module = {
     vocab_rowid,      /* xRowid */
     NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
 };
-
-int bp_register_tables(sqlite3 *db, bp_connection *connection) {
-  int rc = sqlite3_create_module(db, "bp_tokens", &tokens_module, connection);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_create_module(db, "bp_vocab", &vocab_module, connection);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_create_module(db, "bp_chunks", &chunks_module, connection);
-  return rc;
-}

@@ -129,7 +129,7 @@ static int training_progress(void *context, const char *phase, double done) {
   return bp_sql_interrupted(t->db);
 }
 
-static void train_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bp_train_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   training *t = sqlite3_aggregate_context(ctx, sizeof *t);
   if (!t) {
     sqlite3_result_error_nomem(ctx);
@@ -171,7 +171,7 @@ static void train_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
 }
 
-static void train_final(sqlite3_context *ctx) {
+void bp_train_final(sqlite3_context *ctx) {
   training *t = sqlite3_aggregate_context(ctx, 0);
   if (t && t->failed) {
     bp_trainer_free(t->trainer);
@@ -207,7 +207,7 @@ static void train_final(sqlite3_context *ctx) {
   bp_result_bytes(ctx, "bp_train", value, len, bp_free, false);
 }
 
-static void shrink_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bp_model_shrink_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER) {
     bp_result_errorf(ctx, SQLITE_MISMATCH, "bp_model_shrink: argument 2 "
@@ -238,15 +238,4 @@ static void shrink_function(sqlite3_context *ctx, int argc, sqlite3_value **argv
     return;
   }
   bp_result_bytes(ctx, "bp_model_shrink", value, len, bp_free, false);
-}
-
-int bp_register_training(sqlite3 *db, bp_connection *connection) {
-  for (int n = 1; n <= 2; n++) {
-    int rc = sqlite3_create_function_v2(db, "bp_train", n, SQLITE_UTF8 | SQLITE_INNOCUOUS,
-                                        connection, NULL, train_step, train_final, NULL);
-    if (rc != SQLITE_OK) return rc;
-  }
-  return sqlite3_create_function_v2(db, "bp_model_shrink", 2,
-                                    SQLITE_UTF8 | SQLITE_INNOCUOUS, connection,
-                                    shrink_function, NULL, NULL, NULL);
 }

@@ -1,0 +1,55 @@
+/*
+** sql_api.h: every SQL function, aggregate and virtual table module of the
+** extension, one row each. binding.h declares the implementations from
+** these rows; bytepiece.c registers them in one loop, in this order. So
+** adding a SQL function takes its implementation (in any file of ext/),
+** one row here, its README entry and its tests (tests/coverage.test fails
+** when a registered name has no test or no README entry).
+**
+**   FUNCTION(name, min_args, max_args, flags, implementation)
+**   AGGREGATE(name, min_args, max_args, flags, step, final)
+**   MODULE(name, module, with_connection)
+**
+** A function is registered once per argument count from min_args to
+** max_args. Every registration that takes the connection's state holds a
+** reference to it. The FTS5 tokenizer is not here: it is registered
+** through the fts5_api (fts5.c).
+*/
+#ifndef BYTEPIECE_SQL_API_H
+#define BYTEPIECE_SQL_API_H
+
+/* Flag sets. Whatever reads only its arguments and the models is safe in
+** triggers and views; a function touching files is not, and may be called
+** only directly; bp_debug describes the process, so it is neither
+** deterministic nor innocuous. */
+#define BP_PURE (SQLITE_UTF8 | SQLITE_INNOCUOUS | SQLITE_DETERMINISTIC)
+#define BP_INNOCUOUS (SQLITE_UTF8 | SQLITE_INNOCUOUS)
+#define BP_READS_MODELS BP_INNOCUOUS
+#define BP_TOUCHES_FILES (SQLITE_UTF8 | SQLITE_DIRECTONLY)
+#define BP_PROCESS_STATE SQLITE_UTF8
+
+#define BP_SQL_API(FUNCTION, AGGREGATE, MODULE)                                        \
+  /* registry.c; first, as it was registered alone before */                           \
+  MODULE("bp_models", bp_models_module, 1)                                             \
+  /* functions.c */                                                                    \
+  FUNCTION("bp_encode", 1, 4, BP_READS_MODELS, bp_encode_function)                     \
+  FUNCTION("bp_encode_packed", 1, 4, BP_READS_MODELS, bp_encode_packed_function)       \
+  FUNCTION("bp_count", 1, 4, BP_READS_MODELS, bp_count_function)                       \
+  FUNCTION("bp_decode", 1, 2, BP_READS_MODELS, bp_decode_function)                     \
+  FUNCTION("bp_decode_bytes", 1, 2, BP_READS_MODELS, bp_decode_bytes_function)         \
+  FUNCTION("bp_model_load", 1, 1, BP_TOUCHES_FILES, bp_model_load_function)            \
+  FUNCTION("bp_model_save", 2, 3, BP_TOUCHES_FILES, bp_model_save_function)            \
+  FUNCTION("bp_version", 0, 0, BP_PURE, bp_version_function)                           \
+  FUNCTION("bp_debug", 0, 0, BP_PROCESS_STATE, bp_debug_function)                      \
+  /* tables.c */                                                                       \
+  MODULE("bp_tokens", bp_tokens_module, 1)                                             \
+  MODULE("bp_vocab", bp_vocab_module, 1)                                               \
+  MODULE("bp_chunks", bp_chunks_module, 1)                                             \
+  /* train.c */                                                                        \
+  AGGREGATE("bp_train", 1, 2, BP_INNOCUOUS, bp_train_step, bp_train_final)             \
+  FUNCTION("bp_model_shrink", 2, 2, BP_READS_MODELS, bp_model_shrink_function)         \
+  /* analytics.c */                                                                    \
+  FUNCTION("bp_truncate", 2, 3, BP_READS_MODELS, bp_truncate_function)                 \
+  AGGREGATE("bp_stats", 1, 2, BP_READS_MODELS, bp_stats_step, bp_stats_final)
+
+#endif /* BYTEPIECE_SQL_API_H */
