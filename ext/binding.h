@@ -1,14 +1,16 @@
 /*
 ** binding.h: what the files of the SQLite binding share.
 **
-** The binding has seven parts: registry.c (the bp_models table, the store
-** behind it, and turning a model argument into a compiled bp_model, shared
-** across connections), functions.c (the scalar functions), tables.c (the
-** bp_tokens, bp_vocab and bp_chunks table-valued functions), train.c
-** (bp_train and bp_model_shrink), analytics.c (bp_truncate, bp_stats),
-** sql_support.c (argument, result and error helpers, sql_support.h, which
-** depend on nothing else here) and bytepiece.c (the entry point). The
-** tokenizer itself
+** The binding: model_cache.c (compiled models shared across connections),
+** registry.c (the model store and turning a model argument into a compiled
+** bp_model), models_table.c (the bp_models table), these three sharing
+** registry.h; functions.c (the scalar functions), tables.c (the bp_tokens,
+** bp_vocab and bp_chunks table-valued functions), train.c (bp_train and
+** bp_model_shrink), analytics.c (bp_truncate, bp_stats), fts5.c (the FTS5
+** tokenizer), sql_support.c (argument, result and error helpers,
+** sql_support.h, which depend on nothing else here), sql_api.h (every SQL
+** function, aggregate and module, one row each) and bytepiece.c (the entry
+** point, registering those rows). The tokenizer itself
 ** is the plain C library in ../src.
 */
 #ifndef BYTEPIECE_BINDING_H

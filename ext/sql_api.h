@@ -29,7 +29,7 @@
 #define BP_PROCESS_STATE SQLITE_UTF8
 
 #define BP_SQL_API(FUNCTION, AGGREGATE, MODULE)                                        \
-  /* registry.c; first, as it was registered alone before */                           \
+  /* models_table.c; first, as it was registered alone before */                       \
   MODULE("bp_models", bp_models_module, 1)                                             \
   /* functions.c */                                                                    \
   FUNCTION("bp_encode", 1, 4, BP_READS_MODELS, bp_encode_function)                     \
