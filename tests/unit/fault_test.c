@@ -7,7 +7,9 @@
 ** after it (persistent), until the operation runs without meeting a fault.
 ** Each run must end either with the right result or with SQLITE_NOMEM or an
 ** "out of memory" message; the stored models must be as before; and once the
-** connection is closed, every allocation made must have been freed.
+** connection is closed, every allocation made must have been freed. Loading
+** the extension meets the same faults, each failed load followed by one
+** that must succeed.
 ** Prints a line per operation with its fault points, then
 ** "fault: N passed, N failed".
 **   fault_test DATA_DIRECTORY     (tests/data: small.model, small.zip, small.sp.model)
@@ -330,6 +332,62 @@ static long run_with_faults(const operation *op, const char *expected,
 #undef REPORT
 }
 
+/* Loading under faults: a load that fails at allocation N, for N = 1, 2,
+** ..., then a load without faults. The connection must then work (the
+** registrations the first load made may not use state the second one
+** replaced), close, and free everything. Returns the number of fault
+** points. */
+static long load_with_faults(void) {
+  long baseline = -1, n;
+  for (n = 0;; n++) {
+    sqlite3 *db = NULL;
+    if (sqlite3_open(":memory:", &db) != SQLITE_OK) abort();
+    char *error = NULL;
+    if (n > 0) arm(n, 0);
+    int rc = sqlite3_bytepiece_init(db, &error, NULL);
+    disarm();
+    int fired = fault_fired;
+    sqlite3_free(error);
+    error = NULL;
+    if (rc != SQLITE_OK) rc = sqlite3_bytepiece_init(db, &error, NULL);
+    output result = {0};
+    char *message = NULL;
+    if (rc != SQLITE_OK) {
+      printf("FAILED loading after a load failed at allocation %ld: %s\n", n,
+             error ? error : "?");
+      failed++;
+    } else if (run_sql(db, "SELECT count(*) FROM bp_models; SELECT bp_version();",
+                       &result, &message) != SQLITE_OK) {
+      printf("FAILED loading, fault %ld: %s\n", n, message);
+      failed++;
+    }
+    free(message);
+    message = NULL;
+    if (rc == SQLITE_OK &&
+        (run_sql(db, "SELECT bp_count('abc');", &result, &message) != SQLITE_ERROR ||
+         !message || !strstr(message, "no default model"))) {
+      printf("FAILED loading, fault %ld: bp_count gave '%s'\n", n, message ? message : "");
+      failed++;
+    }
+    free(message);
+    free(result.text);
+    sqlite3_free(error);
+    if (sqlite3_close(db) != SQLITE_OK) {
+      printf("FAILED loading, fault %ld: the connection would not close\n", n);
+      failed++;
+    }
+    if (baseline < 0) baseline = live_allocations; /* after one-time set-up */
+    else if (live_allocations != baseline) {
+      printf("FAILED loading, fault %ld: %ld allocations leaked\n", n,
+             live_allocations - baseline);
+      failed++;
+      baseline = live_allocations;
+    }
+    if (n > 0 && !fired) break;
+  }
+  return n - 1;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
   snprintf(data_directory, sizeof data_directory, "%s", argv[1]);
@@ -342,6 +400,14 @@ int main(int argc, char **argv) {
                                         fault_size, fault_roundup, fault_init,
                                         fault_shutdown, NULL};
   sqlite3_config(SQLITE_CONFIG_MALLOC, &methods);
+  int failed_before = failed;
+  long load_points = load_with_faults();
+  if (load_points == 0) {
+    printf("FAILED loading: no allocation was met\n");
+    failed++;
+  }
+  if (failed == failed_before) passed++;
+  printf("fault points: %-32s %6ld\n", "loading", load_points);
   sqlite3_auto_extension((void (*)(void))sqlite3_bytepiece_init);
 
   long total_points = 0;
