@@ -6,9 +6,9 @@
 **     SELECT bp_encode('今天天气不错', 'm');
 **
 ** Routes the library's allocations through SQLite's allocator, creates the
-** per-connection state, and registers every row of sql_api.h (functions,
-** aggregates, the bp_models table and the table-valued functions) in one
-** loop, then the FTS5 tokenizer. Loading it again into a connection that
+** per-connection state, and registers the FTS5 tokenizer, then every row
+** of sql_api.h (functions, aggregates, the bp_models table and the
+** table-valued functions) in one loop. Loading it again into a connection that
 ** has it does nothing.
 */
 #include "binding.h"
@@ -29,13 +29,13 @@ static void use_sqlite_allocator(void) {
 }
 
 /* Whether the connection has the extension already (this copy or another
-** build). Registering again would replace the bp_models module, whose
-** destructor frees the connection state that the registered functions
-** still use, and re-registering those functions fails while a statement
-** runs (SELECT load_extension(...)). SQLite 3.40 has no client data to
-** find the state by, so the mark is a function: compiling a call to
-** bp_version() succeeds exactly when it is registered, without reading
-** the schema. */
+** build): then loading again does nothing, as re-registering functions
+** fails while a statement runs (SELECT load_extension(...)). SQLite 3.40
+** has no client data to find the state by, so the mark is bp_version(),
+** registered last: compiling a call to it succeeds exactly when a load
+** completed, without reading the schema. A load that failed part way
+** leaves no mark, and the next one registers everything again (each
+** registration holds its own reference to the state it replaces). */
 static int already_loaded(sqlite3 *db, int *loaded) {
   sqlite3_stmt *stmt = NULL;
   int rc = sqlite3_prepare_v2(db, "SELECT bp_version()", -1, &stmt, NULL);
@@ -101,10 +101,12 @@ int sqlite3_bytepiece_init(sqlite3 *db, char **error,
   if (loaded) return SQLITE_OK;
   bp_connection *connection = bp_connection_new(db);
   if (!connection) return SQLITE_NOMEM;
+  /* The FTS5 tokenizer first, so that the table's last row, the mark, is
+  ** registered last of all. */
   const sql_entry *failed = NULL;
-  for (size_t i = 0; i < sizeof sql_api / sizeof sql_api[0] && !failed; i++)
+  rc = bp_register_fts5(db, connection);
+  for (size_t i = 0; i < sizeof sql_api / sizeof sql_api[0] && rc == SQLITE_OK; i++)
     if ((rc = register_entry(db, &sql_api[i], connection)) != SQLITE_OK) failed = &sql_api[i];
-  if (!failed) rc = bp_register_fts5(db, connection);
   if (failed && failed->module == &bp_models_module)
     *error = sqlite3_mprintf("bytepiece: cannot register bp_models: %s",
                              sqlite3_errmsg(db));

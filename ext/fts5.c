@@ -171,12 +171,16 @@ static int tokenizer_tokenize_v2(Fts5Tokenizer *t, void *context, int flags, con
 int bp_register_fts5(sqlite3 *db, bp_connection *connection) {
   fts5_api *api = NULL;
   sqlite3_stmt *stmt;
-  if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &stmt, NULL) != SQLITE_OK)
-    return SQLITE_OK; /* SQLite built without FTS5: nothing to register */
+  int rc = sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &stmt, NULL);
+  /* SQLite built without FTS5 has no fts5() function: nothing to register.
+  ** Any other failure (out of memory) is the load's. */
+  if (rc == SQLITE_ERROR && strncmp(sqlite3_errmsg(db), "no such function", 16) == 0)
+    return SQLITE_OK;
+  if (rc != SQLITE_OK) return rc;
   sqlite3_bind_pointer(stmt, 1, (void *)&api, "fts5_api_ptr", NULL);
   sqlite3_step(stmt);
-  int rc = sqlite3_finalize(stmt);
-  if (rc != SQLITE_OK || !api) return SQLITE_OK;
+  if ((rc = sqlite3_finalize(stmt)) != SQLITE_OK) return rc;
+  if (!api) return SQLITE_OK;
 #if SQLITE_VERSION_NUMBER >= 3047000
   if (api->iVersion >= 3) {
     static fts5_tokenizer_v2 tokenizer_v2 = {2, tokenizer_create, tokenizer_delete,

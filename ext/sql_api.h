@@ -39,7 +39,6 @@
   FUNCTION("bp_decode_bytes", 1, 2, BP_READS_MODELS, bp_decode_bytes_function)         \
   FUNCTION("bp_model_load", 1, 1, BP_TOUCHES_FILES, bp_model_load_function)            \
   FUNCTION("bp_model_save", 2, 3, BP_TOUCHES_FILES, bp_model_save_function)            \
-  FUNCTION("bp_version", 0, 0, BP_PURE, bp_version_function)                           \
   FUNCTION("bp_debug", 0, 0, BP_PROCESS_STATE, bp_debug_function)                      \
   /* tables.c */                                                                       \
   MODULE("bp_tokens", bp_tokens_module, 1)                                             \
@@ -50,6 +49,8 @@
   FUNCTION("bp_model_shrink", 2, 2, BP_READS_MODELS, bp_model_shrink_function)         \
   /* analytics.c */                                                                    \
   FUNCTION("bp_truncate", 2, 3, BP_READS_MODELS, bp_truncate_function)                 \
-  AGGREGATE("bp_stats", 1, 2, BP_READS_MODELS, bp_stats_step, bp_stats_final)
+  AGGREGATE("bp_stats", 1, 2, BP_READS_MODELS, bp_stats_step, bp_stats_final)         \
+  /* functions.c; last, since it marks a complete load (bytepiece.c) */                \
+  FUNCTION("bp_version", 0, 0, BP_PURE, bp_version_function)
 
 #endif /* BYTEPIECE_SQL_API_H */

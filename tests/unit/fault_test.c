@@ -337,8 +337,26 @@ static long run_with_faults(const operation *op, const char *expected,
 ** registrations the first load made may not use state the second one
 ** replaced), close, and free everything. Returns the number of fault
 ** points. */
+/* What a load registered: functions, modules, and whether the FTS5
+** tokenizer is there (without a model its constructor fails, saying so). */
+#define REGISTERED_SQL                                                              \
+  "SELECT count(*) FROM bp_models; SELECT bp_version();"                            \
+  "SELECT count(DISTINCT name || '/' || narg) FROM pragma_function_list "           \
+  "WHERE name LIKE 'bp\\_%' ESCAPE '\\';"                                          \
+  "SELECT count(*) FROM pragma_module_list WHERE name LIKE 'bp\\_%' ESCAPE '\\';"  \
+  "SELECT count(*) FROM pragma_module_list WHERE name = 'fts5';"
+
+static int fts5_tokenizer_registered(sqlite3 *db) {
+  int rc = sqlite3_exec(db, "CREATE VIRTUAL TABLE temp.f USING fts5(x, tokenize = 'bytepiece')",
+                        NULL, NULL, NULL);
+  int found = rc == SQLITE_OK || !strstr(sqlite3_errmsg(db), "no such tokenizer");
+  sqlite3_exec(db, "DROP TABLE IF EXISTS temp.f", NULL, NULL, NULL);
+  return found;
+}
+
 static long load_with_faults(void) {
   long baseline = -1, n;
+  char *registered = NULL;
   for (n = 0;; n++) {
     sqlite3 *db = NULL;
     if (sqlite3_open(":memory:", &db) != SQLITE_OK) abort();
@@ -356,9 +374,15 @@ static long load_with_faults(void) {
       printf("FAILED loading after a load failed at allocation %ld: %s\n", n,
              error ? error : "?");
       failed++;
-    } else if (run_sql(db, "SELECT count(*) FROM bp_models; SELECT bp_version();",
-                       &result, &message) != SQLITE_OK) {
+    } else if (run_sql(db, REGISTERED_SQL, &result, &message) != SQLITE_OK) {
       printf("FAILED loading, fault %ld: %s\n", n, message);
+      failed++;
+    } else if (!registered) {
+      registered = result.text; /* the fault-free load's: everything */
+      result.text = NULL;
+    } else if (strcmp(result.text, registered) != 0) {
+      printf("FAILED loading, fault %ld: registered '%s' instead of '%s'\n", n, result.text,
+             registered);
       failed++;
     }
     free(message);
@@ -367,6 +391,10 @@ static long load_with_faults(void) {
         (run_sql(db, "SELECT bp_count('abc');", &result, &message) != SQLITE_ERROR ||
          !message || !strstr(message, "no default model"))) {
       printf("FAILED loading, fault %ld: bp_count gave '%s'\n", n, message ? message : "");
+      failed++;
+    }
+    if (rc == SQLITE_OK && !fts5_tokenizer_registered(db)) {
+      printf("FAILED loading, fault %ld: no bytepiece FTS5 tokenizer\n", n);
       failed++;
     }
     free(message);
@@ -385,6 +413,7 @@ static long load_with_faults(void) {
     }
     if (n > 0 && !fired) break;
   }
+  free(registered);
   return n - 1;
 }
 
