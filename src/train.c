@@ -64,6 +64,7 @@ int bp_trainer_new(const bp_train_options *options, bp_trainer **out,
   if (!t) return bp_fail_nomem(err);
   memset(t, 0, sizeof *t);
   t->options = *options;
+  t->runner = (train_runner){options->threads, options->progress, options->progress_context};
   pthread_mutex_init(&t->bucket_lock, NULL);
   *out = t;
   return BP_OK;
@@ -86,9 +87,8 @@ void bp_trainer_free(bp_trainer *t) {
 
 uint64_t bp_trainer_bytes(const bp_trainer *t) { return t->bytes; }
 
-bool train_report(const bp_trainer *t, const char *phase, double done) {
-  return t->options.progress &&
-         t->options.progress(t->options.progress_context, phase, done) != 0;
+bool train_report(const train_runner *r, const char *phase, double done) {
+  return r->progress && r->progress(r->progress_context, phase, done) != 0;
 }
 
 /* The length of the character at p, and whether it is a decimal digit. */
@@ -191,9 +191,9 @@ int bp_trainer_finish(bp_trainer *t, bp_model **model, bp_error *err) {
   int rc = t->chunk_file ? spill_chunks(t, err) : BP_OK;
   if (rc == BP_OK) rc = train_count_ngrams(t, err);
   if (rc == BP_OK) rc = train_prune_ngrams(t, err);
-  if (rc == BP_OK && train_report(t, "segmenting", 0)) rc = bp_fail(err, BP_INTERRUPT, "%s", interrupted);
+  if (rc == BP_OK && train_report(&t->runner, "segmenting", 0)) rc = bp_fail(err, BP_INTERRUPT, "%s", interrupted);
   if (rc == BP_OK) rc = train_count_pieces(t, err);
-  if (rc == BP_OK && train_report(t, "pruning pieces", 0)) rc = bp_fail(err, BP_INTERRUPT, "%s", interrupted);
+  if (rc == BP_OK && train_report(&t->runner, "pruning pieces", 0)) rc = bp_fail(err, BP_INTERRUPT, "%s", interrupted);
   /* The n-gram model is no longer needed. */
   for (int n = 0; n <= MAX_ORDER; n++) train_ngram_table_free(&t->tables[n]);
   bp_free(t->logs2);

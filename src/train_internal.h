@@ -130,8 +130,17 @@ int train_block_read(FILE *f, block *b, size_t limit, bool *more, bp_error *err)
 
 /* ---- The trainer (train.c) ---------------------------------------------------- */
 
+/* How passes run: on how many threads, and where progress goes. The
+** trainer's comes from its options, bp_model_shrink's from its own. */
+typedef struct train_runner {
+  int threads; /* 1..MAX_THREADS */
+  int (*progress)(void *context, const char *phase, double done);
+  void *progress_context;
+} train_runner;
+
 struct bp_trainer {
   bp_train_options options;
+  train_runner runner; /* the options' threads and progress */
   string_counter chunks;
   FILE *chunk_file;     /* chunks spilled when over a third of the memory */
   uint64_t bytes;       /* total, with repetitions */
@@ -150,8 +159,8 @@ struct bp_trainer {
   FILE *dropped_file; /* pieces pruning drops, when spilled */
 };
 
-/* Reports progress to the options' callback; true when it asks to stop. */
-bool train_report(const bp_trainer *t, const char *phase, double done);
+/* Reports progress to the runner's callback; true when it asks to stop. */
+bool train_report(const train_runner *r, const char *phase, double done);
 
 /* ---- Running work on several threads (train_workers.c) ------------------------ */
 
@@ -159,7 +168,8 @@ bool train_report(const bp_trainer *t, const char *phase, double done);
 ** thread, which alone reports progress (a progress callback may use the
 ** caller's resources); the other shares watch `stop`. */
 typedef struct work {
-  bp_trainer *trainer;
+  const train_runner *runner;
+  bp_trainer *trainer; /* steps 2 and 3 read its tables; NULL when shrinking */
   int (*run)(struct work *work, int index, bp_error *err);
   int count;
   atomic_int stop;

@@ -150,7 +150,7 @@ int train_count_ngrams(bp_trainer *t, bp_error *err) {
   memset(pass, 0, sizeof *pass);
   pass->n = 2;
   pass->partitions = 1;
-  int rc = train_report(t, counting_phase[2], 0) ? bp_fail(err, BP_INTERRUPT, "interrupted")
+  int rc = train_report(&t->runner, counting_phase[2], 0) ? bp_fail(err, BP_INTERRUPT, "interrupted")
                                            : train_share_chunk_blocks(t, count_ngram_share, pass, &pass->chunks, err);
   for (int s = 0; s < t->options.threads; s++) {
     ngram_share *part = &pass->shares[s];
@@ -167,7 +167,7 @@ int train_count_ngrams(bp_trainer *t, bp_error *err) {
     part->counts2 = NULL;
   }
   for (int n = 3; n <= order && rc == BP_OK; n++) {
-    if (train_report(t, counting_phase[n], 0)) {
+    if (train_report(&t->runner, counting_phase[n], 0)) {
       rc = bp_fail(err, BP_INTERRUPT, "interrupted");
       break;
     }

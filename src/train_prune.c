@@ -7,7 +7,8 @@
 ** that no piece's best split uses are removed until none is; the
 ** vocabulary is cut to size the same way, and the model built with ids in
 ** (length, bytes) order. bp_model_shrink runs the last of these, cutting to
-** size, on a trained model's pieces.
+** size, on a trained model's pieces, on its own threads and progress
+** (bp_shrink_options) instead of a trainer's.
 */
 #include "train_internal.h"
 
@@ -76,12 +77,12 @@ static int split_share(work *w, int index, bp_error *err) {
 
 /* Returns in *hits (to free with bp_free) the summed counts of the splits
 ** of `sources` by the tokenizer m, which has `piece_count` pieces. */
-static int count_splits(bp_trainer *t, const bp_model *m, size_t piece_count,
+static int count_splits(const train_runner *r, const bp_model *m, size_t piece_count,
                         const bp_piece *sources, size_t source_count, uint64_t **hits,
                         bp_error *err) {
   *hits = NULL;
   split_pass pass = {m, sources, source_count, piece_count, {NULL}};
-  work w = {.trainer = t, .run = split_share, .count = t->options.threads, .data = &pass};
+  work w = {.runner = r, .run = split_share, .count = r->threads, .data = &pass};
   int rc = train_run_work(&w, err);
   for (int s = 1; s < w.count; s++) {
     for (size_t i = 0; rc == BP_OK && i < piece_count; i++)
@@ -99,12 +100,12 @@ static int count_splits(bp_trainer *t, const bp_model *m, size_t piece_count,
 }
 
 /* The same with a tokenizer of `pieces`. */
-static int split_and_count(bp_trainer *t, piece_list *pieces, const bp_piece *sources,
+static int split_and_count(const train_runner *r, piece_list *pieces, const bp_piece *sources,
                            size_t source_count, uint64_t **hits, bp_error *err) {
   bp_model *m;
   int rc = tokenizer(pieces, &m, err);
   if (rc != BP_OK) return rc;
-  rc = count_splits(t, m, pieces->count, sources, source_count, hits, err);
+  rc = count_splits(r, m, pieces->count, sources, source_count, hits, err);
   bp_model_release(m);
   return rc;
 }
@@ -122,11 +123,11 @@ static int add_hits(piece_list *kept, uint64_t *hits, bp_error *err) {
 /* Adds the count of every piece of `dropped` to the pieces of `kept` that
 ** its best split (by a tokenizer of `kept`) uses: the reference's
 ** split_pieces. */
-static int resplit(bp_trainer *t, piece_list *kept, const bp_piece *dropped,
+static int resplit(const train_runner *r, piece_list *kept, const bp_piece *dropped,
                    size_t dropped_count, bp_error *err) {
   if (!dropped_count) return BP_OK;
   uint64_t *added;
-  int rc = split_and_count(t, kept, dropped, dropped_count, &added, err);
+  int rc = split_and_count(r, kept, dropped, dropped_count, &added, err);
   if (rc == BP_OK) rc = add_hits(kept, added, err);
   return rc;
 }
@@ -162,7 +163,7 @@ static int resplit_file(bp_trainer *t, piece_list *kept, FILE *dropped, bp_error
     for (size_t i = 0; i < b.count; i++)
       sources[i] = (bp_piece){b.views[i].bytes, (uint32_t)b.views[i].length, 0, b.views[i].count, 0.0};
     uint64_t *hits;
-    rc = count_splits(t, m, kept->count, sources, b.count, &hits, err);
+    rc = count_splits(&t->runner, m, kept->count, sources, b.count, &hits, err);
     if (rc == BP_OK) {
       for (size_t i = 0; i < kept->count && rc == BP_OK; i++)
         if (!count_add(&total[i], hits[i])) rc = bp_fail(err, BP_TOOBIG, COUNTS_TOO_BIG);
@@ -218,10 +219,10 @@ static int sort_out_buckets(bp_trainer *t, bp_error *err) {
 
 /* Re-splits every piece with a tokenizer of all of them, recounts, and drops
 ** pieces no split uses, until the number of pieces stops changing. */
-static int remove_wasted(bp_trainer *t, piece_list *list, bp_error *err) {
+static int remove_wasted(const train_runner *r, piece_list *list, bp_error *err) {
   for (;;) {
     uint64_t *recount;
-    int rc = split_and_count(t, list, list->pieces, list->count, &recount, err);
+    int rc = split_and_count(r, list, list->pieces, list->count, &recount, err);
     if (rc != BP_OK) return rc;
     size_t before = list->count, after = 0;
     for (size_t i = 0; i < before; i++)
@@ -254,16 +255,16 @@ static int compare_for_ids(const void *a, const void *b) {
 }
 
 /* Cuts the list to vocab_size - 3 pieces (step 4d). */
-static int fit_vocab_size(bp_trainer *t, piece_list *list, uint32_t vocab_size,
+static int fit_vocab_size(const train_runner *r, piece_list *list, uint32_t vocab_size,
                           bp_error *err) {
   size_t room = vocab_size - BP_FIRST_PIECE_ID;
   if (list->count <= room) return BP_OK;
   qsort(list->pieces, list->count, sizeof *list->pieces, compare_by_merit);
   piece_list kept = {list->pieces, room};
-  int rc = resplit(t, &kept, list->pieces + room, list->count - room, err);
+  int rc = resplit(r, &kept, list->pieces + room, list->count - room, err);
   if (rc != BP_OK) return rc;
   list->count = room;
-  return remove_wasted(t, list, err);
+  return remove_wasted(r, list, err);
 }
 
 /* The trained model: ids in (length, bytes) order, and its digest. */
@@ -309,20 +310,30 @@ int train_prune_pieces(bp_trainer *t, bp_model **model, bp_error *err) {
   qsort(all, kept, sizeof *all, compare_for_ids);
   piece_list list = {all, kept};
   int rc = t->dropped_file ? resplit_file(t, &list, t->dropped_file, err)
-                           : resplit(t, &list, all + kept, t->pieces.used - kept, err);
+                           : resplit(&t->runner, &list, all + kept, t->pieces.used - kept, err);
   /* c. remove wasted pieces; d. fit the vocabulary size */
-  if (rc == BP_OK) rc = remove_wasted(t, &list, err);
-  if (rc == BP_OK) rc = fit_vocab_size(t, &list, t->options.vocab_size, err);
+  if (rc == BP_OK) rc = remove_wasted(&t->runner, &list, err);
+  if (rc == BP_OK) rc = fit_vocab_size(&t->runner, &list, t->options.vocab_size, err);
   if (rc == BP_OK) rc = build_model(&list, model, err);
   bp_free(all);
   return rc;
 }
 
-int bp_model_shrink(const bp_model *m, uint32_t vocab_size, bp_model **out,
-                    bp_error *err) {
+void bp_shrink_options_init(bp_shrink_options *o) {
+  memset(o, 0, sizeof *o);
+  o->threads = 1;
+}
+
+int bp_model_shrink(const bp_model *m, uint32_t vocab_size,
+                    const bp_shrink_options *options, bp_model **out, bp_error *err) {
   *out = NULL;
+  bp_shrink_options defaults;
+  bp_shrink_options_init(&defaults);
+  if (!options) options = &defaults;
   if (vocab_size < 259)
     return bp_fail(err, BP_INVALID, "vocab_size must be at least 259 (256 bytes and 3 reserved ids)");
+  if (options->threads < 1 || options->threads > MAX_THREADS)
+    return bp_fail(err, BP_INVALID, "threads must be an integer from 1 to %d", MAX_THREADS);
   if (bp_model_vocab_size(m) <= vocab_size) {
     *out = bp_model_retain((bp_model *)m);
     return BP_OK;
@@ -335,10 +346,12 @@ int bp_model_shrink(const bp_model *m, uint32_t vocab_size, bp_model **out,
   for (uint32_t i = 0; i < m->piece_count; i++)
     list.pieces[i] = (bp_piece){m->bytes + m->offsets[i], m->offsets[i + 1] - m->offsets[i],
                                 0, m->counts[i], 0.0};
-  bp_trainer context;
-  memset(&context, 0, sizeof context);
-  bp_train_options_init(&context.options);
-  int rc = fit_vocab_size(&context, &list, vocab_size, err);
+  const train_runner runner = {options->threads, options->progress, options->progress_context};
+  /* As bp_trainer_finish before its own pruning: a stop asked for now is
+  ** seen before the first pass, however few pieces each share has. */
+  int rc = train_report(&runner, "pruning pieces", 0)
+               ? bp_fail(err, BP_INTERRUPT, "interrupted")
+               : fit_vocab_size(&runner, &list, vocab_size, err);
   if (rc == BP_OK) rc = build_model(&list, out, err);
   bp_free(list.pieces);
   return rc;

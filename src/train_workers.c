@@ -66,7 +66,7 @@ void train_share_range(size_t total, int index, int count, size_t *begin, size_t
 
 /* Reports progress from share 0 and tells every share whether to stop. */
 bool train_should_stop(work *w, int index, const char *phase, double done) {
-  if (index == 0 && train_report(w->trainer, phase, done)) atomic_store(&w->stop, 1);
+  if (index == 0 && train_report(w->runner, phase, done)) atomic_store(&w->stop, 1);
   return atomic_load(&w->stop) != 0;
 }
 
@@ -77,7 +77,7 @@ int train_share_chunk_blocks(bp_trainer *t, int (*run)(work *, int, bp_error *),
                               void *pass, const block **chunks, bp_error *err) {
   block b = {0};
   int rc = BP_OK;
-  work w = {.trainer = t, .run = run, .count = t->options.threads, .data = pass};
+  work w = {.runner = &t->runner, .trainer = t, .run = run, .count = t->runner.threads, .data = pass};
   *chunks = &b;
   if (!t->chunk_file) {
     for (size_t i = 0; i < t->chunks.capacity && rc == BP_OK; i++) {
