@@ -9,8 +9,8 @@
 ** bp_train is an aggregate: each row's text goes to a bp_trainer (which
 ** keeps each distinct chunk once), and the last step trains and returns a
 ** model value. Options are the reference's, read from the first row's
-** options argument. Training checks for sqlite3_interrupt() as it goes and
-** can report progress on stderr.
+** options argument. Training and shrinking check for sqlite3_interrupt() as
+** they go; training can report progress on stderr.
 */
 #include "binding.h"
 
@@ -207,6 +207,13 @@ void bp_train_final(sqlite3_context *ctx) {
   bp_result_bytes(ctx, "bp_train", value, len, bp_free, false);
 }
 
+/* Shrinking stops on sqlite3_interrupt(), as training does. */
+static int shrink_progress(void *db, const char *phase, double done) {
+  (void)phase;
+  (void)done;
+  return bp_sql_interrupted(db);
+}
+
 void bp_model_shrink_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER) {
@@ -227,7 +234,13 @@ void bp_model_shrink_function(sqlite3_context *ctx, int argc, sqlite3_value **ar
   bp_error err;
   uint8_t *value;
   size_t len;
-  int rc = bp_model_shrink(model, (uint32_t)size, &smaller, &err);
+  /* One thread, bp_train's default: bp_model_shrink has no options argument
+  ** to ask for more, and a SQL function starts no threads unasked. */
+  bp_shrink_options options;
+  bp_shrink_options_init(&options);
+  options.progress = shrink_progress;
+  options.progress_context = sqlite3_context_db_handle(ctx);
+  int rc = bp_model_shrink(model, (uint32_t)size, &options, &smaller, &err);
   bp_model_release(model);
   if (rc == BP_OK) {
     rc = bp_model_serialize(smaller, &value, &len, &err);

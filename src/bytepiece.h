@@ -299,12 +299,29 @@ uint64_t bp_trainer_bytes(const bp_trainer *t);
 int bp_trainer_finish(bp_trainer *t, bp_model **model, bp_error *err);
 void bp_trainer_free(bp_trainer *t);
 
+/* How shrinking runs: the fields of bp_train_options that apply to it (the
+** pieces come from the model, the size is an argument). */
+typedef struct bp_shrink_options {
+  int threads;               /* worker threads, 1..64; the result is the same (1) */
+  /* Called now and then with the phase and the share of it done; a nonzero
+  ** return stops shrinking with BP_INTERRUPT. May be NULL. */
+  int (*progress)(void *context, const char *phase, double done);
+  void *progress_context;
+} bp_shrink_options;
+
+/* One thread, no progress callback. */
+void bp_shrink_options_init(bp_shrink_options *options);
+
 /* A smaller vocabulary from a trained model, exactly as the reference
 ** derives each smaller size of a multi-size training from the larger
 ** result: keep the vocab_size - 3 most frequent pieces (single bytes
 ** always), re-split the rest into them, then drop pieces no split uses.
-** A model already small enough is returned as it is (another reference). */
-int bp_model_shrink(const bp_model *m, uint32_t vocab_size, bp_model **out,
+** A model already small enough is returned as it is (another reference).
+** `options` may be NULL: bp_shrink_options_init's. Re-splitting runs on
+** options->threads threads, and stops with BP_INTERRUPT when progress asks,
+** as training does. */
+int bp_model_shrink(const bp_model *m, uint32_t vocab_size,
+                    const bp_shrink_options *options, bp_model **out,
                     bp_error *err);
 
 /* NFC with a map from each byte of the normalized text back to the

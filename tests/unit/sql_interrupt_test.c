@@ -3,8 +3,8 @@
 ** long bp_train with SQLITE_INTERRUPT, and the connection goes on working;
 ** it also stops the encoding of one huge text (bp_count, bp_tokens, FTS5
 ** indexing), bp_chunks cutting a long line, and the compilation of a large
-** stored model on its first use, and the time from the interrupt to the
-** return is printed.
+** stored model on its first use, and bp_model_shrink of a large model;
+** the time from the interrupt to the return is printed.
 ** Prints "interrupt: N passed, N failed".
 **   sql_interrupt_test EXTENSION
 */
@@ -171,6 +171,66 @@ static void test_interrupted_compilation(const char *extension) {
   unlink(model_path);
 }
 
+/* Waits until the connection holds more than `threshold` bytes more than
+** at `start`, then interrupts until told to stop. */
+typedef struct shrink_watch {
+  sqlite3 *db;
+  sqlite3_int64 start, threshold;
+  volatile int done;
+  int interrupted;
+} shrink_watch;
+
+static void *interrupt_while_shrinking(void *context) {
+  shrink_watch *w = context;
+  while (!w->done && sqlite3_memory_used() - w->start < w->threshold) {
+  }
+  if (!w->done) interrupted_at = seconds_now();
+  while (!w->done) {
+    sqlite3_interrupt(w->db);
+    w->interrupted = 1;
+    usleep(100);
+  }
+  return NULL;
+}
+
+/* bp_model_shrink of a model of 300,000 pieces, already compiled, to
+** 150,000 (most of a second of re-splitting): the interrupt comes once
+** shrinking holds its copy of the pieces (about 10 MB, 32 bytes a piece),
+** and stops the re-splitting. */
+static void test_interrupted_shrink(const char *extension) {
+  char model_path[64];
+  snprintf(model_path, sizeof model_path, "/tmp/bp-interrupt-shrink-%d.model", (int)getpid());
+  CHECK(write_big_model(model_path, 300000));
+  sqlite3 *db;
+  char *error = NULL;
+  CHECK(sqlite3_open(":memory:", &db) == SQLITE_OK);
+  sqlite3_enable_load_extension(db, 1);
+  CHECK(sqlite3_load_extension(db, extension, NULL, &error) == SQLITE_OK);
+  char *insert = sqlite3_mprintf(
+      "INSERT INTO bp_models(name, model) VALUES ('big', bp_model_load('%q'));"
+      "SELECT bp_count('hello', 'big');", model_path);
+  CHECK(sqlite3_exec(db, insert, NULL, NULL, &error) == SQLITE_OK);
+  sqlite3_free(insert);
+  shrink_watch watch = {db, sqlite3_memory_used(), 8000000, 0, 0};
+  pthread_t thread;
+  pthread_create(&thread, NULL, interrupt_while_shrinking, &watch);
+  const char *sql = "SELECT length(bp_model_shrink('big', 150000))";
+  int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  double returned = seconds_now();
+  watch.done = 1;
+  pthread_join(thread, NULL);
+  printf("interrupt: %s: stopped %.3f s after the interrupt (code %d, %s)\n", sql,
+         watch.interrupted ? returned - interrupted_at : -1.0, rc, sqlite3_errmsg(db));
+  CHECK(watch.interrupted);
+  CHECK(rc == SQLITE_INTERRUPT);
+  /* The message comes from shrinking, not from SQLite between rows. */
+  CHECK(strcmp(sqlite3_errmsg(db), "bp_model_shrink: interrupted") == 0);
+  CHECK(sqlite3_exec(db, "SELECT bp_count('still works', 'big')", NULL, NULL, &error) ==
+        SQLITE_OK);
+  sqlite3_close(db);
+  unlink(model_path);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
   sqlite3 *db;
@@ -217,6 +277,7 @@ int main(int argc, char **argv) {
   CHECK(sqlite3_exec(db, "SELECT bp_count('still works', 'm')", NULL, NULL, &error) == SQLITE_OK);
   sqlite3_close(db);
   test_interrupted_compilation(argv[1]);
+  test_interrupted_shrink(argv[1]);
   printf("interrupt: %d passed, %d failed\n", passed, failed);
   return failed != 0;
 }

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <dirent.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,25 @@
 #include <sys/stat.h>
 
 #include "check.h"
+
+/* Blocks the library holds from its allocator, installed first thing in
+** main: a test compares them before and after work that failed, to see
+** that it freed everything it took. */
+static atomic_long live_blocks;
+static void *counting_malloc(size_t n) {
+  void *p = malloc(n);
+  if (p) atomic_fetch_add(&live_blocks, 1);
+  return p;
+}
+static void *counting_realloc(void *p, size_t n) {
+  void *q = realloc(p, n); /* bp_realloc never asks for 0 bytes */
+  if (q && !p) atomic_fetch_add(&live_blocks, 1);
+  return q;
+}
+static void counting_free(void *p) {
+  if (p) atomic_fetch_sub(&live_blocks, 1);
+  free(p);
+}
 
 /* The path of a file of the reference data, in path[size]: under
 ** $SHARED_DATA (which tests/run and the Tcl suite read too), else ../shared. */
@@ -199,7 +219,7 @@ static void test_training(void) {
   bp_trainer_free(t);
   /* Shrinking keeps every single byte and the most frequent pieces. */
   bp_model *small;
-  CHECK(bp_model_shrink(m, 262, &small, &err) == BP_OK && bp_model_vocab_size(small) <= 262);
+  CHECK(bp_model_shrink(m, 262, NULL, &small, &err) == BP_OK && bp_model_vocab_size(small) <= 262);
   bp_model_release(small);
   bp_model_release(m);
   /* Options out of range. */
@@ -271,6 +291,100 @@ static void test_training_spill_and_threads(void) {
   bp_model_release(plain);
   bp_model_release(spilled);
   bp_model_release(threaded);
+}
+
+/* Stops at its second call: inside the first pass of re-splitting. */
+static int stop_at_second_call(void *context, const char *phase, double done) {
+  (void)phase; (void)done;
+  return ++*(int *)context == 2;
+}
+
+/* A model of the 256 single bytes and 140,000 pieces of 4 bytes: enough
+** pieces that re-splitting checks progress inside a pass on 2 threads. */
+static bp_model *many_pieces_model(void) {
+  enum { EXTRA = 140000 };
+  bp_piece *pieces = malloc((256 + EXTRA) * sizeof *pieces);
+  uint8_t *bytes = malloc(256 + 4 * EXTRA);
+  if (!pieces || !bytes) {
+    free(pieces);
+    free(bytes);
+    return NULL;
+  }
+  for (int b = 0; b < 256; b++) {
+    bytes[b] = (uint8_t)b;
+    pieces[b] = (bp_piece){&bytes[b], 1, (uint32_t)(b + 3), 1000, 0.0};
+  }
+  for (uint32_t i = 0; i < EXTRA; i++) {
+    uint8_t *p = bytes + 256 + 4 * i;
+    p[0] = (uint8_t)(i >> 16), p[1] = (uint8_t)(i >> 8), p[2] = (uint8_t)i, p[3] = 'x';
+    pieces[256 + i] = (bp_piece){p, 4, 256 + i + 3, 1 + i % 977, 0.0};
+  }
+  bp_model *m = NULL;
+  bp_error err;
+  bp_model_build(pieces, 256 + EXTRA, &m, &err);
+  free(pieces);
+  free(bytes);
+  return m;
+}
+
+/* Shrinking gives the same value on any number of threads, and stops with
+** BP_INTERRUPT, freeing everything, when progress asks. */
+static void test_shrink_threads_and_interrupt(void) {
+  bp_model *m = train_generated(0, 2);
+  CHECK(m != NULL);
+  if (!m) return;
+  bp_error err;
+  uint8_t *values[3] = {NULL, NULL, NULL};
+  size_t lengths[3] = {0, 0, 0};
+  const int threads[3] = {1, 2, 7};
+  for (int k = 0; k < 3; k++) {
+    bp_shrink_options options;
+    bp_shrink_options_init(&options);
+    options.threads = threads[k];
+    bp_model *small = NULL;
+    CHECK(bp_model_shrink(m, 500, &options, &small, &err) == BP_OK);
+    if (small) {
+      CHECK(bp_model_vocab_size(small) <= 500);
+      CHECK(bp_model_serialize(small, &values[k], &lengths[k], &err) == BP_OK);
+      bp_model_release(small);
+    }
+  }
+  for (int k = 1; k < 3; k++)
+    CHECK(values[0] && values[k] && lengths[k] == lengths[0] &&
+          memcmp(values[k], values[0], lengths[0]) == 0);
+  for (int k = 0; k < 3; k++) bp_free(values[k]);
+  bp_shrink_options options;
+  bp_shrink_options_init(&options);
+  options.threads = 0;
+  bp_model *small = NULL;
+  CHECK(bp_model_shrink(m, 500, &options, &small, &err) == BP_INVALID && small == NULL);
+  CHECK_MESSAGE(err, "threads must be an integer from 1 to 64");
+  /* A stop asked for at once, then one inside the first pass. */
+  long before = atomic_load(&live_blocks);
+  int calls = 0;
+  bp_shrink_options_init(&options);
+  options.threads = 2;
+  options.progress = stop_at_once;
+  options.progress_context = &calls;
+  CHECK(bp_model_shrink(m, 500, &options, &small, &err) == BP_INTERRUPT && small == NULL);
+  CHECK_MESSAGE(err, "interrupted");
+  CHECK(calls == 1);
+  CHECK(atomic_load(&live_blocks) == before);
+  bp_model_release(m);
+  m = many_pieces_model();
+  CHECK(m != NULL);
+  if (!m) return;
+  before = atomic_load(&live_blocks);
+  for (int t = 1; t <= 2; t++) {
+    calls = 0;
+    options.threads = t;
+    options.progress = stop_at_second_call;
+    CHECK(bp_model_shrink(m, 1000, &options, &small, &err) == BP_INTERRUPT && small == NULL);
+    CHECK_MESSAGE(err, "interrupted");
+    CHECK(calls == 2);
+    CHECK(atomic_load(&live_blocks) == before);
+  }
+  bp_model_release(m);
 }
 
 static void test_model_validation(void) {
@@ -639,7 +753,7 @@ static void test_sentencepiece(void) {
     size_t json_len;
     CHECK(bp_model_to_json(back, &json, &json_len, &err) == BP_INVALID);
     bp_model *smaller;
-    CHECK(bp_model_shrink(back, 1000, &smaller, &err) == BP_INVALID);
+    CHECK(bp_model_shrink(back, 1000, NULL, &smaller, &err) == BP_INVALID);
     /* A model with scores survives its binary value. */
     uint8_t *value;
     size_t value_len;
@@ -895,7 +1009,7 @@ static void test_hostile_values(void) {
   CHECK(build_test_model(big, 1, &smaller, &err) == BP_OK);
   if (smaller) {
     bp_model *shrunk;
-    CHECK(bp_model_shrink(smaller, 259, &shrunk, &err) == BP_TOOBIG);
+    CHECK(bp_model_shrink(smaller, 259, NULL, &shrunk, &err) == BP_TOOBIG);
     CHECK_MESSAGE(err, "the re-split piece counts add up to more than 2^63 - 1");
     bp_model_release(smaller);
   }
@@ -918,6 +1032,7 @@ static void test_hostile_values(void) {
 }
 
 int main(void) {
+  bp_set_allocator(counting_malloc, counting_realloc, counting_free);
   test_sha256();
   test_viterbi_ties_and_chunks();
   test_interrupt_and_strides();
@@ -929,6 +1044,7 @@ int main(void) {
   test_model_validation();
   test_training();
   test_training_spill_and_threads();
+  test_shrink_threads_and_interrupt();
   test_json_round_trip();
   test_json_errors();
   test_normalization();

@@ -1,0 +1,222 @@
+/*
+** train_internal.h: what the trainer's source files share and nothing else
+** includes.
+**
+**   train.c          the trainer: options, adding text (chunks), the steps
+**                    in order (bp_trainer_finish)
+**   train_tables.c   the hash tables: string counter, n-gram table
+**   train_spill.c    spill files: records of counted byte strings, read
+**                    back in blocks
+**   train_workers.c  running a pass on several threads, share by share
+**   train_ngrams.c   step 2: counting n-grams, the n-gram model
+**   train_segment.c  step 3: segmenting chunks with the n-gram model,
+**                    counting the pieces
+**   train_prune.c    step 4: pruning pieces to a vocabulary; shrinking a
+**                    trained model
+**
+** Data flows: text -> chunks (string counter, or the chunk file) -> n-gram
+** tables -> pieces (string counter, or bucket files) -> vocabulary.
+*/
+#ifndef BYTEPIECE_TRAIN_INTERNAL_H
+#define BYTEPIECE_TRAIN_INTERNAL_H
+
+#include "internal.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+#define MAX_CHUNK_CHARACTERS 10000
+#define MAX_CHUNK_NEWLINES 100
+#define MAX_ORDER 7
+#define MAX_THREADS 64
+#define EMPTY_KEY UINT64_MAX /* no n-gram of 7 bytes or fewer packs to this */
+#define PIECE_BUCKETS 16
+
+/* ---- Hash tables (train_tables.c) -------------------------------------------- */
+
+static inline uint64_t train_mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xFF51AFD7ED558CCDull;
+  x ^= x >> 33;
+  x *= 0xC4CEB9FE1A85EC53ull;
+  x ^= x >> 33;
+  return x;
+}
+
+uint64_t train_hash_bytes(const uint8_t *p, size_t n);
+
+/* Byte strings with counts: chunks, then pieces. */
+typedef struct counted_string {
+  uint64_t hash;
+  uint64_t count; /* 0: empty slot */
+  size_t offset;  /* into the arena */
+  size_t length;
+} counted_string;
+
+typedef struct string_counter {
+  bp_buffer arena;
+  counted_string *slots;
+  size_t capacity, used;
+} string_counter;
+
+void train_string_counter_free(string_counter *c);
+/* Bytes the counter holds (arena and slots). */
+size_t train_string_counter_memory(const string_counter *c);
+/* Adds `count` to the string's count (inserting it); false when out of
+** memory. */
+bool train_string_counter_add(string_counter *c, const uint8_t *bytes,
+                              size_t length, uint64_t count);
+
+/* N-grams of one length n >= 3, packed into 64 bits (last byte lowest),
+** with their counts, later their log probabilities: one slot, one cache
+** line touched per probe. */
+typedef struct ngram_slot {
+  uint64_t key; /* EMPTY_KEY: free */
+  union {
+    uint64_t count;
+    double log;
+  };
+} ngram_slot;
+
+typedef struct ngram_table {
+  ngram_slot *slots;
+  size_t capacity, used;
+  size_t limit; /* bytes the slots may take; 0: no limit */
+} ngram_table;
+
+void train_ngram_table_free(ngram_table *t);
+/* An empty table of `capacity` slots (a power of two). */
+bool train_ngram_table_init(ngram_table *t, size_t capacity);
+
+/* The slot holding `key`, or the free slot where it would go. In the header
+** because the counting and segmenting loops call it for every byte. */
+static inline ngram_slot *train_ngram_find(const ngram_table *t, uint64_t key) {
+  size_t k = train_mix64(key) & (t->capacity - 1);
+  while (t->slots[k].key != key && t->slots[k].key != EMPTY_KEY) k = (k + 1) & (t->capacity - 1);
+  return &t->slots[k];
+}
+
+/* Adds to a key's count: BP_OK, BP_NOMEM, or BP_TOOBIG when the table would
+** outgrow its limit. */
+int train_ngram_table_add(ngram_table *t, uint64_t key, uint64_t count);
+
+/* ---- Spill files (train_spill.c) -------------------------------------------- */
+
+typedef struct chunk_view {
+  const uint8_t *bytes;
+  uint64_t count;
+  size_t length;
+} chunk_view;
+
+/* A block of byte strings to work on, in memory or read from a file. */
+typedef struct block {
+  chunk_view *views;
+  size_t count, capacity;
+  bp_buffer storage;
+} block;
+
+void train_block_free(block *b);
+/* Appends a view of bytes owned elsewhere; false when out of memory. */
+bool train_block_push(block *b, const uint8_t *bytes, size_t length, uint64_t count);
+/* Appends one record to a spill file; false when the write fails. */
+bool train_record_write(FILE *f, const uint8_t *bytes, size_t length, uint64_t count);
+/* BP_IO: "cannot <what> a temporary file: <errno's message>". */
+int train_spill_error(bp_error *err, const char *what);
+/* Reads the next records of f into b (emptied first), about `limit` bytes
+** of them; *more is false at the end of the file. */
+int train_block_read(FILE *f, block *b, size_t limit, bool *more, bp_error *err);
+
+/* ---- The trainer (train.c) ---------------------------------------------------- */
+
+/* How passes run: on how many threads, and where progress goes. The
+** trainer's comes from its options, bp_model_shrink's from its own. */
+typedef struct train_runner {
+  int threads; /* 1..MAX_THREADS */
+  int (*progress)(void *context, const char *phase, double done);
+  void *progress_context;
+} train_runner;
+
+struct bp_trainer {
+  bp_train_options options;
+  train_runner runner; /* the options' threads and progress */
+  string_counter chunks;
+  FILE *chunk_file;     /* chunks spilled when over a third of the memory */
+  uint64_t bytes;       /* total, with repetitions */
+  /* The n-gram model: counts, then log conditional probabilities. Lengths 1
+  ** and 2 are arrays; longer ones hash tables, of the n-grams seen at least
+  ** min_count times only. */
+  uint64_t counts1[256];
+  uint64_t *counts2;
+  double logs1[256];
+  double *logs2;
+  ngram_table tables[MAX_ORDER + 1]; /* index n, used for n >= 3 */
+  /* Pieces: counted in memory, or spilled to buckets by hash. */
+  string_counter pieces;
+  FILE *piece_buckets[PIECE_BUCKETS];
+  pthread_mutex_t bucket_lock;
+  FILE *dropped_file; /* pieces pruning drops, when spilled */
+};
+
+/* Reports progress to the runner's callback; true when it asks to stop. */
+bool train_report(const train_runner *r, const char *phase, double done);
+
+/* ---- Running work on several threads (train_workers.c) ------------------------ */
+
+/* One pass of work split into `count` shares. Share 0 runs on the calling
+** thread, which alone reports progress (a progress callback may use the
+** caller's resources); the other shares watch `stop`. */
+typedef struct work {
+  const train_runner *runner;
+  bp_trainer *trainer; /* steps 2 and 3 read its tables; NULL when shrinking */
+  int (*run)(struct work *work, int index, bp_error *err);
+  int count;
+  atomic_int stop;
+  void *data; /* what the pass needs */
+} work;
+
+/* Runs every share of w, on up to w->count threads, and returns the first
+** error that is not BP_INTERRUPT, else the first BP_INTERRUPT, else BP_OK. */
+int train_run_work(work *w, bp_error *err);
+/* The part of [0, total) that share `index` of `count` works on. */
+void train_share_range(size_t total, int index, int count, size_t *begin, size_t *end);
+/* Reports progress from share 0 and tells every share whether to stop. */
+bool train_should_stop(work *w, int index, const char *phase, double done);
+/* Runs `run` on the threads for every block of chunks: the chunks in
+** memory as one block, or, once they were spilled, the chunk file read back
+** a block at a time. *chunks (a field of `pass`) points at the block. */
+int train_share_chunk_blocks(bp_trainer *t, int (*run)(work *, int, bp_error *),
+                             void *pass, const block **chunks, bp_error *err);
+
+/* ---- The steps ------------------------------------------------------------------ */
+
+/* Step 2 (train_ngrams.c): counts the n-grams of every chunk into
+** t->counts1, t->counts2 and t->tables, then turns them into the n-gram
+** model t->logs1, t->logs2, t->tables. */
+int train_count_ngrams(bp_trainer *t, bp_error *err);
+int train_prune_ngrams(bp_trainer *t, bp_error *err);
+
+static inline uint64_t train_ngram_mask(int n) {
+  return n >= 8 ? UINT64_MAX : (1ull << (8 * n)) - 1;
+}
+
+/* log P of the n-gram ending at the lowest byte of `rolling`, or -inf. In
+** the header because segmenting calls it for every byte and state. */
+static inline double train_ngram_log(const bp_trainer *t, int n, uint64_t rolling) {
+  if (n == 1) return t->logs1[rolling & 0xFF];
+  if (n == 2) return t->logs2[rolling & 0xFFFF];
+  uint64_t key = rolling & train_ngram_mask(n);
+  const ngram_slot *s = train_ngram_find(&t->tables[n], key);
+  return s->key == key ? s->log : -INFINITY;
+}
+
+/* Step 3 (train_segment.c): segments every chunk with the n-gram model and
+** counts the pieces, in t->pieces or the bucket files. */
+int train_count_pieces(bp_trainer *t, bp_error *err);
+
+/* Step 4 (train_prune.c): prunes the counted pieces to the vocabulary and
+** builds the model. */
+int train_prune_pieces(bp_trainer *t, bp_model **model, bp_error *err);
+
+#endif /* BYTEPIECE_TRAIN_INTERNAL_H */
