@@ -91,20 +91,19 @@ static int write_big_model(const char *path, uint32_t n) {
   return fclose(f) == 0;
 }
 
-/* Waits until the connection's work holds more than `threshold` bytes more
-** than when it started (only compiling the model allocates that much:
-** reading the value holds less), then interrupts until told to stop. */
-typedef struct compile_watch {
+/* Waits until the process holds more than `threshold` bytes more than at
+** `start`, that is until the work to interrupt is under way, then
+** interrupts until told to stop. */
+typedef struct memory_watch {
   sqlite3 *db;
-  sqlite3_int64 threshold;
+  sqlite3_int64 start, threshold;
   volatile int done;
   int interrupted;
-} compile_watch;
+} memory_watch;
 
-static void *interrupt_while_compiling(void *context) {
-  compile_watch *w = context;
-  sqlite3_int64 start = sqlite3_memory_used();
-  while (!w->done && sqlite3_memory_used() - start < w->threshold) {
+static void *interrupt_when_memory_grows(void *context) {
+  memory_watch *w = context;
+  while (!w->done && sqlite3_memory_used() - w->start < w->threshold) {
   }
   if (!w->done) interrupted_at = seconds_now();
   while (!w->done) {
@@ -145,10 +144,11 @@ static void test_interrupted_compilation(const char *extension) {
   CHECK(sqlite3_open(db_path, &db) == SQLITE_OK);
   sqlite3_enable_load_extension(db, 1);
   CHECK(sqlite3_load_extension(db, extension, NULL, &error) == SQLITE_OK);
-  /* Compiling holds about 40 bytes per piece (12 MB) besides the value. */
-  compile_watch watch = {db, value_bytes + 8000000, 0, 0};
+  /* Compiling holds about 40 bytes per piece (12 MB) besides the value;
+  ** reading the value alone holds less. */
+  memory_watch watch = {db, sqlite3_memory_used(), value_bytes + 8000000, 0, 0};
   pthread_t thread;
-  pthread_create(&thread, NULL, interrupt_while_compiling, &watch);
+  pthread_create(&thread, NULL, interrupt_when_memory_grows, &watch);
   const char *sql = "SELECT bp_count('hello', 'big')";
   int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
   double returned = seconds_now();
@@ -171,28 +171,6 @@ static void test_interrupted_compilation(const char *extension) {
   unlink(model_path);
 }
 
-/* Waits until the connection holds more than `threshold` bytes more than
-** at `start`, then interrupts until told to stop. */
-typedef struct shrink_watch {
-  sqlite3 *db;
-  sqlite3_int64 start, threshold;
-  volatile int done;
-  int interrupted;
-} shrink_watch;
-
-static void *interrupt_while_shrinking(void *context) {
-  shrink_watch *w = context;
-  while (!w->done && sqlite3_memory_used() - w->start < w->threshold) {
-  }
-  if (!w->done) interrupted_at = seconds_now();
-  while (!w->done) {
-    sqlite3_interrupt(w->db);
-    w->interrupted = 1;
-    usleep(100);
-  }
-  return NULL;
-}
-
 /* bp_model_shrink of a model of 300,000 pieces, already compiled, to
 ** 150,000 (most of a second of re-splitting): the interrupt comes once
 ** shrinking holds its copy of the pieces (about 10 MB, 32 bytes a piece),
@@ -211,9 +189,9 @@ static void test_interrupted_shrink(const char *extension) {
       "SELECT bp_count('hello', 'big');", model_path);
   CHECK(sqlite3_exec(db, insert, NULL, NULL, &error) == SQLITE_OK);
   sqlite3_free(insert);
-  shrink_watch watch = {db, sqlite3_memory_used(), 8000000, 0, 0};
+  memory_watch watch = {db, sqlite3_memory_used(), 8000000, 0, 0};
   pthread_t thread;
-  pthread_create(&thread, NULL, interrupt_while_shrinking, &watch);
+  pthread_create(&thread, NULL, interrupt_when_memory_grows, &watch);
   const char *sql = "SELECT length(bp_model_shrink('big', 150000))";
   int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
   double returned = seconds_now();
