@@ -1,7 +1,8 @@
 /*
 ** internal.h: helpers shared by the library's source files and not part of
 ** the public interface: error reporting, a growable byte buffer, SHA-256,
-** the Aho-Corasick matcher, the zip reader and NFC normalization.
+** little-endian and varint byte readers and writers, the Aho-Corasick
+** matcher, the zip reader and NFC normalization.
 */
 #ifndef BYTEPIECE_INTERNAL_H
 #define BYTEPIECE_INTERNAL_H
@@ -9,6 +10,7 @@
 #include "bytepiece.h"
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Sets err->code and a printf-style message; returns the code. */
 int bp_fail(bp_error *err, int code, const char *format, ...)
@@ -30,6 +32,59 @@ void bp_buffer_free(bp_buffer *b);
 
 /* SHA-256 (FIPS 180-4). */
 void bp_sha256(const uint8_t *data, size_t len, uint8_t digest[32]);
+
+/* ---- Bytes ----------------------------------------------------------------
+** Little-endian fixed-size integers and LEB128 varints, as the model value,
+** the zip format and protobuf store them. Callers check bounds first.
+*/
+static inline uint32_t bp_get_u16(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+static inline uint32_t bp_get_u32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+         (uint32_t)p[3] << 24;
+}
+static inline uint64_t bp_get_u64(const uint8_t *p) {
+  return (uint64_t)bp_get_u32(p) | (uint64_t)bp_get_u32(p + 4) << 32;
+}
+static inline void bp_put_u32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void bp_put_u64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Writes v in its shortest form, at most 10 bytes; returns the bytes
+** written. */
+static inline size_t bp_put_varint(uint8_t *p, uint64_t v) {
+  size_t n = 0;
+  while (v >= 0x80) {
+    p[n++] = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  p[n++] = (uint8_t)v;
+  return n;
+}
+
+/* The model value's strict reading: returns the bytes read, or 0 when the
+** varint is truncated or does not fit 64 bits; SIZE_MAX when it is not in
+** its shortest form (a last byte 0 after others). bp_put_varint writes only
+** the shortest, so that equal models have equal values and digests.
+** (Protobuf's reading, in sentencepiece.c, accepts any form.) */
+static inline size_t bp_get_varint(const uint8_t *p, const uint8_t *end, uint64_t *v) {
+  uint64_t result = 0;
+  for (size_t n = 0; n < 10 && p + n < end; n++) {
+    uint64_t byte = p[n];
+    if (n == 9 && byte > 1) return 0;
+    result |= (byte & 0x7F) << (7 * n);
+    if (!(byte & 0x80)) {
+      if (n > 0 && byte == 0) return SIZE_MAX;
+      *v = result;
+      return n + 1;
+    }
+  }
+  return 0;
+}
 
 /* ---- Matcher --------------------------------------------------------------
 ** An Aho-Corasick automaton over all pieces, stored as a double-array trie.

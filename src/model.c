@@ -313,53 +313,14 @@ const double *bp_model_alpha_weights(bp_model *m, double alpha, double **owned) 
 
 /* ---- The binary model value ---------------------------------------------- */
 
-static size_t put_varint(uint8_t *p, uint64_t v) {
-  size_t n = 0;
-  while (v >= 0x80) {
-    p[n++] = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  p[n++] = (uint8_t)v;
-  return n;
-}
-
-/* Returns the bytes read, or 0 when the varint is truncated or too long;
-** SIZE_MAX when it is not in its shortest form (a last byte 0 after
-** others): put_varint writes only the shortest, so that equal models have
-** equal values and digests. */
-static size_t get_varint(const uint8_t *p, const uint8_t *end, uint64_t *v) {
-  uint64_t result = 0;
-  for (size_t n = 0; n < 10 && p + n < end; n++) {
-    uint64_t byte = p[n];
-    if (n == 9 && byte > 1) return 0;
-    result |= (byte & 0x7F) << (7 * n);
-    if (!(byte & 0x80)) {
-      if (n > 0 && byte == 0) return SIZE_MAX;
-      *v = result;
-      return n + 1;
-    }
-  }
-  return 0;
-}
-
-static void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-         (uint32_t)p[3] << 24;
-}
-
 static void put_double(uint8_t *p, double d) {
   uint64_t bits;
   memcpy(&bits, &d, sizeof bits);
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(bits >> (8 * i));
+  bp_put_u64(p, bits);
 }
 
 static double get_double(const uint8_t *p) {
-  uint64_t bits = 0;
-  for (int i = 0; i < 8; i++) bits |= (uint64_t)p[i] << (8 * i);
+  uint64_t bits = bp_get_u64(p);
   double d;
   memcpy(&d, &bits, sizeof d);
   return d;
@@ -372,16 +333,16 @@ int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
   uint8_t *v = bp_malloc(bound);
   if (!v) return bp_fail_nomem(err);
   memcpy(v, value_magic, 8);
-  put_u32(v + 8, m->counts ? VALUE_FORMAT_COUNTS : VALUE_FORMAT_SCORES);
-  put_u32(v + 12, (uint32_t)n);
+  bp_put_u32(v + 8, m->counts ? VALUE_FORMAT_COUNTS : VALUE_FORMAT_SCORES);
+  bp_put_u32(v + 12, (uint32_t)n);
   uint8_t *p = v + BP_VALUE_HEADER_BYTES;
   for (size_t i = 0; i < n; i++) {
     uint32_t length = m->offsets[i + 1] - m->offsets[i];
-    p += put_varint(p, length);
+    p += bp_put_varint(p, length);
     memcpy(p, m->bytes + m->offsets[i], length);
     p += length;
     if (m->counts) {
-      p += put_varint(p, m->counts[i]);
+      p += bp_put_varint(p, m->counts[i]);
     } else {
       put_double(p, m->matcher.pieces[i].score);
       p += 8;
@@ -396,7 +357,7 @@ int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
 
 int bp_value_digest(const uint8_t *value, size_t len, uint8_t digest[32]) {
   if (len < BP_VALUE_HEADER_BYTES || memcmp(value, value_magic, 8) != 0 ||
-      (get_u32(value + 8) != VALUE_FORMAT_COUNTS && get_u32(value + 8) != VALUE_FORMAT_SCORES))
+      (bp_get_u32(value + 8) != VALUE_FORMAT_COUNTS && bp_get_u32(value + 8) != VALUE_FORMAT_SCORES))
     return BP_FORMAT;
   memcpy(digest, value + BP_VALUE_DIGEST_OFFSET, 32);
   return BP_OK;
@@ -418,8 +379,8 @@ int bp_model_deserialize(const uint8_t *value, size_t len, const bp_interrupt *i
   int rc = bp_value_verify(value, len, err);
   if (rc != BP_OK) return rc;
   const uint8_t *digest = value + BP_VALUE_DIGEST_OFFSET;
-  uint32_t n = get_u32(value + 12);
-  bool scored = get_u32(value + 8) == VALUE_FORMAT_SCORES;
+  uint32_t n = bp_get_u32(value + 12);
+  bool scored = bp_get_u32(value + 8) == VALUE_FORMAT_SCORES;
   /* The smallest piece: a 1-byte length, 1 byte, and a 1-byte count or an
   ** 8-byte score. */
   if ((uint64_t)n * (scored ? 10 : 3) > len - BP_VALUE_HEADER_BYTES)
@@ -433,7 +394,7 @@ int bp_model_deserialize(const uint8_t *value, size_t len, const bp_interrupt *i
       return bp_fail(err, BP_INTERRUPT, "interrupted");
     }
     uint64_t length, count;
-    size_t k = get_varint(p, end, &length);
+    size_t k = bp_get_varint(p, end, &length);
     if (k == SIZE_MAX) goto not_shortest;
     if (!k || length > (uint64_t)(end - p - k)) goto corrupt;
     p += k;
@@ -445,7 +406,7 @@ int bp_model_deserialize(const uint8_t *value, size_t len, const bp_interrupt *i
       pieces[i].score = get_double(p);
       p += 8;
     } else {
-      if (!(k = get_varint(p, end, &count))) goto corrupt;
+      if (!(k = bp_get_varint(p, end, &count))) goto corrupt;
       if (k == SIZE_MAX) goto not_shortest;
       pieces[i].count = count;
       p += k;

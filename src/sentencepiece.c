@@ -36,13 +36,7 @@ enum { SP_NORMAL = 1, SP_UNKNOWN = 2, SP_CONTROL = 3, SP_USER_DEFINED = 4, SP_UN
 
 static bool pb_varint(bp_buffer *b, uint64_t v) {
   uint8_t bytes[10];
-  size_t n = 0;
-  while (v >= 0x80) {
-    bytes[n++] = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  bytes[n++] = (uint8_t)v;
-  return bp_buffer_append(b, bytes, n);
+  return bp_buffer_append(b, bytes, bp_put_varint(bytes, v));
 }
 
 static bool pb_key(bp_buffer *b, int field, int wire_type) {
@@ -60,8 +54,8 @@ static bool pb_uint(bp_buffer *b, int field, uint64_t v) {
 static bool pb_float(bp_buffer *b, int field, float f) {
   uint32_t bits;
   memcpy(&bits, &f, sizeof bits);
-  uint8_t bytes[4] = {(uint8_t)bits, (uint8_t)(bits >> 8), (uint8_t)(bits >> 16),
-                      (uint8_t)(bits >> 24)};
+  uint8_t bytes[4];
+  bp_put_u32(bytes, bits);
   return pb_key(b, field, 5) && bp_buffer_append(b, bytes, 4);
 }
 
@@ -152,6 +146,9 @@ typedef struct pb_reader {
   const uint8_t *p, *end;
 } pb_reader;
 
+/* Protobuf's reading, unlike the model value's bp_get_varint: any form is
+** accepted (a non-shortest encoding, bits past 64 dropped), as protobuf
+** parsers accept them. */
 static bool pb_read_varint(pb_reader *r, uint64_t *v) {
   uint64_t result = 0;
   for (int shift = 0; shift < 64 && r->p < r->end; shift += 7) {
@@ -245,8 +242,7 @@ static int read_piece(const char *source, const uint8_t *data, size_t size, size
       text = f.data;
       text_len = f.size;
     } else if (f.number == 2 && f.wire_type == 5) {
-      uint32_t bits = (uint32_t)f.data[0] | (uint32_t)f.data[1] << 8 |
-                      (uint32_t)f.data[2] << 16 | (uint32_t)f.data[3] << 24;
+      uint32_t bits = bp_get_u32(f.data);
       memcpy(&score, &bits, sizeof score);
     } else if (f.number == 3 && f.wire_type == 0) {
       type = f.varint;

@@ -13,9 +13,6 @@
 
 #define MAX_MEMBER_BYTES ((uint64_t)1 << 30)
 
-static uint32_t le16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
-static uint32_t le32(const uint8_t *p) { return le16(p) | le16(p + 2) << 16; }
-
 static voidpf zlib_alloc(voidpf opaque, uInt items, uInt size) {
   (void)opaque;
   return bp_malloc((size_t)items * size);
@@ -40,7 +37,7 @@ int bp_zip_extract_model(const char *path, const uint8_t *data, size_t len,
   if (len >= 22) {
     size_t lowest = len > 65535 + 22 ? len - 65535 - 22 : 0;
     for (size_t i = len - 22 + 1; i-- > lowest;)
-      if (le32(data + i) == 0x06054b50) {
+      if (bp_get_u32(data + i) == 0x06054b50) {
         eocd = data + i;
         break;
       }
@@ -48,8 +45,8 @@ int bp_zip_extract_model(const char *path, const uint8_t *data, size_t len,
   if (!eocd)
     return bp_fail(err, BP_FORMAT, "%s: zip archive has no central directory",
                    path);
-  uint32_t entries = le16(eocd + 10);
-  uint32_t directory_size = le32(eocd + 12), directory_offset = le32(eocd + 16);
+  uint32_t entries = bp_get_u16(eocd + 10);
+  uint32_t directory_size = bp_get_u32(eocd + 12), directory_offset = bp_get_u32(eocd + 16);
   if (directory_offset == 0xFFFFFFFF || entries == 0xFFFF)
     return bp_fail(err, BP_FORMAT, "%s: zip64 archives are not supported", path);
   if ((uint64_t)directory_offset + directory_size > (uint64_t)(eocd - data))
@@ -61,11 +58,11 @@ int bp_zip_extract_model(const char *path, const uint8_t *data, size_t len,
   const uint8_t *only = NULL;
   const uint8_t *p = data + directory_offset, *end = p + directory_size;
   for (uint32_t e = 0; e < entries; e++) {
-    if (end - p < 46 || le32(p) != 0x02014b50)
+    if (end - p < 46 || bp_get_u32(p) != 0x02014b50)
       return bp_fail(err, BP_FORMAT, "%s: zip central directory is corrupt",
                      path);
-    uint32_t name_len = le16(p + 28);
-    size_t entry_len = 46 + (size_t)name_len + le16(p + 30) + le16(p + 32);
+    uint32_t name_len = bp_get_u16(p + 28);
+    size_t entry_len = 46 + (size_t)name_len + bp_get_u16(p + 30) + bp_get_u16(p + 32);
     if ((size_t)(end - p) < entry_len)
       return bp_fail(err, BP_FORMAT, "%s: zip central directory is corrupt",
                      path);
@@ -89,16 +86,16 @@ int bp_zip_extract_model(const char *path, const uint8_t *data, size_t len,
     return bp_fail(err, BP_FORMAT, "%s: zip archive holds no .model member",
                    path);
 
-  uint32_t method = le16(chosen + 10), crc = le32(chosen + 16);
-  uint64_t packed = le32(chosen + 20), size = le32(chosen + 24);
-  uint64_t local = le32(chosen + 42);
+  uint32_t method = bp_get_u16(chosen + 10), crc = bp_get_u32(chosen + 16);
+  uint64_t packed = bp_get_u32(chosen + 20), size = bp_get_u32(chosen + 24);
+  uint64_t local = bp_get_u32(chosen + 42);
   if (packed == 0xFFFFFFFF || size == 0xFFFFFFFF || local == 0xFFFFFFFF)
     return bp_fail(err, BP_FORMAT, "%s: zip64 archives are not supported", path);
   if (size > MAX_MEMBER_BYTES)
     return bp_fail(err, BP_TOOBIG, "%s: zip member is larger than 1 GiB", path);
-  if (local + 30 > len || le32(data + local) != 0x04034b50)
+  if (local + 30 > len || bp_get_u32(data + local) != 0x04034b50)
     return bp_fail(err, BP_FORMAT, "%s: zip member header is corrupt", path);
-  uint64_t start = local + 30 + le16(data + local + 26) + le16(data + local + 28);
+  uint64_t start = local + 30 + bp_get_u16(data + local + 26) + bp_get_u16(data + local + 28);
   if (start > len || packed > len - start)
     return bp_fail(err, BP_FORMAT, "%s: zip member is truncated", path);
   if (method != 0 && method != 8)
