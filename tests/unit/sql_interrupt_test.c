@@ -114,6 +114,26 @@ static void *interrupt_when_memory_grows(void *context) {
   return NULL;
 }
 
+/* Runs `sql` while a memory_watch interrupts it once the connection holds
+** `threshold` bytes more than now; it must stop with SQLITE_INTERRUPT and
+** `message`, which comes from the work itself, not from SQLite between
+** rows. */
+static void expect_interrupted(sqlite3 *db, const char *sql, sqlite3_int64 threshold,
+                               const char *message) {
+  memory_watch watch = {db, sqlite3_memory_used(), threshold, 0, 0};
+  pthread_t thread;
+  pthread_create(&thread, NULL, interrupt_when_memory_grows, &watch);
+  int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  double returned = seconds_now();
+  watch.done = 1;
+  pthread_join(thread, NULL);
+  printf("interrupt: %s: stopped %.3f s after the interrupt (code %d, %s)\n", sql,
+         watch.interrupted ? returned - interrupted_at : -1.0, rc, sqlite3_errmsg(db));
+  CHECK(watch.interrupted);
+  CHECK(rc == SQLITE_INTERRUPT);
+  CHECK(strcmp(sqlite3_errmsg(db), message) == 0);
+}
+
 /* A stored model value of 300,000 pieces is compiled on its first use in a
 ** connection (here a new one: no other holds it compiled); the
 ** interrupt stops the compilation, not only the statement after it. */
@@ -146,20 +166,8 @@ static void test_interrupted_compilation(const char *extension) {
   CHECK(sqlite3_load_extension(db, extension, NULL, &error) == SQLITE_OK);
   /* Compiling holds about 40 bytes per piece (12 MB) besides the value;
   ** reading the value alone holds less. */
-  memory_watch watch = {db, sqlite3_memory_used(), value_bytes + 8000000, 0, 0};
-  pthread_t thread;
-  pthread_create(&thread, NULL, interrupt_when_memory_grows, &watch);
-  const char *sql = "SELECT bp_count('hello', 'big')";
-  int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-  double returned = seconds_now();
-  watch.done = 1;
-  pthread_join(thread, NULL);
-  printf("interrupt: %s: stopped %.3f s after the interrupt (code %d, %s)\n", sql,
-         watch.interrupted ? returned - interrupted_at : -1.0, rc, sqlite3_errmsg(db));
-  CHECK(watch.interrupted);
-  CHECK(rc == SQLITE_INTERRUPT);
-  /* The message comes from the compilation, not from SQLite between rows. */
-  CHECK(strcmp(sqlite3_errmsg(db), "bp_count: interrupted") == 0);
+  expect_interrupted(db, "SELECT bp_count('hello', 'big')", value_bytes + 8000000,
+                     "bp_count: interrupted");
   /* The connection still works, and the model compiles when not stopped. */
   sqlite3_int64 count = 0;
   CHECK(sqlite3_prepare_v2(db, "SELECT bp_count('hello', 'big')", -1, &stmt, NULL) == SQLITE_OK);
@@ -189,20 +197,8 @@ static void test_interrupted_shrink(const char *extension) {
       "SELECT bp_count('hello', 'big');", model_path);
   CHECK(sqlite3_exec(db, insert, NULL, NULL, &error) == SQLITE_OK);
   sqlite3_free(insert);
-  memory_watch watch = {db, sqlite3_memory_used(), 8000000, 0, 0};
-  pthread_t thread;
-  pthread_create(&thread, NULL, interrupt_when_memory_grows, &watch);
-  const char *sql = "SELECT length(bp_model_shrink('big', 150000))";
-  int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-  double returned = seconds_now();
-  watch.done = 1;
-  pthread_join(thread, NULL);
-  printf("interrupt: %s: stopped %.3f s after the interrupt (code %d, %s)\n", sql,
-         watch.interrupted ? returned - interrupted_at : -1.0, rc, sqlite3_errmsg(db));
-  CHECK(watch.interrupted);
-  CHECK(rc == SQLITE_INTERRUPT);
-  /* The message comes from shrinking, not from SQLite between rows. */
-  CHECK(strcmp(sqlite3_errmsg(db), "bp_model_shrink: interrupted") == 0);
+  expect_interrupted(db, "SELECT length(bp_model_shrink('big', 150000))", 8000000,
+                     "bp_model_shrink: interrupted");
   CHECK(sqlite3_exec(db, "SELECT bp_count('still works', 'big')", NULL, NULL, &error) ==
         SQLITE_OK);
   sqlite3_close(db);
