@@ -16,45 +16,6 @@
 
 SQLITE_EXTENSION_INIT3
 
-void bp_segmented_free(bp_segmented *s) {
-  bp_free(s->normalized);
-  bp_ids_free(&s->ids);
-  sqlite3_free(s->ends);
-  memset(s, 0, sizeof *s);
-}
-
-int bp_segment_text(const bp_model *model, const char *text, size_t len, int input,
-                    const bp_interrupt *interrupt, bp_segmented *s, bp_error *err) {
-  memset(s, 0, sizeof *s);
-  s->bytes = text;
-  s->length = len;
-  s->is_text = input == BP_INPUT_TEXT;
-  if (s->is_text) {
-    int rc = bp_normalize(text, len, &s->normalized, &s->length, err);
-    if (rc != BP_OK) return rc;
-    if (s->normalized) s->bytes = s->normalized;
-  }
-  int rc = bp_encode(model, s->bytes, s->length, BP_INPUT_BYTES, NULL, interrupt, &s->ids, err);
-  if (rc != BP_OK) return rc;
-  s->ends = sqlite3_malloc64((s->ids.count + 1) * sizeof *s->ends);
-  if (!s->ends) {
-    err->code = BP_NOMEM;
-    return BP_NOMEM;
-  }
-  size_t end = 0;
-  for (size_t i = 0; i < s->ids.count; i++) {
-    uint32_t length;
-    bp_model_piece(model, (uint32_t)s->ids.ids[i], &length);
-    end += length;
-    s->ends[i] = end;
-  }
-  return BP_OK;
-}
-
-bool bp_segmented_can_cut(const bp_segmented *s, size_t offset) {
-  return !s->is_text || offset >= s->length || ((uint8_t)s->bytes[offset] & 0xC0) != 0x80;
-}
-
 /* ---- bp_truncate ------------------------------------------------------------- */
 
 void bp_truncate_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -72,10 +33,10 @@ void bp_truncate_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   if (bp_resolve_model(sqlite3_user_data(ctx), argc > 2 ? argv[2] : NULL, "bp_truncate",
                        ctx, NULL, &model) != SQLITE_OK)
     return;
-  bp_segmented s;
+  bp_spans s;
   bp_error err;
   bp_interrupt interrupt = {bp_sql_interrupted, sqlite3_context_db_handle(ctx)};
-  int rc = bp_segment_text(model, text, len, input, &interrupt, &s, &err);
+  int rc = bp_encode_spans(model, text, len, input, 0, NULL, &interrupt, &s, &err);
   size_t cut = s.length;
   if (rc == BP_OK && (sqlite3_uint64)s.ids.count > (sqlite3_uint64)budget) {
     /* The end of the last whole token that fits, moved back to where a
@@ -83,17 +44,17 @@ void bp_truncate_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
     ** more tokens than the same bytes did inside the whole text: then
     ** give up one more token. */
     for (size_t keep = (size_t)budget;; keep--) {
-      while (keep > 0 && !bp_segmented_can_cut(&s, s.ends[keep - 1])) keep--;
-      cut = keep ? s.ends[keep - 1] : 0;
+      while (keep > 0 && !bp_spans_can_cut(&s, s.ends[keep - 1])) keep--;
+      cut = bp_spans_start(&s, keep);
       size_t count;
-      rc = bp_count(model, s.bytes, cut, BP_INPUT_BYTES, NULL, &interrupt, &count, &err);
+      rc = bp_count(model, s.text, cut, BP_INPUT_BYTES, NULL, &interrupt, &count, &err);
       if (rc != BP_OK || count <= (size_t)budget || keep == 0) break;
     }
   }
   bp_model_release(model);
   if (rc != BP_OK) bp_result_error(ctx, "bp_truncate", &err);
-  else bp_result_bytes(ctx, "bp_truncate", s.bytes, cut, SQLITE_TRANSIENT, s.is_text);
-  bp_segmented_free(&s);
+  else bp_result_bytes(ctx, "bp_truncate", s.text, cut, SQLITE_TRANSIENT, s.is_text);
+  bp_spans_free(&s);
 }
 
 /* ---- bp_stats ---------------------------------------------------------------- */

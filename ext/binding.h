@@ -57,22 +57,6 @@ sqlite3 *bp_connection_db(bp_connection *connection);
 /* How many models this process compiled, and how many it holds now. */
 void bp_registry_statistics(long *compiled, int *shared);
 
-/* Text as it is segmented (the NFC form of TEXT), its tokens, and where
-** each token ends: what bp_truncate and bp_chunks cut. */
-typedef struct bp_segmented {
-  const char *bytes;  /* the segmented text */
-  size_t length;
-  char *normalized;   /* owned, when NFC changed the text */
-  int is_text;
-  bp_ids ids;
-  size_t *ends;       /* ends[i]: the byte offset where token i ends */
-} bp_segmented;
-int bp_segment_text(const bp_model *model, const char *text, size_t len, int input,
-                    const bp_interrupt *interrupt, bp_segmented *s, bp_error *err);
-/* True where text may be cut: a character boundary (any byte of a BLOB). */
-bool bp_segmented_can_cut(const bp_segmented *s, size_t offset);
-void bp_segmented_free(bp_segmented *s);
-
 /* The same for a model name (NULL: the default model); errors in *message. */
 int bp_resolve_model_name(bp_connection *connection, const char *name,
                           const char *function, char **message, bp_model **model);

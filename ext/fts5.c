@@ -77,10 +77,10 @@ static bool is_space(uint8_t c) {
   return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v' || c == 0;
 }
 
-/* Reports one term: the bytes [start, end) of the normalized text, trimmed
-** of ASCII white space and lower-cased, with offsets into the original. A
-** piece with a NUL byte inside gives no term. */
-static int emit_term(const bp_normalized *text, size_t start, size_t end, int flags,
+/* Reports one term: the bytes [start, end) of the text as segmented,
+** trimmed of ASCII white space and lower-cased, with offsets into the
+** original. A piece with a NUL byte inside gives no term. */
+static int emit_term(const bp_spans *text, size_t start, size_t end, int flags,
                      void *context, int (*emit)(void *, int, const char *, int, int, int)) {
   const uint8_t *bytes = (const uint8_t *)text->text;
   while (start < end && is_space(bytes[start])) start++;
@@ -93,14 +93,13 @@ static int emit_term(const bp_normalized *text, size_t start, size_t end, int fl
     if (c == 0) return SQLITE_OK;
     term[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
   }
-  return emit(context, flags, term, (int)n, (int)bp_normalized_start(text, start),
-              (int)bp_normalized_end(text, end));
+  return emit(context, flags, term, (int)n, (int)bp_spans_original_start(text, start),
+              (int)bp_spans_original_end(text, end));
 }
 
 /* What the subword callback needs to report a piece inside a token. */
 typedef struct inside {
-  const bp_model *model;
-  const bp_normalized *text;
+  const bp_spans *text;
   size_t token_start, token_length;
   void *fts5_context;
   int (*emit)(void *, int, const char *, int, int, int);
@@ -123,39 +122,32 @@ static void emit_subword(void *context, size_t start, size_t end, uint32_t id) {
 
 static int tokenizer_tokenize(Fts5Tokenizer *t, void *context, int flags, const char *text,
                               int length, int (*emit)(void *, int, const char *, int, int, int)) {
-  bp_normalized normalized;
+  bp_spans tokens;
   bp_error err;
-  int rc = bp_normalize_mapped(text, (size_t)length, &normalized, &err);
+  int rc = bp_encode_spans(t->model, text, (size_t)length, BP_INPUT_TEXT, 1, NULL,
+                           &t->interrupt, &tokens, &err);
   if (rc == BP_INVALID) {
     /* Not UTF-8: index the bytes as they are rather than lose the row. */
-    normalized = (bp_normalized){text, (size_t)length, NULL, NULL, NULL};
-  } else if (rc != BP_OK) {
-    return SQLITE_NOMEM;
+    bp_spans_free(&tokens);
+    rc = bp_encode_spans(t->model, text, (size_t)length, BP_INPUT_BYTES, 1, NULL,
+                         &t->interrupt, &tokens, &err);
   }
-  bp_ids ids = {0};
-  rc = bp_encode(t->model, normalized.text, normalized.length, BP_INPUT_BYTES, NULL,
-                 &t->interrupt, &ids, &err);
   int result = bp_sqlite_code(rc);
-  size_t offset = 0;
-  for (size_t i = 0; i < ids.count && result == SQLITE_OK; i++) {
-    uint32_t piece_length;
-    bp_model_piece(t->model, (uint32_t)ids.ids[i], &piece_length);
-    const uint8_t *piece = (const uint8_t *)normalized.text + offset;
+  for (size_t i = 0; i < tokens.ids.count && result == SQLITE_OK; i++) {
+    size_t start = bp_spans_start(&tokens, i), piece_length = tokens.ends[i] - start;
+    const uint8_t *piece = (const uint8_t *)tokens.text + start;
     bool blank = true;
-    for (uint32_t k = 0; k < piece_length && blank; k++) blank = is_space(piece[k]);
-    if (!blank)
-      result = emit_term(&normalized, offset, offset + piece_length, 0, context, emit);
-    if (result == SQLITE_OK && !blank && t->subwords && !(flags & FTS5_TOKENIZE_QUERY) &&
+    for (size_t k = 0; k < piece_length && blank; k++) blank = is_space(piece[k]);
+    if (blank) continue;
+    result = emit_term(&tokens, start, tokens.ends[i], 0, context, emit);
+    if (result == SQLITE_OK && t->subwords && !(flags & FTS5_TOKENIZE_QUERY) &&
         piece_length > 1) {
-      inside in = {t->model, &normalized, offset, piece_length, context, emit, SQLITE_OK};
-      bp_pieces_inside(t->model, (const uint8_t *)normalized.text + offset, piece_length,
-                       emit_subword, &in);
+      inside in = {&tokens, start, piece_length, context, emit, SQLITE_OK};
+      bp_pieces_inside(t->model, piece, piece_length, emit_subword, &in);
       result = in.rc;
     }
-    offset += piece_length;
   }
-  bp_ids_free(&ids);
-  bp_normalized_free(&normalized);
+  bp_spans_free(&tokens);
   return result;
 }
 

@@ -16,12 +16,12 @@
 ** other constraint consumed is bp_vocab's id = N, evaluated as SQLite
 ** compares an INTEGER column; the rest is left to SQLite.
 **
-** bp_tokens encodes once in xFilter and walks the ids; offsets are into the
-** text as segmented, i.e. its NFC form (equal to the input when the input
-** is already NFC, as nearly all text is). bp_vocab lists every id,
-** including the reserved ids 0..2 (piece, count and score NULL).
-** bp_chunks segments once in xFilter and finds each chunk as the cursor
-** reaches it, with work in proportion to the chunk.
+** bp_tokens and bp_chunks encode once in xFilter (bp_encode_spans); their
+** offsets are into the text as segmented, i.e. its NFC form (equal to the
+** input when the input is already NFC, as nearly all text is). bp_chunks
+** finds each chunk as the cursor reaches it, with work in proportion to the
+** chunk. bp_vocab lists every id, including the reserved ids 0..2 (piece,
+** count and score NULL).
 */
 #include "binding.h"
 
@@ -157,9 +157,8 @@ typedef struct tokens_cursor {
   sqlite3_vtab_cursor base;
   sqlite3_value *arguments[4]; /* input, model, alpha, seed as given */
   bp_model *model;
-  bp_ids ids;
+  bp_spans tokens;
   size_t position;
-  size_t start; /* byte offset of the current token */
 } tokens_cursor;
 
 static int tokens_connect(sqlite3 *db, void *aux, int argc,
@@ -186,9 +185,8 @@ static int tokens_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **cursor) {
 static void tokens_reset(tokens_cursor *c) {
   bp_model_release(c->model);
   c->model = NULL;
-  bp_ids_free(&c->ids);
+  bp_spans_free(&c->tokens);
   c->position = 0;
-  c->start = 0;
 }
 
 static int tokens_close(sqlite3_vtab_cursor *cursor) {
@@ -236,44 +234,41 @@ static int tokens_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   if (rc != SQLITE_OK) return report_message(cursor->pVtab, rc, message);
   bp_error err;
   bp_interrupt interrupt = {bp_sql_interrupted, bp_connection_db(t->connection)};
-  if (bp_encode(c->model, text, len, input, sampling ? &sampler : NULL, &interrupt,
-                &c->ids, &err) != BP_OK)
+  if (bp_encode_spans(c->model, text, len, input, 0, sampling ? &sampler : NULL,
+                      &interrupt, &c->tokens, &err) != BP_OK)
     return err.code == BP_NOMEM || err.code == BP_INTERRUPT
                ? bp_sqlite_code(err.code)
                : bp_vtab_error(cursor->pVtab, SQLITE_ERROR, "bp_tokens: %s", err.message);
   return SQLITE_OK;
 }
 
-static uint32_t token_length(const tokens_cursor *c) {
-  uint32_t length;
-  bp_model_piece(c->model, (uint32_t)c->ids.ids[c->position], &length);
-  return length;
-}
-
 static int tokens_next(sqlite3_vtab_cursor *cursor) {
   tokens_cursor *c = (tokens_cursor *)cursor;
-  c->start += token_length(c);
   c->position++;
   return SQLITE_OK;
 }
 
 static int tokens_eof(sqlite3_vtab_cursor *cursor) {
   tokens_cursor *c = (tokens_cursor *)cursor;
-  return c->position >= c->ids.count;
+  return c->position >= c->tokens.ids.count;
 }
 
 static int tokens_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx,
                          int column) {
   tokens_cursor *c = (tokens_cursor *)cursor;
-  uint32_t id = (uint32_t)c->ids.ids[c->position], length;
+  uint32_t id = (uint32_t)c->tokens.ids.ids[c->position], length;
   const uint8_t *piece = bp_model_piece(c->model, id, &length);
   switch (column) {
     case TOKENS_POSITION: sqlite3_result_int64(ctx, (sqlite3_int64)c->position); break;
     case TOKENS_ID: sqlite3_result_int64(ctx, id); break;
     case TOKENS_PIECE: sqlite3_result_blob(ctx, piece, (int)length, SQLITE_TRANSIENT); break;
     case TOKENS_TEXT: result_piece_text(ctx, piece, length); break;
-    case TOKENS_START: sqlite3_result_int64(ctx, (sqlite3_int64)c->start); break;
-    case TOKENS_END: sqlite3_result_int64(ctx, (sqlite3_int64)c->start + length); break;
+    case TOKENS_START:
+      sqlite3_result_int64(ctx, (sqlite3_int64)bp_spans_start(&c->tokens, c->position));
+      break;
+    case TOKENS_END:
+      sqlite3_result_int64(ctx, (sqlite3_int64)c->tokens.ends[c->position]);
+      break;
     default: result_argument(ctx, c->arguments[column - TOKENS_INPUT]); break;
   }
   return SQLITE_OK;
@@ -312,7 +307,7 @@ typedef struct chunks_cursor {
   sqlite3_vtab_cursor base;
   sqlite3 *db;                 /* asked about interrupts */
   sqlite3_value *arguments[4]; /* input, max_tokens, model, overlap as given */
-  bp_segmented text;           /* of arguments[0] */
+  bp_spans text;               /* of arguments[0] */
   size_t budget, overlap;
   size_t first, last;          /* the current chunk's tokens: [first, last) */
   sqlite3_int64 chunk;         /* its number */
@@ -341,7 +336,7 @@ static int chunks_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **cursor) {
 }
 
 static void chunks_reset(chunks_cursor *c) {
-  bp_segmented_free(&c->text);
+  bp_spans_free(&c->text);
   c->first = c->last = 0;
   c->chunk = 0;
   c->eof = 1;
@@ -362,9 +357,9 @@ static int chunks_interrupted(chunks_cursor *c) {
 }
 
 /* Whether token k - 1 ends a line: with a newline not followed by another. */
-static bool ends_line(const bp_segmented *s, size_t k) {
+static bool ends_line(const bp_spans *s, size_t k) {
   size_t end = s->ends[k - 1];
-  return s->bytes[end - 1] == '\n' && (end == s->length || s->bytes[end] != '\n');
+  return s->text[end - 1] == '\n' && (end == s->length || s->text[end] != '\n');
 }
 
 /* Finds the chunk after the tokens [first, last) (the first chunk when
@@ -376,11 +371,11 @@ static bool ends_line(const bp_segmented *s, size_t k) {
 ** is longer than the budget only when that character alone is. So chunks
 ** advance, cover the text, and overlap by at most `overlap` tokens. */
 static int next_chunk(chunks_cursor *c, size_t first, size_t last) {
-  const bp_segmented *s = &c->text;
+  const bp_spans *s = &c->text;
   size_t n = s->ids.count, i = 0;
   /* The end of the first character after `last`: any chunk must reach it. */
   size_t reach = last + 1;
-  while (reach < n && !bp_segmented_can_cut(s, s->ends[reach - 1])) {
+  while (reach < n && !bp_spans_can_cut(s, s->ends[reach - 1])) {
     reach++;
     if (chunks_interrupted(c)) return SQLITE_INTERRUPT;
   }
@@ -389,7 +384,7 @@ static int next_chunk(chunks_cursor *c, size_t first, size_t last) {
     if (i <= first) i = first + 1;
     if (reach - i > c->budget) i = reach - c->budget;
     if (i > last) i = last;
-    while (i < last && !bp_segmented_can_cut(s, s->ends[i - 1])) i++;
+    while (i < last && !bp_spans_can_cut(s, s->ends[i - 1])) i++;
   }
   size_t limit = n - i > c->budget ? i + c->budget : n, j = 0;
   if (reach > limit) {
@@ -400,7 +395,7 @@ static int next_chunk(chunks_cursor *c, size_t first, size_t last) {
       if (chunks_interrupted(c)) return SQLITE_INTERRUPT;
     }
     for (size_t k = limit; k > last && !j; k--) {
-      if (bp_segmented_can_cut(s, s->ends[k - 1])) j = k;
+      if (bp_spans_can_cut(s, s->ends[k - 1])) j = k;
       if (chunks_interrupted(c)) return SQLITE_INTERRUPT;
     }
   }
@@ -448,7 +443,7 @@ static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   if (rc != SQLITE_OK) return report_message(cursor->pVtab, rc, message);
   bp_error err;
   bp_interrupt interrupt = {bp_sql_interrupted, c->db};
-  rc = bp_segment_text(model, text, len, kind, &interrupt, &c->text, &err);
+  rc = bp_encode_spans(model, text, len, kind, 0, NULL, &interrupt, &c->text, &err);
   bp_model_release(model);
   if (rc != BP_OK)
     return rc == BP_NOMEM || rc == BP_INTERRUPT
@@ -479,15 +474,15 @@ static int chunks_eof(sqlite3_vtab_cursor *cursor) {
 static int chunks_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx,
                          int column) {
   chunks_cursor *c = (chunks_cursor *)cursor;
-  size_t start = c->first ? c->text.ends[c->first - 1] : 0, end = c->text.ends[c->last - 1];
+  size_t start = bp_spans_start(&c->text, c->first), end = c->text.ends[c->last - 1];
   switch (column) {
     case CHUNKS_CHUNK: sqlite3_result_int64(ctx, c->chunk); break;
     case CHUNKS_TEXT:
       if (c->text.is_text)
-        sqlite3_result_text64(ctx, c->text.bytes + start, end - start, SQLITE_TRANSIENT,
+        sqlite3_result_text64(ctx, c->text.text + start, end - start, SQLITE_TRANSIENT,
                               SQLITE_UTF8);
       else
-        sqlite3_result_blob64(ctx, c->text.bytes + start, end - start, SQLITE_TRANSIENT);
+        sqlite3_result_blob64(ctx, c->text.text + start, end - start, SQLITE_TRANSIENT);
       break;
     case CHUNKS_TOKENS: sqlite3_result_int64(ctx, (sqlite3_int64)(c->last - c->first)); break;
     case CHUNKS_START: sqlite3_result_int64(ctx, (sqlite3_int64)start); break;

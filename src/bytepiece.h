@@ -239,6 +239,52 @@ int bp_count(const bp_model *m, const char *text, size_t len, int input,
              bp_sampler *sampler, const bp_interrupt *interrupt, size_t *count,
              bp_error *err);
 
+/* Encoding with each token's place in the text: what is needed to list
+** tokens with offsets, cut text at token boundaries, or index it for search.
+**
+**     bp_spans s;
+**     bp_encode_spans(m, text, len, BP_INPUT_TEXT, 1, NULL, NULL, &s, &err);
+**     token i is s.text[bp_spans_start(&s, i) .. s.ends[i]), which came from
+**     text[bp_spans_original_start(&s, bp_spans_start(&s, i)) ..
+**          bp_spans_original_end(&s, s.ends[i]))
+**     bp_spans_free(&s);
+**
+** The tokens are those of bp_encode with the same arguments. Offsets are
+** into the text as segmented: the NFC form of BP_INPUT_TEXT, which is the
+** input itself when it is NFC already (nearly all text is), and the input
+** bytes for BP_INPUT_BYTES. */
+typedef struct bp_spans {
+  const char *text;   /* as segmented; points into the input when unchanged */
+  size_t length;
+  int is_text;        /* BP_INPUT_TEXT: cuts must fall between characters */
+  bp_ids ids;
+  size_t *ends;       /* ends[i]: the offset in text where token i ends */
+  /* Private: the NFC text when it differs from the input, and the map back. */
+  char *owned;
+  size_t *original_starts, *original_ends;
+} bp_spans;
+
+/* Encodes `text` as bp_encode does into *out (which needs no
+** initialization, and is to be freed with bp_spans_free even on failure).
+** With `original_offsets` nonzero the map from NFC offsets back to the
+** input is kept for bp_spans_original_start/end; without it, those return
+** the offset unchanged, and text that NFC changes costs no map (which takes
+** two offsets per byte of it). */
+int bp_encode_spans(const bp_model *m, const char *text, size_t len, int input,
+                    int original_offsets, bp_sampler *sampler,
+                    const bp_interrupt *interrupt, bp_spans *out, bp_error *err);
+/* Where token i starts in out->text (where token i - 1 ends). */
+size_t bp_spans_start(const bp_spans *s, size_t i);
+/* True where s->text may be cut: between characters of BP_INPUT_TEXT, at
+** any byte of BP_INPUT_BYTES, and at either end. */
+int bp_spans_can_cut(const bp_spans *s, size_t offset);
+/* The offset in the input where something starting (ending) at `offset`
+** of s->text starts (ends). Where NFC changed a stretch of text, any offset
+** inside it maps to the whole stretch. */
+size_t bp_spans_original_start(const bp_spans *s, size_t offset);
+size_t bp_spans_original_end(const bp_spans *s, size_t offset);
+void bp_spans_free(bp_spans *s);
+
 /* Calls found() for every occurrence of a vocabulary piece inside bytes:
 ** its start, end and id, by end position, longest first. */
 int bp_pieces_inside(const bp_model *m, const uint8_t *bytes, size_t len,
@@ -323,24 +369,6 @@ void bp_shrink_options_init(bp_shrink_options *options);
 int bp_model_shrink(const bp_model *m, uint32_t vocab_size,
                     const bp_shrink_options *options, bp_model **out,
                     bp_error *err);
-
-/* NFC with a map from each byte of the normalized text back to the
-** original: offsets of tokens of the normalized text become offsets into
-** the original text (for highlighting). Where NFC changed a stretch of
-** text, any offset inside it maps to the whole stretch. */
-typedef struct bp_normalized {
-  const char *text;  /* the NFC text: the input itself when already NFC */
-  size_t length;
-  char *owned;       /* set when text is a new buffer */
-  size_t *starts, *ends; /* by normalized byte; NULL when the input was NFC */
-} bp_normalized;
-int bp_normalize_mapped(const char *text, size_t len, bp_normalized *out,
-                        bp_error *err);
-/* The original offset where a token starting (ending) at `offset` starts
-** (ends). */
-size_t bp_normalized_start(const bp_normalized *n, size_t offset);
-size_t bp_normalized_end(const bp_normalized *n, size_t offset);
-void bp_normalized_free(bp_normalized *n);
 
 /* ---- Decoding ------------------------------------------------------------ */
 

@@ -214,4 +214,12 @@ bool bp_nfc_quick_check(const uint8_t *text, size_t len, size_t *invalid_at);
 int bp_nfc(const uint8_t *text, size_t len, uint8_t **out, size_t *out_len,
            bp_error *err);
 
+/* NFC of UTF-8 text into out->text and out->length (the input itself when
+** it is NFC already), with the map back to the original in
+** out->original_starts and out->original_ends (NULL then): for every byte
+** of the NFC text, the original bytes it came from. Where NFC changed a
+** stretch of text, every byte of its NFC form maps to the whole stretch.
+** Invalid UTF-8 is BP_INVALID with the offset. */
+int bp_nfc_mapped(const char *text, size_t len, bp_spans *out, bp_error *err);
+
 #endif /* BYTEPIECE_INTERNAL_H */

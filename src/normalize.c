@@ -192,8 +192,7 @@ const char *bp_unicode_library_version(void) { return utf8proc_version(); }
 ** the NFC of each such segment, one after the other. A segment without an
 ** unstable code point is copied; the others are normalized, and every byte
 ** of their NFC form maps to the whole original segment. */
-int bp_normalize_mapped(const char *text, size_t len, bp_normalized *out, bp_error *err) {
-  memset(out, 0, sizeof *out);
+int bp_nfc_mapped(const char *text, size_t len, bp_spans *out, bp_error *err) {
   size_t invalid_at;
   if (bp_nfc_quick_check((const uint8_t *)text, len, &invalid_at)) {
     out->text = text;
@@ -265,22 +264,7 @@ int bp_normalize_mapped(const char *text, size_t len, bp_normalized *out, bp_err
   }
   out->text = out->owned;
   out->length = normalized.length;
-  out->starts = starts;
-  out->ends = ends;
+  out->original_starts = starts;
+  out->original_ends = ends;
   return BP_OK;
-}
-
-size_t bp_normalized_start(const bp_normalized *n, size_t offset) {
-  return n->starts && offset < n->length ? n->starts[offset] : offset;
-}
-
-size_t bp_normalized_end(const bp_normalized *n, size_t offset) {
-  return n->ends && offset > 0 ? n->ends[offset - 1] : offset;
-}
-
-void bp_normalized_free(bp_normalized *n) {
-  bp_free(n->owned);
-  bp_free(n->starts);
-  bp_free(n->ends);
-  memset(n, 0, sizeof *n);
 }

@@ -24,11 +24,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size == 0) return 0;
   int input = data[0] & 1 ? BP_INPUT_BYTES : BP_INPUT_TEXT;
-  bp_sampler sampler, replay;
+  bp_sampler sampler, replay, spans_replay;
   bp_sampler *sampling = NULL;
   if (data[0] & 2) {
     bp_sampler_init(&sampler, (double)((data[0] >> 2) & 7) * 0.25, size);
-    replay = sampler;
+    replay = spans_replay = sampler;
     sampling = &sampler;
   }
   const char *text = (const char *)data + 1;
@@ -68,6 +68,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     abort();
   const char *expected = normalized ? normalized : text;
   if (decoded_len != normalized_len || memcmp(decoded, expected, decoded_len) != 0) abort();
+  /* With spans: the same tokens over the same NFC text, and the map back to
+  ** the input never goes backwards and covers it. */
+  bp_spans spans;
+  int original_offsets = (int)(size & 1);
+  if (bp_encode_spans(model, text, len, input, original_offsets,
+                      sampling ? &spans_replay : NULL, NULL, &spans, &err) != BP_OK ||
+      spans.length != normalized_len || memcmp(spans.text, expected, normalized_len) != 0 ||
+      spans.ids.count != ids.count ||
+      (ids.count && memcmp(spans.ids.ids, ids.ids, ids.count * sizeof *ids.ids) != 0) ||
+      (ids.count && spans.ends[ids.count - 1] != normalized_len))
+    abort();
+  size_t previous = 0;
+  for (size_t i = 0; i < spans.ids.count; i++) {
+    size_t start = bp_spans_original_start(&spans, bp_spans_start(&spans, i));
+    size_t end = bp_spans_original_end(&spans, spans.ends[i]);
+    if (start < previous || end < start || end > len) abort();
+    previous = start;
+  }
+  if (bp_spans_original_start(&spans, spans.length) != (original_offsets ? len : spans.length))
+    abort();
+  bp_spans_free(&spans);
   bp_free(decoded);
   bp_free(normalized);
   free(wide);

@@ -490,6 +490,69 @@ static void test_normalization(void) {
   CHECK(bp_utf8_invalid_offset("abc", 3) == 3);
 }
 
+/* bp_encode_spans gives bp_encode's tokens with where each lies: in the NFC
+** text, and, when asked, in the text as given. */
+static void test_encode_spans(void) {
+  extra_piece extra[] = {{"ab", 20}, {"\xc3\xa9", 20}};
+  bp_model *m;
+  bp_error err;
+  CHECK(build_test_model(extra, 2, &m, &err) == BP_OK);
+  if (!m) return;
+  /* "ab" + e and a combining acute + "c": NFC composes the e into U+00E9. */
+  const char *text = "abe\xcc\x81" "c";
+  bp_spans s;
+  CHECK(bp_encode_spans(m, text, 6, BP_INPUT_TEXT, 1, NULL, NULL, &s, &err) == BP_OK);
+  int32_t expected[] = {259, 260, 'c' + 3};
+  CHECK(ids_equal(&s.ids, expected, 3) && s.length == 5 &&
+        memcmp(s.text, "ab\xc3\xa9" "c", 5) == 0);
+  CHECK(s.ends[0] == 2 && s.ends[1] == 4 && s.ends[2] == 5);
+  CHECK(bp_spans_start(&s, 0) == 0 && bp_spans_start(&s, 2) == 4);
+  /* U+00E9 came from the three bytes 2..5 of the input, whichever of its
+  ** bytes is asked about; the rest maps byte for byte. */
+  CHECK(bp_spans_original_start(&s, 1) == 1 && bp_spans_original_end(&s, 2) == 2);
+  CHECK(bp_spans_original_start(&s, 2) == 2 && bp_spans_original_end(&s, 4) == 5);
+  CHECK(bp_spans_original_start(&s, 3) == 2 && bp_spans_original_end(&s, 3) == 5);
+  CHECK(bp_spans_original_start(&s, 4) == 5 && bp_spans_original_end(&s, 5) == 6);
+  CHECK(bp_spans_original_start(&s, 5) == 6 && bp_spans_original_end(&s, 0) == 0);
+  /* Cuts fall between characters: not inside U+00E9. */
+  CHECK(bp_spans_can_cut(&s, 2) && !bp_spans_can_cut(&s, 3) && bp_spans_can_cut(&s, 5));
+  bp_spans_free(&s);
+  /* Without the map, offsets stay those of the NFC text. */
+  CHECK(bp_encode_spans(m, text, 6, BP_INPUT_TEXT, 0, NULL, NULL, &s, &err) == BP_OK);
+  CHECK(ids_equal(&s.ids, expected, 3) && s.length == 5 &&
+        bp_spans_original_end(&s, 4) == 4);
+  bp_spans_free(&s);
+  /* Text already NFC is not copied; bytes are taken as they are. */
+  CHECK(bp_encode_spans(m, "abc", 3, BP_INPUT_TEXT, 1, NULL, NULL, &s, &err) == BP_OK);
+  CHECK(s.text != NULL && s.owned == NULL && s.ids.count == 2 && s.ends[1] == 3);
+  bp_spans_free(&s);
+  CHECK(bp_encode_spans(m, text, 6, BP_INPUT_BYTES, 1, NULL, NULL, &s, &err) == BP_OK);
+  CHECK(s.text == text && s.length == 6 && s.ids.count == 5 && !s.is_text &&
+        bp_spans_can_cut(&s, 4) && bp_spans_original_start(&s, 4) == 4);
+  bp_spans_free(&s);
+  /* Sampling draws what bp_encode draws with the same seed. */
+  bp_sampler a, b;
+  bp_sampler_init(&a, 0.1, 7);
+  bp_sampler_init(&b, 0.1, 7);
+  bp_ids ids = {0};
+  const char *long_text = "abababcabe\xcc\x81" "cab\xc3\xa9" "abcabc";
+  size_t long_len = strlen(long_text);
+  CHECK(bp_encode(m, long_text, long_len, BP_INPUT_TEXT, &a, NULL, &ids, &err) == BP_OK);
+  CHECK(bp_encode_spans(m, long_text, long_len, BP_INPUT_TEXT, 1, &b, NULL, &s, &err) == BP_OK);
+  CHECK(ids_equal(&s.ids, ids.ids, ids.count) && s.ends[s.ids.count - 1] == s.length);
+  bp_ids_free(&ids);
+  bp_spans_free(&s);
+  /* Invalid UTF-8 is refused with its offset; the result is still freed. */
+  CHECK(bp_encode_spans(m, "ab\xff", 3, BP_INPUT_TEXT, 1, NULL, NULL, &s, &err) == BP_INVALID);
+  CHECK_MESSAGE(err, "invalid UTF-8 at byte offset 2");
+  bp_spans_free(&s);
+  CHECK(bp_encode_spans(m, "e\xcc\x81\xff", 4, BP_INPUT_TEXT, 0, NULL, NULL, &s, &err) ==
+        BP_INVALID);
+  CHECK_MESSAGE(err, "invalid UTF-8 at byte offset 3");
+  bp_spans_free(&s);
+  bp_model_release(m);
+}
+
 static void test_published_model(void) {
   char path[4096];
   shared_file(path, sizeof path, "models/bytepiece_80k.zip");
@@ -1048,6 +1111,7 @@ int main(void) {
   test_json_round_trip();
   test_json_errors();
   test_normalization();
+  test_encode_spans();
   test_published_model();
   test_hostile_values();
   test_placement_is_linear();
