@@ -31,30 +31,30 @@
 /* A chunk is segmented a stretch of positions at a time, so that a caller's
 ** interrupt is heard within a long chunk too; this is what carries over from
 ** one stretch to the next. */
-typedef struct lattice {
-  int32_t state;             /* the matcher's state */
-  double ring[SCORE_RING];   /* best scores, or totals, of the last positions */
-} lattice;
+typedef struct stretch_state {
+  int32_t matcher_state;     /* the matcher's state */
+  double scores[SCORE_RING]; /* best scores, or totals, of the last positions */
+} stretch_state;
 
 /* Records in out[e] the longest piece ending at each position e of
 ** (from, to]. The automaton's walk is a chain of dependent loads; doing it
 ** apart from the scoring leaves the scoring's loads independent. */
 static void match_chunk(const bp_model *m, const uint8_t *chunk, size_t from, size_t to,
-                        lattice *l, int32_t *out) {
+                        stretch_state *carry, int32_t *out) {
   const bp_matcher_cell *cells = m->matcher.cells;
-  int32_t state = l->state;
+  int32_t state = carry->matcher_state;
   for (size_t e = from + 1; e <= to; e++) {
     state = bp_matcher_step(cells, state, chunk[e - 1]);
     out[e] = cells[state].out;
   }
-  l->state = state;
+  carry->matcher_state = state;
 }
 
 /* Replaces back[e] for e in (from, to], as filled by match_chunk, with the
 ** piece ending the best segmentation of chunk[0..e). */
-static void viterbi(const bp_model *m, size_t from, size_t to, lattice *l, int32_t *back) {
+static void viterbi(const bp_model *m, size_t from, size_t to, stretch_state *carry, int32_t *back) {
   const bp_matcher_piece *pieces = m->matcher.pieces;
-  double *best = l->ring;
+  double *best = carry->scores;
   for (size_t e = from + 1; e <= to; e++) {
     /* The single byte ending at e is always a candidate and every path
     ** score is finite (bp_model_assemble), so some candidate beats
@@ -90,9 +90,9 @@ static inline int32_t draw(bp_sampler *sampler, const double *weight,
 ** by a power of two whenever the newest leaves [2^-128, 2^128], which keeps
 ** their ratios exact. */
 static void sample_linear(const bp_model *m, size_t from, size_t to, bp_sampler *sampler,
-                          const double *weights, lattice *l, int32_t *back) {
+                          const double *weights, stretch_state *carry, int32_t *back) {
   const bp_matcher_piece *pieces = m->matcher.pieces;
-  double *total = l->ring;
+  double *total = carry->scores;
   double weight[BP_MAX_PIECE_BYTES];
   int32_t candidate[BP_MAX_PIECE_BYTES];
   for (size_t e = from + 1; e <= to; e++) {
@@ -126,10 +126,10 @@ static void sample_linear(const bp_model *m, size_t from, size_t to, bp_sampler 
 ** to top, so the draw becomes the Viterbi path (any one of exactly tied
 ** paths). */
 static void sample_log(const bp_model *m, size_t from, size_t to, bp_sampler *sampler,
-                       lattice *l, int32_t *back) {
+                       stretch_state *carry, int32_t *back) {
   const bp_matcher_piece *pieces = m->matcher.pieces;
   const double alpha = sampler->alpha;
-  double *scaled_log_total = l->ring;
+  double *scaled_log_total = carry->scores;
   double weight[BP_MAX_PIECE_BYTES];
   int32_t candidate[BP_MAX_PIECE_BYTES];
   for (size_t e = from + 1; e <= to; e++) {
@@ -174,13 +174,13 @@ size_t bp_segment_stride = 1u << 20;
 
 /* Appends the tokens of the best (or drawn) path from position `to` back to
 ** position 0 of the window, in text order. */
-static int emit_tokens(segmenter *g, size_t to, bp_error *err) {
-  const bp_matcher_piece *pieces = g->m->matcher.pieces;
-  const int32_t *back = g->back;
+static int emit_tokens(segmenter *seg, size_t to, bp_error *err) {
+  const bp_matcher_piece *pieces = seg->m->matcher.pieces;
+  const int32_t *back = seg->back;
   size_t n = 0;
   for (size_t e = to; e > 0; n++) e -= pieces[back[e]].length;
-  g->tokens += n;
-  bp_ids *out = g->out;
+  seg->tokens += n;
+  bp_ids *out = seg->out;
   if (!out) return BP_OK;
   if (n > out->capacity - out->count) {
     size_t capacity = out->capacity ? out->capacity : 64;
@@ -215,10 +215,10 @@ static int emit_tokens(segmenter *g, size_t to, bp_error *err) {
 ** there, so the pieces up to that position are settled. Paths are followed
 ** back MEET_SPAN positions at most, each position once (a path that runs
 ** into one followed before joins it); 0 when they do not meet there. */
-static size_t settled_position(const segmenter *g, size_t to) {
-  const bp_matcher_piece *pieces = g->m->matcher.pieces;
-  int32_t *back = g->back;
-  size_t longest = g->m->max_piece_bytes;
+static size_t settled_position(const segmenter *seg, size_t to) {
+  const bp_matcher_piece *pieces = seg->m->matcher.pieces;
+  int32_t *back = seg->back;
+  size_t longest = seg->m->max_piece_bytes;
   if (to < longest) return 0;
   size_t floor = to > MEET_SPAN ? to - MEET_SPAN : 0;
   for (size_t e = to; e > floor;) {
@@ -248,60 +248,60 @@ static size_t settled_position(const segmenter *g, size_t to) {
 ** them, so the back pointers kept stay about a stride long however long the
 ** chunk is (paths meet within a few pieces in text). Positions are counted
 ** from the window's start; the score ring turns with it. */
-static int segment_chunk(segmenter *g, const uint8_t *chunk, size_t chunk_len, bp_error *err) {
-  lattice l;
-  l.state = 0;
-  l.ring[0] = g->sampler && g->weights ? 1.0 : 0.0; /* the empty prefix */
+static int segment_chunk(segmenter *seg, const uint8_t *chunk, size_t chunk_len, bp_error *err) {
+  stretch_state carry;
+  carry.matcher_state = 0;
+  carry.scores[0] = seg->sampler && seg->weights ? 1.0 : 0.0; /* the empty prefix */
   size_t from = 0, length = chunk_len; /* positions from the window's start */
   /* Where paths do not meet (a long run of one character can keep two
   ** segmentations open), look again only MEET_SPAN positions later, so
   ** that the looking stays linear in the text whatever the stride. */
   size_t next_look = 0;
   while (from < length) {
-    size_t stride = bp_segment_stride - g->since_check;
+    size_t stride = bp_segment_stride - seg->since_check;
     size_t to = length - from > stride ? from + stride : length;
-    if (to + 1 > g->back_capacity) {
-      size_t capacity = to + 1 > 2 * g->back_capacity ? to + 1 : 2 * g->back_capacity;
+    if (to + 1 > seg->back_capacity) {
+      size_t capacity = to + 1 > 2 * seg->back_capacity ? to + 1 : 2 * seg->back_capacity;
       int32_t *grown = bp_malloc(capacity * sizeof *grown);
       if (!grown) return bp_fail_nomem(err);
-      memcpy(grown, g->back, (from + 1) * sizeof *grown);
-      if (g->back != g->stack_back) bp_free(g->back);
-      g->back = grown;
-      g->back_capacity = capacity;
+      memcpy(grown, seg->back, (from + 1) * sizeof *grown);
+      if (seg->back != seg->stack_back) bp_free(seg->back);
+      seg->back = grown;
+      seg->back_capacity = capacity;
     }
-    match_chunk(g->m, chunk, from, to, &l, g->back);
-    if (!g->sampler)
-      viterbi(g->m, from, to, &l, g->back);
-    else if (g->weights)
-      sample_linear(g->m, from, to, g->sampler, g->weights, &l, g->back);
+    match_chunk(seg->m, chunk, from, to, &carry, seg->back);
+    if (!seg->sampler)
+      viterbi(seg->m, from, to, &carry, seg->back);
+    else if (seg->weights)
+      sample_linear(seg->m, from, to, seg->sampler, seg->weights, &carry, seg->back);
     else
-      sample_log(g->m, from, to, g->sampler, &l, g->back);
-    g->since_check += to - from;
-    if (g->since_check >= bp_segment_stride) {
-      g->since_check = 0;
-      if (g->interrupt && g->interrupt->check(g->interrupt->context))
+      sample_log(seg->m, from, to, seg->sampler, &carry, seg->back);
+    seg->since_check += to - from;
+    if (seg->since_check >= bp_segment_stride) {
+      seg->since_check = 0;
+      if (seg->interrupt && seg->interrupt->check(seg->interrupt->context))
         return bp_fail(err, BP_INTERRUPT, "interrupted");
     }
     from = to;
     if (to == length) break;
     if (to < next_look) continue;
-    size_t settled = settled_position(g, to);
+    size_t settled = settled_position(seg, to);
     if (settled == 0) {
       next_look = to + MEET_SPAN;
       continue;
     }
     next_look = 0;
-    int rc = emit_tokens(g, settled, err);
+    int rc = emit_tokens(seg, settled, err);
     if (rc != BP_OK) return rc;
-    memmove(g->back, g->back + settled, (to - settled + 1) * sizeof *g->back);
+    memmove(seg->back, seg->back + settled, (to - settled + 1) * sizeof *seg->back);
     double ring[SCORE_RING];
-    for (size_t i = 0; i < SCORE_RING; i++) ring[i] = l.ring[(i + settled) & (SCORE_RING - 1)];
-    memcpy(l.ring, ring, sizeof ring);
+    for (size_t i = 0; i < SCORE_RING; i++) ring[i] = carry.scores[(i + settled) & (SCORE_RING - 1)];
+    memcpy(carry.scores, ring, sizeof ring);
     chunk += settled;
     from -= settled;
     length -= settled;
   }
-  return emit_tokens(g, length, err);
+  return emit_tokens(seg, length, err);
 }
 
 /* Segments raw bytes chunk by chunk (or as one chunk when `chunked` is
@@ -310,21 +310,21 @@ static int segment_chunk(segmenter *g, const uint8_t *chunk, size_t chunk_len, b
 static int segment(const bp_model *m, const uint8_t *text, size_t len,
                    bool chunked, bp_sampler *sampler, const bp_interrupt *interrupt,
                    bp_ids *out, size_t *count, bp_error *err) {
-  segmenter g;
-  g.m = m;
-  g.sampler = sampler;
-  g.weights = NULL;
-  g.interrupt = interrupt;
-  g.since_check = 0;
-  g.out = out;
-  g.tokens = 0;
-  g.back = g.stack_back;
-  g.back_capacity = STACK_BACK_POINTERS;
+  segmenter seg;
+  seg.m = m;
+  seg.sampler = sampler;
+  seg.weights = NULL;
+  seg.interrupt = interrupt;
+  seg.since_check = 0;
+  seg.out = out;
+  seg.tokens = 0;
+  seg.back = seg.stack_back;
+  seg.back_capacity = STACK_BACK_POINTERS;
   double *owned_weights = NULL;
   if (sampler && sample_in_linear_domain(m, sampler->alpha) && len > 0) {
     /* The model caches weights; the cache is its only mutable state. */
-    g.weights = bp_model_alpha_weights((bp_model *)m, sampler->alpha, &owned_weights);
-    if (!g.weights) return bp_fail_nomem(err);
+    seg.weights = bp_model_alpha_weights((bp_model *)m, sampler->alpha, &owned_weights);
+    if (!seg.weights) return bp_fail_nomem(err);
   }
   const uint8_t *end = text + len;
   int rc = BP_OK;
@@ -333,12 +333,12 @@ static int segment(const bp_model *m, const uint8_t *text, size_t len,
     const uint8_t *newline = chunked ? memchr(text, '\n', (size_t)(end - text)) : NULL;
     const uint8_t *chunk_end = newline ? newline : end;
     while (chunk_end < end && *chunk_end == '\n') chunk_end++;
-    rc = segment_chunk(&g, text, (size_t)(chunk_end - text), err);
+    rc = segment_chunk(&seg, text, (size_t)(chunk_end - text), err);
     text = chunk_end;
   }
-  if (g.back != g.stack_back) bp_free(g.back);
+  if (seg.back != seg.stack_back) bp_free(seg.back);
   bp_free(owned_weights);
-  *count += g.tokens;
+  *count += seg.tokens;
   return rc;
 }
 

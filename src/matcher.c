@@ -23,7 +23,7 @@ typedef struct sorted_piece {
   int32_t index;
 } sorted_piece;
 
-static int compare_pieces(const void *a, const void *b) {
+static int compare_piece_bytes(const void *a, const void *b) {
   const sorted_piece *x = a, *y = b;
   uint32_t n = x->length < y->length ? x->length : y->length;
   int c = memcmp(x->bytes, y->bytes, n);
@@ -244,7 +244,7 @@ int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes, const uint32_t *offse
                                (int32_t)i};
     max_nodes += sorted[i].length;
   }
-  qsort(sorted, n, sizeof *sorted, compare_pieces);
+  qsort(sorted, n, sizeof *sorted, compare_piece_bytes);
   if (interrupt && interrupt->check(interrupt->context)) {
     rc = BP_INTERRUPT;
     goto done;

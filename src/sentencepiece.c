@@ -207,7 +207,7 @@ typedef struct sp_piece {
   size_t slot;    /* its position among the pieces kept */
 } sp_piece;
 
-static int compare_pieces(const void *a, const void *b) {
+static int compare_length_then_bytes(const void *a, const void *b) {
   const sp_piece *x = a, *y = b;
   if (x->length != y->length) return x->length < y->length ? -1 : 1;
   int c = memcmp(x->bytes, y->bytes, x->length);
@@ -363,7 +363,7 @@ int bp_model_from_sentencepiece(const uint8_t *data, size_t len, const char *sou
   }
   if (rc == BP_OK && pieces && sorted) { /* pieces is NULL when the file has none */
     memcpy(sorted, pieces, count * sizeof *sorted);
-    qsort(sorted, count, sizeof *sorted, compare_pieces);
+    qsort(sorted, count, sizeof *sorted, compare_length_then_bytes);
   }
   for (size_t i = 1; rc == BP_OK && i < count; i++) {
     sp_piece *first = &sorted[i - 1], *second = &sorted[i];

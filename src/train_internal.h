@@ -58,7 +58,7 @@ typedef struct counted_string {
 typedef struct string_counter {
   bp_buffer arena;
   counted_string *slots;
-  size_t capacity, used;
+  size_t capacity, entries; /* slots, and slots in use */
 } string_counter;
 
 void train_string_counter_free(string_counter *c);
@@ -82,7 +82,7 @@ typedef struct ngram_slot {
 
 typedef struct ngram_table {
   ngram_slot *slots;
-  size_t capacity, used;
+  size_t capacity, entries; /* slots, and slots in use */
   size_t limit; /* bytes the slots may take; 0: no limit */
 } ngram_table;
 

@@ -232,7 +232,7 @@ int train_prune_ngrams(bp_trainer *t, bp_error *err) {
       ngram_slot *k = train_ngram_find(&kept, s->key);
       k->key = s->key;
       k->log = log((double)s->count);
-      kept.used++;
+      kept.entries++;
     }
     train_ngram_table_free(table);
     *table = kept;

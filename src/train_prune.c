@@ -36,7 +36,7 @@ typedef struct piece_list {
 
 /* A unigram tokenizer of the list, used only inside training: its digest is
 ** never computed. */
-static int tokenizer(const piece_list *list, bp_model **m, bp_error *err) {
+static int build_intermediate_model(const piece_list *list, bp_model **m, bp_error *err) {
   for (size_t i = 0; i < list->count; i++) list->pieces[i].id = (uint32_t)(i + BP_FIRST_PIECE_ID);
   return bp_model_assemble(list->pieces, list->count, false, BP_DIGEST_NONE, NULL, NULL, m, err);
 }
@@ -103,7 +103,7 @@ static int count_splits(const train_runner *r, const bp_model *m, size_t piece_c
 static int split_and_count(const train_runner *r, piece_list *pieces, const bp_piece *sources,
                            size_t source_count, uint64_t **hits, bp_error *err) {
   bp_model *m;
-  int rc = tokenizer(pieces, &m, err);
+  int rc = build_intermediate_model(pieces, &m, err);
   if (rc != BP_OK) return rc;
   rc = count_splits(r, m, pieces->count, sources, source_count, hits, err);
   bp_model_release(m);
@@ -136,7 +136,7 @@ static int resplit(const train_runner *r, piece_list *kept, const bp_piece *drop
 ** counts change only once all are split. */
 static int resplit_file(bp_trainer *t, piece_list *kept, FILE *dropped, bp_error *err) {
   bp_model *m;
-  int rc = tokenizer(kept, &m, err);
+  int rc = build_intermediate_model(kept, &m, err);
   if (rc != BP_OK) return rc;
   uint64_t *total = bp_malloc(kept->count * sizeof *total);
   if (!total) {
@@ -268,7 +268,7 @@ static int fit_vocab_size(const train_runner *r, piece_list *list, uint32_t voca
 }
 
 /* The trained model: ids in (length, bytes) order, and its digest. */
-static int build_model(piece_list *list, bp_model **model, bp_error *err) {
+static int build_trained_model(piece_list *list, bp_model **model, bp_error *err) {
   uint64_t total = 0;
   for (size_t i = 0; i < list->count; i++)
     if (!count_add(&total, list->pieces[i].count)) return bp_fail(err, BP_TOOBIG, COUNTS_TOO_BIG);
@@ -295,9 +295,9 @@ int train_prune_pieces(bp_trainer *t, bp_model **model, bp_error *err) {
     if (!present && !train_string_counter_add(&t->pieces, &byte, 1, 1)) return bp_fail_nomem(err);
   }
   /* b. keep short and frequent pieces; re-split the others into them */
-  bp_piece *all = bp_malloc(t->pieces.used * sizeof *all);
+  bp_piece *all = bp_malloc(t->pieces.entries * sizeof *all);
   if (!all) return bp_fail_nomem(err);
-  size_t kept = 0, dropped = t->pieces.used;
+  size_t kept = 0, dropped = t->pieces.entries;
   for (size_t i = 0; i < t->pieces.capacity; i++) {
     const counted_string *s = &t->pieces.slots[i];
     if (!s->count) continue;
@@ -310,11 +310,11 @@ int train_prune_pieces(bp_trainer *t, bp_model **model, bp_error *err) {
   qsort(all, kept, sizeof *all, compare_for_ids);
   piece_list list = {all, kept};
   int rc = t->dropped_file ? resplit_file(t, &list, t->dropped_file, err)
-                           : resplit(&t->runner, &list, all + kept, t->pieces.used - kept, err);
+                           : resplit(&t->runner, &list, all + kept, t->pieces.entries - kept, err);
   /* c. remove wasted pieces; d. fit the vocabulary size */
   if (rc == BP_OK) rc = remove_wasted(&t->runner, &list, err);
   if (rc == BP_OK) rc = fit_vocab_size(&t->runner, &list, t->options.vocab_size, err);
-  if (rc == BP_OK) rc = build_model(&list, model, err);
+  if (rc == BP_OK) rc = build_trained_model(&list, model, err);
   bp_free(all);
   return rc;
 }
@@ -352,7 +352,7 @@ int bp_model_shrink(const bp_model *m, uint32_t vocab_size,
   int rc = train_report(&runner, "pruning pieces", 0)
                ? bp_fail(err, BP_INTERRUPT, "interrupted")
                : fit_vocab_size(&runner, &list, vocab_size, err);
-  if (rc == BP_OK) rc = build_model(&list, out, err);
+  if (rc == BP_OK) rc = build_trained_model(&list, out, err);
   bp_free(list.pieces);
   return rc;
 }

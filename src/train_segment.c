@@ -23,7 +23,7 @@ static int first_max(const double *v, int n, double *max) {
 }
 
 /* Splits a chunk into pieces and counts each `weight` times. */
-static int segment_chunk(bp_trainer *t, const uint8_t *chunk, size_t len,
+static int count_pieces_of_chunk(bp_trainer *t, const uint8_t *chunk, size_t len,
                          uint64_t weight, uint8_t *back, uint8_t *states,
                          string_counter *pieces) {
   const int order = t->options.order;
@@ -132,7 +132,7 @@ static int count_piece_share(work *w, int index, bp_error *err) {
   train_share_range(pass->chunks->count, index, w->count, &begin, &end);
   for (size_t i = begin; i < end && rc == BP_OK; i++) {
     const chunk_view *c = &pass->chunks->views[i];
-    if (segment_chunk(t, c->bytes, c->length, c->count, back, states, mine) != BP_OK)
+    if (count_pieces_of_chunk(t, c->bytes, c->length, c->count, back, states, mine) != BP_OK)
       rc = bp_fail_nomem(err);
     else if (limit && train_string_counter_memory(mine) > limit)
       rc = spill_pieces(t, mine, err);

@@ -56,7 +56,7 @@ size_t train_string_counter_memory(const string_counter *c) {
 
 bool train_string_counter_add(string_counter *c, const uint8_t *bytes,
                                size_t length, uint64_t count) {
-  if (2 * (c->used + 1) > c->capacity && !string_counter_grow(c)) return false;
+  if (2 * (c->entries + 1) > c->capacity && !string_counter_grow(c)) return false;
   uint64_t hash = train_hash_bytes(bytes, length);
   size_t k = hash & (c->capacity - 1);
   for (;; k = (k + 1) & (c->capacity - 1)) {
@@ -71,7 +71,7 @@ bool train_string_counter_add(string_counter *c, const uint8_t *bytes,
   size_t offset = c->arena.length;
   if (!bp_buffer_append(&c->arena, bytes, length)) return false;
   c->slots[k] = (counted_string){hash, count, offset, length};
-  c->used++;
+  c->entries++;
   return true;
 }
 
@@ -85,20 +85,20 @@ bool train_ngram_table_init(ngram_table *t, size_t capacity) {
   if (!t->slots) return false;
   for (size_t i = 0; i < capacity; i++) t->slots[i].key = EMPTY_KEY;
   t->capacity = capacity;
-  t->used = 0;
+  t->entries = 0;
   return true;
 }
 /* Adds to a key's count: BP_OK, BP_NOMEM, or BP_TOOBIG when the table would
 ** outgrow its limit. */
 int train_ngram_table_add(ngram_table *t, uint64_t key, uint64_t count) {
-  if (2 * (t->used + 1) > t->capacity) {
+  if (2 * (t->entries + 1) > t->capacity) {
     size_t capacity = t->capacity ? t->capacity * 2 : 4096;
     if (t->limit && capacity * sizeof(ngram_slot) > t->limit) return BP_TOOBIG;
     ngram_table bigger;
     if (!train_ngram_table_init(&bigger, capacity)) return BP_NOMEM;
     for (size_t i = 0; i < t->capacity; i++)
       if (t->slots[i].key != EMPTY_KEY) *train_ngram_find(&bigger, t->slots[i].key) = t->slots[i];
-    bigger.used = t->used;
+    bigger.entries = t->entries;
     bigger.limit = t->limit;
     train_ngram_table_free(t);
     *t = bigger;
@@ -107,7 +107,7 @@ int train_ngram_table_add(ngram_table *t, uint64_t key, uint64_t count) {
   if (s->key == EMPTY_KEY) {
     s->key = key;
     s->count = 0;
-    t->used++;
+    t->entries++;
   }
   s->count += count;
   return BP_OK;
