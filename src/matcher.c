@@ -228,16 +228,12 @@ static int32_t placement_find_base(placement *pl, const uint8_t *labels, int cou
 /* Nodes placed between two interrupt checks. */
 #define NODES_PER_CHECK (1 << 16)
 
-int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes, const uint32_t *offsets,
-                     size_t n, const bp_interrupt *interrupt, bp_error *err) {
-  int rc = BP_NOMEM;
-  trie t = {0};
-  placement pl = {0};
-  pl.first_free[CANDIDATES] = pl.last_free[CANDIDATES] = -1;
-  pl.first_free[LEFTOVERS] = pl.last_free[LEFTOVERS] = -1;
-  int32_t *queue = NULL, *slot_of = NULL;
+/* The trie of the pieces, built from them in byte order. BP_FORMAT names
+** two pieces with the same bytes. */
+static int build_sorted_trie(trie *t, const uint8_t *bytes, const uint32_t *offsets, size_t n,
+                             const bp_interrupt *interrupt, bp_error *err) {
   sorted_piece *sorted = bp_malloc(n * sizeof *sorted);
-  if (!sorted) goto done;
+  if (!sorted) return BP_NOMEM;
   size_t max_nodes = 1;
   for (size_t i = 0; i < n; i++) {
     sorted[i] = (sorted_piece){bytes + offsets[i], offsets[i + 1] - offsets[i],
@@ -245,78 +241,62 @@ int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes, const uint32_t *offse
     max_nodes += sorted[i].length;
   }
   qsort(sorted, n, sizeof *sorted, compare_piece_bytes);
-  if (interrupt && interrupt->check(interrupt->context)) {
-    rc = BP_INTERRUPT;
-    goto done;
-  }
+  int rc = BP_INTERRUPT;
   int32_t duplicate[2];
-  if ((rc = trie_build(&t, sorted, n, max_nodes, duplicate)) != BP_OK) {
-    if (rc == BP_FORMAT)
-      bp_fail(err, rc, "duplicate piece: ids %d and %d have the same bytes",
-              (int)duplicate[0] + BP_FIRST_PIECE_ID,
-              (int)duplicate[1] + BP_FIRST_PIECE_ID);
-    goto done;
-  }
+  if (!(interrupt && interrupt->check(interrupt->context)) &&
+      (rc = trie_build(t, sorted, n, max_nodes, duplicate)) == BP_FORMAT)
+    bp_fail(err, rc, "duplicate piece: ids %d and %d have the same bytes",
+            (int)duplicate[0] + BP_FIRST_PIECE_ID, (int)duplicate[1] + BP_FIRST_PIECE_ID);
   bp_free(sorted);
-  sorted = NULL;
+  return rc;
+}
 
-  rc = BP_NOMEM;
-  queue = bp_malloc(t.count * sizeof *queue);
-  slot_of = bp_malloc(t.count * sizeof *slot_of);
-  if (!queue || !slot_of) goto done;
-  if ((rc = placement_grow(&pl, 1024)) != BP_OK) goto done;
-  placement_take(&pl, 0, -2); /* the root; -2 is nobody's slot */
+/* Places the trie's nodes in the double array breadth first, each node's
+** children at its base plus their labels: slot_of[node] is where a node went,
+** queue[0..t->count) the order it was placed in. */
+static int place_breadth_first(const trie *t, placement *pl, int32_t *queue, int32_t *slot_of,
+                               const bp_interrupt *interrupt) {
+  int rc = placement_grow(pl, 1024);
+  if (rc != BP_OK) return rc;
+  placement_take(pl, 0, -2); /* the root; -2 is nobody's slot */
   slot_of[0] = 0;
-
-  /* Breadth-first placement. */
   size_t head = 0, tail = 0;
   queue[tail++] = 0;
   while (head < tail) {
-    if (head % NODES_PER_CHECK == 0 && interrupt && interrupt->check(interrupt->context)) {
-      rc = BP_INTERRUPT;
-      goto done;
-    }
+    if (head % NODES_PER_CHECK == 0 && interrupt && interrupt->check(interrupt->context))
+      return BP_INTERRUPT;
     int32_t node = queue[head++];
-    bp_matcher_cell *cell = &pl.cells[slot_of[node]];
     uint8_t labels[256];
     int count = 0;
-    for (int32_t c = t.first_child[node]; c >= 0; c = t.next_sibling[c])
-      labels[count++] = t.label[c];
+    for (int32_t c = t->first_child[node]; c >= 0; c = t->next_sibling[c])
+      labels[count++] = t->label[c];
     if (count == 0) {
-      cell->base = 0; /* base + byte lands on the root or its children */
+      pl->cells[slot_of[node]].base = 0; /* base + byte lands on the root or its children */
       continue;
     }
-    if ((rc = placement_grow(&pl, (size_t)pl.highest_used + 513)) != BP_OK)
-      goto done;
-    cell = &pl.cells[slot_of[node]];
-    int32_t base = placement_find_base(&pl, labels, count);
-    cell->base = base;
-    for (int32_t c = t.first_child[node]; c >= 0; c = t.next_sibling[c]) {
-      slot_of[c] = base + t.label[c];
-      placement_take(&pl, slot_of[c], slot_of[node]);
+    if ((rc = placement_grow(pl, (size_t)pl->highest_used + 513)) != BP_OK) return rc;
+    int32_t base = placement_find_base(pl, labels, count);
+    pl->cells[slot_of[node]].base = base;
+    for (int32_t c = t->first_child[node]; c >= 0; c = t->next_sibling[c]) {
+      slot_of[c] = base + t->label[c];
+      placement_take(pl, slot_of[c], slot_of[node]);
       queue[tail++] = c;
     }
   }
-  /* Any base + byte must stay inside the array: bases of nodes with
-  ** children are at most highest_used, of leaves 0. Nothing past that is
-  ** ever reached, so the array ends there. */
-  size_t cell_count = (size_t)pl.highest_used + 257;
-  if ((rc = placement_grow(&pl, cell_count)) != BP_OK) goto done;
-  bp_matcher_cell *trimmed = bp_realloc(pl.cells, cell_count * sizeof *trimmed);
-  if (trimmed) pl.cells = trimmed; /* else keep the longer array */
-  mt->trie_nodes = t.count;
-  mt->placement_probes = pl.probes;
+  return BP_OK;
+}
 
-  /* Failure and output links, breadth first: both point to shallower nodes. */
-  bp_matcher_cell *cells = pl.cells;
-  for (size_t q = 0; q < tail; q++) {
+/* Failure and output links, breadth first: both point to shallower nodes. */
+static void link_failures(bp_matcher *mt, const trie *t, bp_matcher_cell *cells,
+                          const int32_t *queue, const int32_t *slot_of) {
+  for (size_t q = 0; q < t->count; q++) {
     int32_t node = queue[q];
     int32_t slot = slot_of[node];
-    for (int32_t c = t.first_child[node]; c >= 0; c = t.next_sibling[c]) {
+    for (int32_t c = t->first_child[node]; c >= 0; c = t->next_sibling[c]) {
       int32_t child = slot_of[c];
-      int32_t fail = node == 0 ? 0 : bp_matcher_step(cells, cells[slot].fail, t.label[c]);
+      int32_t fail = node == 0 ? 0 : bp_matcher_step(cells, cells[slot].fail, t->label[c]);
       cells[child].fail = fail;
-      int32_t piece = t.piece[c];
+      int32_t piece = t->piece[c];
       if (piece >= 0) {
         mt->pieces[piece].next_out = cells[fail].out;
         cells[child].out = piece;
@@ -327,16 +307,39 @@ int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes, const uint32_t *offse
   }
   cells[0].fail = 0;
   cells[0].out = -1;
-  mt->cells = pl.cells;
-  mt->cell_count = cell_count;
-  pl.cells = NULL;
-  rc = BP_OK;
+}
 
-done:
+int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes, const uint32_t *offsets,
+                     size_t n, const bp_interrupt *interrupt, bp_error *err) {
+  trie t = {0};
+  placement pl = {0};
+  pl.first_free[CANDIDATES] = pl.last_free[CANDIDATES] = -1;
+  pl.first_free[LEFTOVERS] = pl.last_free[LEFTOVERS] = -1;
+  int32_t *queue = NULL, *slot_of = NULL;
+  int rc = build_sorted_trie(&t, bytes, offsets, n, interrupt, err);
+  if (rc == BP_OK) {
+    queue = bp_malloc(t.count * sizeof *queue);
+    slot_of = bp_malloc(t.count * sizeof *slot_of);
+    rc = queue && slot_of ? place_breadth_first(&t, &pl, queue, slot_of, interrupt) : BP_NOMEM;
+  }
+  /* Any base + byte must stay inside the array: bases of nodes with
+  ** children are at most highest_used, of leaves 0. Nothing past that is
+  ** ever reached, so the array ends there. */
+  size_t cell_count = (size_t)pl.highest_used + 257;
+  if (rc == BP_OK) rc = placement_grow(&pl, cell_count);
+  if (rc == BP_OK) {
+    bp_matcher_cell *trimmed = bp_realloc(pl.cells, cell_count * sizeof *trimmed);
+    if (trimmed) pl.cells = trimmed; /* else keep the longer array */
+    mt->trie_nodes = t.count;
+    mt->placement_probes = pl.probes;
+    link_failures(mt, &t, pl.cells, queue, slot_of);
+    mt->cells = pl.cells;
+    mt->cell_count = cell_count;
+    pl.cells = NULL;
+  }
   if (rc == BP_NOMEM) bp_fail_nomem(err);
   else if (rc == BP_INTERRUPT) bp_fail(err, rc, "interrupted");
   else if (rc == BP_TOOBIG) bp_fail(err, rc, "model too large for the matcher");
-  bp_free(sorted);
   bp_free(queue);
   bp_free(slot_of);
   trie_free(&t);

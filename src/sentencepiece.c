@@ -293,22 +293,22 @@ static int read_piece(const char *source, const uint8_t *data, size_t size, size
   return BP_OK;
 }
 
-int bp_model_from_sentencepiece(const uint8_t *data, size_t len, const char *source,
-                                bp_model **out, bp_error *err) {
-  *out = NULL;
+/* Reads the pieces of a ModelProto (field 1) and checks its model type
+** (field 2's field 3) is Unigram. *pieces (to free with free_sp_pieces) holds
+** the *count pieces kept, each with its index in the file. */
+static int read_model_proto(const uint8_t *data, size_t len, const char *source,
+                            sp_piece **pieces, size_t *count, bp_error *err) {
   pb_reader r = {data, data + len};
   pb_field f;
-  size_t capacity = 0, count = 0, index = 0;
-  sp_piece *pieces = NULL;
+  size_t capacity = 0, index = 0;
   uint64_t model_type = 1;
-  int rc = BP_OK;
-  while (rc == BP_OK && r.p < r.end) {
+  *pieces = NULL;
+  *count = 0;
+  while (r.p < r.end) {
     const uint8_t *field_start = r.p;
-    if (!pb_next(&r, &f)) {
-      rc = bp_fail(err, BP_FORMAT, "%s: not a SentencePiece model (corrupt at byte %zu)",
-                   source, (size_t)(field_start - data));
-      break;
-    }
+    if (!pb_next(&r, &f))
+      return bp_fail(err, BP_FORMAT, "%s: not a SentencePiece model (corrupt at byte %zu)",
+                     source, (size_t)(field_start - data));
     if (f.number == 2 && f.wire_type == 2) {
       pb_reader spec = {f.data, f.data + f.size};
       pb_field g;
@@ -317,55 +317,46 @@ int bp_model_from_sentencepiece(const uint8_t *data, size_t len, const char *sou
       continue;
     }
     if (f.number != 1 || f.wire_type != 2) continue;
-    if (count == capacity) {
+    if (*count == capacity) {
       capacity = capacity ? 2 * capacity : 1024;
-      sp_piece *grown = bp_realloc(pieces, capacity * sizeof *grown);
-      if (!grown) {
-        rc = bp_fail_nomem(err);
-        break;
-      }
-      pieces = grown;
+      sp_piece *grown = bp_realloc(*pieces, capacity * sizeof *grown);
+      if (!grown) return bp_fail_nomem(err);
+      *pieces = grown;
     }
     bool keep;
-    rc = read_piece(source, f.data, f.size, index++, &pieces[count], &keep, err);
-    if (rc == BP_OK && keep) {
-      pieces[count].slot = count;
-      count++;
+    int rc = read_piece(source, f.data, f.size, index++, &(*pieces)[*count], &keep, err);
+    if (rc != BP_OK) return rc;
+    if (keep) {
+      (*pieces)[*count].slot = *count;
+      (*count)++;
     }
   }
   static const char *const type_names[] = {"", "Unigram", "BPE", "word", "character"};
-  if (rc == BP_OK && model_type != 1)
-    rc = bp_fail(err, BP_FORMAT, "%s: a SentencePiece %s model; only Unigram models convert",
-                 source, model_type <= 4 ? type_names[model_type] : "unknown");
-  if (rc == BP_OK && index == 0)
-    rc = bp_fail(err, BP_FORMAT, "%s: not a SentencePiece model (no pieces)", source);
-  double lowest = 0.0;
-  for (size_t i = 0; i < count; i++)
-    if (!pieces[i].is_byte && pieces[i].score < lowest) lowest = pieces[i].score;
-  /* Byte pieces are SentencePiece's fallback for characters without a
-  ** piece: single bytes left unscored (0), and bytes missing altogether, get
-  ** the price SentencePiece charges such a character (a float, as the file's
-  ** scores, so that writing the model out and reading it back is exact). */
-  double fallback = (float)(lowest - SP_UNKNOWN_PENALTY);
-  bool present[256] = {false};
-  for (size_t i = 0; i < count; i++)
-    if (pieces[i].length == 1) present[pieces[i].bytes[0]] = true;
-  /* The same bytes twice: a byte piece is then only the fallback for a
-  ** text piece (sorted first). The one the file lists first keeps its
-  ** place, with the text piece's score; two text pieces cannot both have
-  ** the bytes. */
-  sp_piece *sorted = NULL; /* a copy, by bytes; slot leads back to pieces */
-  bp_piece *built = NULL;
-  if (rc == BP_OK) {
-    sorted = bp_malloc((count + 1) * sizeof *sorted);
-    built = bp_malloc((count + 256) * sizeof *built);
-    if (!sorted || !built) rc = bp_fail_nomem(err);
-  }
-  if (rc == BP_OK && pieces && sorted) { /* pieces is NULL when the file has none */
-    memcpy(sorted, pieces, count * sizeof *sorted);
-    qsort(sorted, count, sizeof *sorted, compare_length_then_bytes);
-  }
-  for (size_t i = 1; rc == BP_OK && i < count; i++) {
+  if (model_type != 1)
+    return bp_fail(err, BP_FORMAT, "%s: a SentencePiece %s model; only Unigram models convert",
+                   source, model_type <= 4 ? type_names[model_type] : "unknown");
+  if (index == 0)
+    return bp_fail(err, BP_FORMAT, "%s: not a SentencePiece model (no pieces)", source);
+  return BP_OK;
+}
+
+static void free_sp_pieces(sp_piece *pieces, size_t count) {
+  for (size_t i = 0; i < count; i++) bp_free(pieces[i].bytes);
+  bp_free(pieces);
+}
+
+/* The same bytes twice: a byte piece is then only the fallback for a text
+** piece (sorted first). The one the file lists first keeps its place, with
+** the text piece's score, and the other is marked dropped; two text pieces
+** cannot both have the bytes. */
+static int drop_duplicates(sp_piece *pieces, size_t count, const char *source, bp_error *err) {
+  if (count < 2) return BP_OK;
+  sp_piece *sorted = bp_malloc(count * sizeof *sorted); /* slot leads back to pieces */
+  if (!sorted) return bp_fail_nomem(err);
+  memcpy(sorted, pieces, count * sizeof *sorted);
+  qsort(sorted, count, sizeof *sorted, compare_length_then_bytes);
+  int rc = BP_OK;
+  for (size_t i = 1; i < count; i++) {
     sp_piece *first = &sorted[i - 1], *second = &sorted[i];
     if (first->length != second->length || memcmp(first->bytes, second->bytes, first->length) != 0)
       continue;
@@ -385,33 +376,60 @@ int bp_model_from_sentencepiece(const uint8_t *data, size_t len, const char *sou
     }
     *second = *first; /* what a third copy compares with */
   }
-  /* Ids in the file's order, from 3; bytes without a piece last. */
+  bp_free(sorted);
+  return rc;
+}
+
+/* The model of the pieces not dropped: ids in the file's order, from 3;
+** bytes without a piece last. */
+static int build_from_pieces(const sp_piece *pieces, size_t count, const char *source,
+                             bp_model **out, bp_error *err) {
+  double lowest = 0.0;
+  for (size_t i = 0; i < count; i++)
+    if (!pieces[i].is_byte && pieces[i].score < lowest) lowest = pieces[i].score;
+  /* Byte pieces are SentencePiece's fallback for characters without a
+  ** piece: single bytes left unscored (0), and bytes missing altogether, get
+  ** the price SentencePiece charges such a character (a float, as the file's
+  ** scores, so that writing the model out and reading it back is exact). */
+  double fallback = (float)(lowest - SP_UNKNOWN_PENALTY);
+  bool present[256] = {false};
+  for (size_t i = 0; i < count; i++)
+    if (pieces[i].length == 1) present[pieces[i].bytes[0]] = true;
+  bp_piece *built = bp_malloc((count + 256) * sizeof *built);
+  if (!built) return bp_fail_nomem(err);
   uint8_t all_bytes[256];
   for (int b = 0; b < 256; b++) all_bytes[b] = (uint8_t)b;
   size_t n = 0;
-  for (size_t i = 0; rc == BP_OK && i < count; i++) {
+  for (size_t i = 0; i < count; i++) {
     if (pieces[i].dropped) continue;
     double score = pieces[i].length == 1 && pieces[i].score == 0.0 ? fallback : pieces[i].score;
     built[n] = (bp_piece){pieces[i].bytes, pieces[i].length,
                           (uint32_t)(n + BP_FIRST_PIECE_ID), 0, score};
     n++;
   }
-  for (int b = 0; rc == BP_OK && b < 256; b++) {
+  for (int b = 0; b < 256; b++) {
     if (present[b]) continue;
     built[n] = (bp_piece){&all_bytes[b], 1, (uint32_t)(n + BP_FIRST_PIECE_ID), 0, fallback};
     n++;
   }
-  if (rc == BP_OK) {
-    rc = bp_model_build_scored(built, n, out, err);
-    if (rc == BP_FORMAT) {
-      char message[sizeof err->message];
-      memcpy(message, err->message, sizeof message);
-      bp_fail(err, BP_FORMAT, "%s: %s", source, message);
-    }
+  int rc = bp_model_build_scored(built, n, out, err);
+  if (rc == BP_FORMAT) {
+    char message[sizeof err->message];
+    memcpy(message, err->message, sizeof message);
+    bp_fail(err, BP_FORMAT, "%s: %s", source, message);
   }
-  bp_free(sorted);
-  for (size_t i = 0; i < count; i++) bp_free(pieces[i].bytes);
-  bp_free(pieces);
   bp_free(built);
+  return rc;
+}
+
+int bp_model_from_sentencepiece(const uint8_t *data, size_t len, const char *source,
+                                bp_model **out, bp_error *err) {
+  *out = NULL;
+  sp_piece *pieces;
+  size_t count;
+  int rc = read_model_proto(data, len, source, &pieces, &count, err);
+  if (rc == BP_OK) rc = drop_duplicates(pieces, count, source, err);
+  if (rc == BP_OK) rc = build_from_pieces(pieces, count, source, out, err);
+  free_sp_pieces(pieces, count);
   return rc;
 }
