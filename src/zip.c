@@ -27,11 +27,10 @@ static bool ends_with(const uint8_t *name, size_t len, const char *suffix) {
   return len >= n && memcmp(name + len - n, suffix, n) == 0;
 }
 
-int bp_zip_extract_model(const char *path, const uint8_t *data, size_t len,
-                         char **member, size_t *member_len, bp_error *err) {
-  *member = NULL;
-  *member_len = 0;
-  if (len < 4 || memcmp(data, "PK\x03\x04", 4) != 0) return BP_OK;
+/* The central directory: where it starts, how long it is, how many entries. */
+static int find_directory(const char *path, const uint8_t *data, size_t len,
+                          const uint8_t **directory, size_t *size, uint32_t *entries,
+                          bp_error *err) {
   /* The end-of-central-directory record is within the last 64 KiB + 22. */
   const uint8_t *eocd = NULL;
   if (len >= 22) {
@@ -45,18 +44,24 @@ int bp_zip_extract_model(const char *path, const uint8_t *data, size_t len,
   if (!eocd)
     return bp_fail(err, BP_FORMAT, "%s: zip archive has no central directory",
                    path);
-  uint32_t entries = bp_get_u16(eocd + 10);
+  *entries = bp_get_u16(eocd + 10);
   uint32_t directory_size = bp_get_u32(eocd + 12), directory_offset = bp_get_u32(eocd + 16);
-  if (directory_offset == 0xFFFFFFFF || entries == 0xFFFF)
+  if (directory_offset == 0xFFFFFFFF || *entries == 0xFFFF)
     return bp_fail(err, BP_FORMAT, "%s: zip64 archives are not supported", path);
   if ((uint64_t)directory_offset + directory_size > (uint64_t)(eocd - data))
     return bp_fail(err, BP_FORMAT, "%s: zip central directory is out of bounds",
                    path);
-  /* Pick the .model member, or the only member. */
-  const uint8_t *chosen = NULL;
+  *directory = data + directory_offset;
+  *size = directory_size;
+  return BP_OK;
+}
+
+/* The directory entry of the .model member, or of the only member. */
+static int choose_member(const char *path, const uint8_t *directory, size_t size,
+                         uint32_t entries, const uint8_t **chosen, bp_error *err) {
   uint32_t model_members = 0, file_members = 0;
-  const uint8_t *only = NULL;
-  const uint8_t *p = data + directory_offset, *end = p + directory_size;
+  const uint8_t *only = NULL, *p = directory, *end = directory + size;
+  *chosen = NULL;
   for (uint32_t e = 0; e < entries; e++) {
     if (end - p < 46 || bp_get_u32(p) != 0x02014b50)
       return bp_fail(err, BP_FORMAT, "%s: zip central directory is corrupt",
@@ -72,7 +77,7 @@ int bp_zip_extract_model(const char *path, const uint8_t *data, size_t len,
       only = p;
       if (ends_with(name, name_len, ".model")) {
         model_members++;
-        chosen = p;
+        *chosen = p;
       }
     }
     p += entry_len;
@@ -81,11 +86,48 @@ int bp_zip_extract_model(const char *path, const uint8_t *data, size_t len,
     return bp_fail(err, BP_FORMAT,
                    "%s: zip archive holds %u .model members; expected one",
                    path, model_members);
-  if (!chosen && file_members == 1) chosen = only;
-  if (!chosen)
+  if (!*chosen && file_members == 1) *chosen = only;
+  if (!*chosen)
     return bp_fail(err, BP_FORMAT, "%s: zip archive holds no .model member",
                    path);
+  return BP_OK;
+}
 
+/* Inflates `packed` bytes of raw deflate into exactly `size` bytes at out. */
+static int inflate_exactly(const char *path, const uint8_t *packed_data, uint64_t packed,
+                           char *out, uint64_t size, bp_error *err) {
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  z.zalloc = zlib_alloc;
+  z.zfree = zlib_free;
+  if (inflateInit2(&z, -MAX_WBITS) != Z_OK) return bp_fail_nomem(err);
+  z.next_in = (Bytef *)packed_data;
+  z.avail_in = (uInt)packed;
+  z.next_out = (Bytef *)out;
+  z.avail_out = (uInt)size;
+  int zrc = inflate(&z, Z_FINISH);
+  uint64_t produced = z.total_out;
+  inflateEnd(&z);
+  if (zrc == Z_MEM_ERROR) return bp_fail_nomem(err);
+  /* Z_BUF_ERROR with no room left means the member is larger than its
+  ** directory entry says: a corrupt entry or a zip bomb. */
+  if (zrc != Z_STREAM_END || produced != size)
+    return bp_fail(err, BP_FORMAT,
+                   "%s: zip member does not inflate to its stated size", path);
+  return BP_OK;
+}
+
+int bp_zip_extract_model(const char *path, const uint8_t *data, size_t len,
+                         char **member, size_t *member_len, bp_error *err) {
+  *member = NULL;
+  *member_len = 0;
+  if (len < 4 || memcmp(data, "PK\x03\x04", 4) != 0) return BP_OK;
+  const uint8_t *directory = NULL, *chosen = NULL;
+  size_t directory_size = 0;
+  uint32_t entries = 0;
+  int rc = find_directory(path, data, len, &directory, &directory_size, &entries, err);
+  if (rc == BP_OK) rc = choose_member(path, directory, directory_size, entries, &chosen, err);
+  if (rc != BP_OK) return rc;
   uint32_t method = bp_get_u16(chosen + 10), crc = bp_get_u32(chosen + 16);
   uint64_t packed = bp_get_u32(chosen + 20), size = bp_get_u32(chosen + 24);
   uint64_t local = bp_get_u32(chosen + 42);
@@ -103,45 +145,17 @@ int bp_zip_extract_model(const char *path, const uint8_t *data, size_t len,
                    "%s: zip compression method %u is not supported (only "
                    "stored and deflate)",
                    path, method);
+  if (method == 0 && packed != size)
+    return bp_fail(err, BP_FORMAT, "%s: zip member sizes disagree", path);
   char *out = bp_malloc((size_t)size + 1);
   if (!out) return bp_fail_nomem(err);
-  if (method == 0) {
-    if (packed != size) {
-      bp_free(out);
-      return bp_fail(err, BP_FORMAT, "%s: zip member sizes disagree", path);
-    }
-    memcpy(out, data + start, (size_t)size);
-  } else {
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    z.zalloc = zlib_alloc;
-    z.zfree = zlib_free;
-    if (inflateInit2(&z, -MAX_WBITS) != Z_OK) {
-      bp_free(out);
-      return bp_fail_nomem(err);
-    }
-    z.next_in = (Bytef *)(data + start);
-    z.avail_in = (uInt)packed;
-    z.next_out = (Bytef *)out;
-    z.avail_out = (uInt)size;
-    int zrc = inflate(&z, Z_FINISH);
-    uint64_t produced = z.total_out;
-    inflateEnd(&z);
-    if (zrc == Z_MEM_ERROR) {
-      bp_free(out);
-      return bp_fail_nomem(err);
-    }
-    /* Z_BUF_ERROR with no room left means the member is larger than its
-    ** directory entry says: a corrupt entry or a zip bomb. */
-    if (zrc != Z_STREAM_END || produced != size) {
-      bp_free(out);
-      return bp_fail(err, BP_FORMAT,
-                     "%s: zip member does not inflate to its stated size", path);
-    }
-  }
-  if (crc32(0L, (const Bytef *)out, (uInt)size) != crc) {
+  if (method == 0) memcpy(out, data + start, (size_t)size);
+  else rc = inflate_exactly(path, data + start, packed, out, size, err);
+  if (rc == BP_OK && crc32(0L, (const Bytef *)out, (uInt)size) != crc)
+    rc = bp_fail(err, BP_FORMAT, "%s: zip member fails its CRC check", path);
+  if (rc != BP_OK) {
     bp_free(out);
-    return bp_fail(err, BP_FORMAT, "%s: zip member fails its CRC check", path);
+    return rc;
   }
   out[size] = 0;
   *member = out;
