@@ -102,9 +102,9 @@ void bp_model_cache_release(bp_model *model) {
 int bp_model_cache_compile(sqlite3 *db, const uint8_t *value, size_t len,
                            bp_model **model, bp_error *err) {
   *model = NULL;
-  uint8_t digest[32];
-  if (bp_value_digest(value, len, digest) != BP_OK)
-    return bp_value_verify(value, len, err); /* its message */
+  bp_value_header header;
+  int rc = bp_value_read_header(value, len, &header, err);
+  if (rc != BP_OK) return rc;
   if ((*model = shared_acquire(value))) {
     if (bp_value_verify(value, len, err) == BP_OK) return BP_OK;
     bp_model_cache_release(*model);
@@ -113,8 +113,7 @@ int bp_model_cache_compile(sqlite3 *db, const uint8_t *value, size_t len,
   }
   bp_model *fresh;
   bp_interrupt interrupt = {bp_sql_interrupted, db}; /* a long compilation stops */
-  int rc = bp_model_deserialize(value, len, &interrupt, &fresh, err);
-  if (rc != BP_OK) return rc;
+  if ((rc = bp_model_deserialize(value, len, &interrupt, &fresh, err)) != BP_OK) return rc;
   pthread_mutex_lock(&shared_lock);
   compilations++;
   pthread_mutex_unlock(&shared_lock);
