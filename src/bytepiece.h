@@ -163,6 +163,9 @@ int bp_model_save_file(const bp_model *m, const char *path, int format,
 #define BP_VALUE_HEADER_BYTES 48
 #define BP_VALUE_DIGEST_OFFSET 16
 enum { BP_VALUE_FORMAT_COUNTS = 1, BP_VALUE_FORMAT_SCORES = 2 };
+/* The model's value, into a new buffer to free with bp_free. Its header
+** carries bp_model_digest(m), computed when the model was built (or taken
+** from the value it was read from): serializing does not hash again. */
 int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
                        bp_error *err);
 /* Every field of a value is checked (header, format, piece count against

@@ -10,6 +10,7 @@
 #include <string.h>
 
 static const char value_magic[8] = {'B', 'P', 'M', 'O', 'D', 'E', 'L', 0};
+static int value_write(const bp_model *m, uint8_t **value, size_t *len, bp_error *err);
 
 #define MAX_ALPHA_WEIGHTS 4
 
@@ -175,12 +176,12 @@ int bp_model_assemble(const bp_piece *pieces, size_t n, bool scored, int digest_
   } else if (digest_source == BP_DIGEST_COMPUTE) {
     uint8_t *value;
     size_t value_len;
-    rc = bp_model_serialize(m, &value, &value_len, err);
+    rc = value_write(m, &value, &value_len, err);
     if (rc != BP_OK) {
       model_free(m);
       return rc;
     }
-    memcpy(m->digest, value + BP_VALUE_DIGEST_OFFSET, 32);
+    bp_sha256(value + BP_VALUE_HEADER_BYTES, value_len - BP_VALUE_HEADER_BYTES, m->digest);
     bp_free(value);
   }
   *out = m;
@@ -325,8 +326,10 @@ static double get_double(const uint8_t *p) {
   return d;
 }
 
-int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
-                       bp_error *err) {
+/* The value of m with its digest left zero: bp_model_assemble hashes its
+** payload once, when the model is built; bp_model_serialize copies the
+** digest in. */
+static int value_write(const bp_model *m, uint8_t **value, size_t *len, bp_error *err) {
   size_t n = m->piece_count;
   size_t bound = BP_VALUE_HEADER_BYTES + m->offsets[n] + n * (5 + 10);
   uint8_t *v = bp_malloc(bound);
@@ -347,11 +350,17 @@ int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
       p += 8;
     }
   }
-  size_t payload = (size_t)(p - v) - BP_VALUE_HEADER_BYTES;
-  bp_sha256(v + BP_VALUE_HEADER_BYTES, payload, v + BP_VALUE_DIGEST_OFFSET);
+  memset(v + BP_VALUE_DIGEST_OFFSET, 0, 32);
   *value = v;
   *len = (size_t)(p - v);
   return BP_OK;
+}
+
+int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
+                       bp_error *err) {
+  int rc = value_write(m, value, len, err);
+  if (rc == BP_OK) memcpy(*value + BP_VALUE_DIGEST_OFFSET, m->digest, 32);
+  return rc;
 }
 
 int bp_value_read_header(const uint8_t *value, size_t len, bp_value_header *out,
