@@ -72,6 +72,7 @@ static void entry_clear(resolved *e) {
 void bp_connection_release(void *connection) {
   bp_connection *c = connection;
   if (!c || --c->references > 0) return;
+  bp_model_cache_forget(c);
   for (int i = 0; i < c->count; i++) entry_clear(&c->entries[i]);
   sqlite3_free(c->entries);
   sqlite3_free(c->store_problem);

@@ -19,6 +19,8 @@
 int bp_model_cache_compile(sqlite3 *db, const uint8_t *value, size_t len,
                            bp_model **model, bp_error *err);
 void bp_model_cache_release(bp_model *model);
+/* Drops the values a connection kept (bp_model_cache_keep): it closes. */
+void bp_model_cache_forget(const bp_connection *owner);
 
 /* ---- registry.c --------------------------------------------------------------- */
 
