@@ -174,10 +174,11 @@ void bp_model_cache_keep(const bp_connection *owner, bp_model *model, const uint
   kept_values = k;
   kept_count++;
   kept_bytes += cost;
-  /* The oldest go first. */
+  /* The oldest go first; k itself stays (its cost is within the budget). */
   while (kept_count > MAX_KEPT_VALUES || kept_bytes > MAX_KEPT_BYTES) {
-    kept_value **link = &kept_values;
-    while ((*link)->next) link = &(*link)->next;
+    kept_value **link = &k->next;
+    while (*link && (*link)->next) link = &(*link)->next;
+    if (!*link) break;
     kept_value *oldest = kept_unlink(link);
     oldest->next = dropped;
     dropped = oldest;

@@ -184,8 +184,8 @@ typedef struct bp_value_header {
 /* Checks and decodes a value's header: its first BP_VALUE_HEADER_BYTES
 ** (len may be just that, for a header read alone). BP_OK, or BP_FORMAT
 ** "not a BytePiece model value" when the value is shorter than a header,
-** the magic is wrong or the format is neither of the two. Nothing after
-** the header is looked at. */
+** the magic is wrong or the format is neither of the two (then *out is all
+** zero). Nothing after the header is looked at. */
 int bp_value_read_header(const uint8_t *value, size_t len, bp_value_header *out,
                          bp_error *err);
 /* Checks a whole value without decoding it: its header, and that the

@@ -365,6 +365,7 @@ int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
 
 int bp_value_read_header(const uint8_t *value, size_t len, bp_value_header *out,
                          bp_error *err) {
+  *out = (bp_value_header){0}; /* defined whatever the value */
   if (len < BP_VALUE_HEADER_BYTES || memcmp(value, value_magic, 8) != 0)
     return bp_fail(err, BP_FORMAT, "not a BytePiece model value");
   out->format = bp_get_u32(value + 8);

@@ -967,6 +967,7 @@ static void test_value_header(void) {
     err.message[0] = 0;
     CHECK(bp_value_read_header(value, short_lengths[i], &header, &err) == BP_FORMAT);
     CHECK_MESSAGE(err, "not a BytePiece model value");
+    CHECK(header.format == 0 && header.piece_count == 0 && header.digest[0] == 0);
   }
   for (int i = 0; i < 8; i++) {
     value[i] ^= 0x20;
