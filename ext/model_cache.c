@@ -222,9 +222,9 @@ static bp_model *kept_take(const uint8_t *value, size_t len) {
 }
 
 /* Compiles a whole model value, or finds it compiled already: kept with
-** these very bytes, or shared under its header, then verified first, since
-** its header alone proves nothing. sqlite3_interrupt(db) stops a long
-** compilation. */
+** these very bytes (bp_model_cache_keep), or shared under its header, and
+** then verified first, since its header alone proves nothing.
+** sqlite3_interrupt(db) stops a long compilation. */
 int bp_model_cache_compile(sqlite3 *db, const uint8_t *value, size_t len,
                            bp_model **model, bp_error *err) {
   *model = NULL;

@@ -9,7 +9,8 @@
 ** extension is loaded and adds nothing to the schema. Its rows live in the
 ** store, main.bp_model_store(name, model) (registry.c), created by the
 ** first INSERT. Every read and write first checks the store's schema
-** (bp_store_check); a value about to be stored is verified and compiled
+** (bp_store_check); a value about to be stored is verified and compiled,
+** or recognised as one bp_train or bp_model_shrink just built
 ** (model_cache.c), and the connection remembers it under its name, to be
 ** confirmed at the next use.
 */

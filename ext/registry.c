@@ -662,7 +662,8 @@ int bp_resolve_model(bp_connection *c, sqlite3_value *argument,
         return report(ctx, message, SQLITE_ERROR, function,
                       "the model argument is a BLOB but not a model value");
       /* A value this connection has verified before is known by its header
-      ** and length; a new one is verified (bp_model_cache_compile). */
+      ** and length; a new one is verified, or recognised byte for byte as
+      ** one just built (bp_model_cache_compile). */
       resolved *e = find_value(c, value, (sqlite3_int64)len);
       if (!e) {
         bp_model *compiled;
