@@ -54,6 +54,14 @@ int bp_resolve_model(bp_connection *connection, sqlite3_value *argument,
 /* The database handle of a connection's state. */
 sqlite3 *bp_connection_db(bp_connection *connection);
 
+/* Keeps `model`, which the binding built and returns as `value` (the
+** bytes of bp_model_serialize), so that storing or using those bytes does
+** not compile them again (model_cache.c). Takes over the reference;
+** `owner` is the connection returning the value: what it keeps is dropped
+** when it closes. */
+void bp_model_cache_keep(const bp_connection *owner, bp_model *model, const uint8_t *value,
+                         size_t len);
+
 /* How many models this process compiled, and how many it holds now. */
 void bp_registry_statistics(long *compiled, int *shared);
 

@@ -9,6 +9,18 @@
 ** the first time, it checks the value's digest (bp_value_verify), so that
 ** a forged header never lends a value someone else's model. Used by the
 ** resolution in registry.c and by the bp_models table (models_table.c).
+**
+** A value the binding has just made from a model it built (bp_train,
+** bp_model_shrink) comes with that model: bp_model_cache_keep keeps a copy
+** of the exact bytes returned beside it, so that storing or using the
+** value hands out the model without hashing or compiling the value again.
+** The value is recognised by comparing all its bytes with the copy, never
+** by its header alone (a hostile value may carry a known digest over
+** another payload). A kept value holds one user of its shared model and is
+** dropped when it is first recognised (the user passes to whoever
+** recognised it), when MAX_KEPT_VALUES newer ones are kept or the kept ones
+** with their models pass MAX_KEPT_BYTES, or when the connection that made
+** it closes. Everything here is under one mutex.
 */
 #include "registry.h"
 
@@ -27,6 +39,23 @@ typedef struct shared_model {
 static shared_model *shared_models;
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 static long compilations; /* for bp_debug(); under shared_lock */
+
+#define MAX_KEPT_VALUES 4
+#define MAX_KEPT_BYTES ((size_t)256 << 20)
+
+/* A value just made from a built model, and that model. */
+typedef struct kept_value {
+  const bp_connection *owner; /* the connection that made it */
+  uint8_t *value;             /* a copy of the bytes returned */
+  size_t length;
+  size_t cost;                /* the copy and the compiled model, in bytes */
+  bp_model *model;            /* one user of a shared model */
+  struct kept_value *next;    /* the newest first */
+} kept_value;
+
+static kept_value *kept_values; /* under shared_lock, as are the totals */
+static int kept_count;
+static size_t kept_bytes;
 
 void bp_registry_statistics(long *compiled, int *shared) {
   pthread_mutex_lock(&shared_lock);
@@ -96,15 +125,113 @@ void bp_model_cache_release(bp_model *model) {
   }
 }
 
-/* Compiles a whole model value, or finds it compiled already: then the
-** value is verified first, since its header alone proves nothing.
+/* Unlinks *link from the kept values (under shared_lock) and returns it. */
+static kept_value *kept_unlink(kept_value **link) {
+  kept_value *k = *link;
+  *link = k->next;
+  kept_count--;
+  kept_bytes -= k->cost;
+  k->next = NULL;
+  return k;
+}
+
+/* Frees kept values unlinked by the caller (outside shared_lock, since
+** releasing their models takes it). */
+static void kept_free(kept_value *k) {
+  while (k) {
+    kept_value *next = k->next;
+    bp_model_cache_release(k->model);
+    sqlite3_free(k->value);
+    sqlite3_free(k);
+    k = next;
+  }
+}
+
+void bp_model_cache_keep(const bp_connection *owner, bp_model *model, const uint8_t *value,
+                         size_t len) {
+  size_t cost = len + bp_model_memory(model);
+  kept_value *k = NULL;
+  /* Keeping is only a saving: when it cannot be done, the value is
+  ** compiled at its first use, as any other. */
+  if (cost > MAX_KEPT_BYTES || !(k = sqlite3_malloc64(sizeof *k)) ||
+      !(k->value = sqlite3_malloc64(len))) {
+    sqlite3_free(k);
+    bp_model_release(model);
+    return;
+  }
+  memcpy(k->value, value, len);
+  k->owner = owner;
+  k->length = len;
+  k->cost = cost;
+  if (!(k->model = shared_publish(value, model))) {
+    sqlite3_free(k->value);
+    sqlite3_free(k);
+    return;
+  }
+  kept_value *dropped = NULL;
+  pthread_mutex_lock(&shared_lock);
+  k->next = kept_values;
+  kept_values = k;
+  kept_count++;
+  kept_bytes += cost;
+  /* The oldest go first; k itself stays (its cost is within the budget). */
+  while (kept_count > MAX_KEPT_VALUES || kept_bytes > MAX_KEPT_BYTES) {
+    kept_value **link = &k->next;
+    while (*link && (*link)->next) link = &(*link)->next;
+    if (!*link) break;
+    kept_value *oldest = kept_unlink(link);
+    oldest->next = dropped;
+    dropped = oldest;
+  }
+  pthread_mutex_unlock(&shared_lock);
+  kept_free(dropped);
+}
+
+void bp_model_cache_forget(const bp_connection *owner) {
+  kept_value *dropped = NULL;
+  pthread_mutex_lock(&shared_lock);
+  for (kept_value **link = &kept_values; *link;) {
+    if ((*link)->owner == owner) {
+      kept_value *k = kept_unlink(link);
+      k->next = dropped;
+      dropped = k;
+    } else {
+      link = &(*link)->next;
+    }
+  }
+  pthread_mutex_unlock(&shared_lock);
+  kept_free(dropped);
+}
+
+/* The model kept with a value of exactly these bytes, with its user passed
+** to the caller, or NULL. */
+static bp_model *kept_take(const uint8_t *value, size_t len) {
+  kept_value *found = NULL;
+  pthread_mutex_lock(&shared_lock);
+  for (kept_value **link = &kept_values; *link; link = &(*link)->next)
+    if ((*link)->length == len && memcmp((*link)->value, value, len) == 0) {
+      found = kept_unlink(link);
+      break;
+    }
+  pthread_mutex_unlock(&shared_lock);
+  if (!found) return NULL;
+  bp_model *model = found->model;
+  sqlite3_free(found->value);
+  sqlite3_free(found);
+  return model;
+}
+
+/* Compiles a whole model value, or finds it compiled already: kept with
+** these very bytes (bp_model_cache_keep), or shared under its header, and
+** then verified first, since its header alone proves nothing.
 ** sqlite3_interrupt(db) stops a long compilation. */
 int bp_model_cache_compile(sqlite3 *db, const uint8_t *value, size_t len,
                            bp_model **model, bp_error *err) {
   *model = NULL;
-  uint8_t digest[32];
-  if (bp_value_digest(value, len, digest) != BP_OK)
-    return bp_value_verify(value, len, err); /* its message */
+  bp_value_header header;
+  int rc = bp_value_read_header(value, len, &header, err);
+  if (rc != BP_OK) return rc;
+  if ((*model = kept_take(value, len))) return BP_OK;
   if ((*model = shared_acquire(value))) {
     if (bp_value_verify(value, len, err) == BP_OK) return BP_OK;
     bp_model_cache_release(*model);
@@ -113,8 +240,7 @@ int bp_model_cache_compile(sqlite3 *db, const uint8_t *value, size_t len,
   }
   bp_model *fresh;
   bp_interrupt interrupt = {bp_sql_interrupted, db}; /* a long compilation stops */
-  int rc = bp_model_deserialize(value, len, &interrupt, &fresh, err);
-  if (rc != BP_OK) return rc;
+  if ((rc = bp_model_deserialize(value, len, &interrupt, &fresh, err)) != BP_OK) return rc;
   pthread_mutex_lock(&shared_lock);
   compilations++;
   pthread_mutex_unlock(&shared_lock);

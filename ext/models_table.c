@@ -9,7 +9,8 @@
 ** extension is loaded and adds nothing to the schema. Its rows live in the
 ** store, main.bp_model_store(name, model) (registry.c), created by the
 ** first INSERT. Every read and write first checks the store's schema
-** (bp_store_check); a value about to be stored is verified and compiled
+** (bp_store_check); a value about to be stored is verified and compiled,
+** or recognised as one bp_train or bp_model_shrink just built
 ** (model_cache.c), and the connection remembers it under its name, to be
 ** confirmed at the next use.
 */
@@ -189,12 +190,10 @@ static int models_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx,
       if (sqlite3_column_type(c->stmt, 2) != SQLITE_BLOB) break;
       const uint8_t *value = sqlite3_column_blob(c->stmt, 2);
       int len = sqlite3_column_bytes(c->stmt, 2);
-      uint8_t digest[32];
-      if (value && bp_value_digest(value, (size_t)len, digest) == BP_OK) {
-        uint32_t pieces = (uint32_t)value[12] | (uint32_t)value[13] << 8 |
-                          (uint32_t)value[14] << 16 | (uint32_t)value[15] << 24;
-        sqlite3_result_int64(ctx, (sqlite3_int64)pieces + BP_FIRST_PIECE_ID);
-      }
+      bp_value_header header;
+      bp_error err;
+      if (value && bp_value_read_header(value, (size_t)len, &header, &err) == BP_OK)
+        sqlite3_result_int64(ctx, (sqlite3_int64)header.piece_count + BP_FIRST_PIECE_ID);
       break;
     }
   }
@@ -273,9 +272,10 @@ static int models_check_row(models_table *t, sqlite3_value *name,
                          "bp_models: model must be a model value from "
                          "bp_model_load() or bp_train(), not %s",
                          bp_type_name(model));
-  uint8_t digest[32];
-  if (bp_value_digest(sqlite3_value_blob(model), (size_t)sqlite3_value_bytes(model),
-                      digest) != BP_OK)
+  bp_value_header header;
+  bp_error err;
+  if (bp_value_read_header(sqlite3_value_blob(model), (size_t)sqlite3_value_bytes(model),
+                           &header, &err) != BP_OK)
     return bp_vtab_error(vtab, SQLITE_CONSTRAINT,
                          "bp_models: model must be a model value from "
                          "bp_model_load() or bp_train()");

@@ -72,6 +72,7 @@ static void entry_clear(resolved *e) {
 void bp_connection_release(void *connection) {
   bp_connection *c = connection;
   if (!c || --c->references > 0) return;
+  bp_model_cache_forget(c);
   for (int i = 0; i < c->count; i++) entry_clear(&c->entries[i]);
   sqlite3_free(c->entries);
   sqlite3_free(c->store_problem);
@@ -455,11 +456,13 @@ static int store_read(sqlite3 *db, stored_row *row, uint8_t **value) {
   int size = sqlite3_blob_bytes(blob);
   row->length = size;
   if (!value) {
-    uint8_t digest[32];
+    bp_value_header header;
+    bp_error err;
     row->header_ok = 0;
     if (size >= BP_VALUE_HEADER_BYTES &&
         (rc = sqlite3_blob_read(blob, row->header, BP_VALUE_HEADER_BYTES, 0)) == SQLITE_OK)
-      row->header_ok = bp_value_digest(row->header, BP_VALUE_HEADER_BYTES, digest) == BP_OK;
+      row->header_ok =
+          bp_value_read_header(row->header, BP_VALUE_HEADER_BYTES, &header, &err) == BP_OK;
   } else {
     *value = sqlite3_malloc64((sqlite3_uint64)size + 1);
     if (!*value)
@@ -653,15 +656,16 @@ int bp_resolve_model(bp_connection *c, sqlite3_value *argument,
     if (type == SQLITE_BLOB) {
       const uint8_t *value = sqlite3_value_blob(argument);
       size_t len = (size_t)sqlite3_value_bytes(argument);
-      uint8_t digest[32];
-      if (bp_value_digest(value, len, digest) != BP_OK)
+      bp_value_header header;
+      bp_error err;
+      if (bp_value_read_header(value, len, &header, &err) != BP_OK)
         return report(ctx, message, SQLITE_ERROR, function,
                       "the model argument is a BLOB but not a model value");
       /* A value this connection has verified before is known by its header
-      ** and length; a new one is verified (bp_model_cache_compile). */
+      ** and length; a new one is verified, or recognised byte for byte as
+      ** one just built (bp_model_cache_compile). */
       resolved *e = find_value(c, value, (sqlite3_int64)len);
       if (!e) {
-        bp_error err;
         bp_model *compiled;
         int brc = bp_model_cache_compile(c->db, value, len, &compiled, &err);
         if (brc == BP_NOMEM)

@@ -12,13 +12,16 @@
 
 /* ---- model_cache.c ---------------------------------------------------------- */
 
-/* Compiles a whole model value, or finds it compiled already (the value
-** verified first, since its header alone proves nothing), as a shared model
-** to release with bp_model_cache_release. sqlite3_interrupt(db) stops a long
-** compilation. Returns a library code. */
+/* Compiles a whole model value, or finds it compiled already (kept with
+** these very bytes, or else the value verified first, since its header
+** alone proves nothing), as a shared model to release with
+** bp_model_cache_release. sqlite3_interrupt(db) stops a long compilation.
+** Returns a library code. */
 int bp_model_cache_compile(sqlite3 *db, const uint8_t *value, size_t len,
                            bp_model **model, bp_error *err);
 void bp_model_cache_release(bp_model *model);
+/* Drops the values a connection kept (bp_model_cache_keep): it closes. */
+void bp_model_cache_forget(const bp_connection *owner);
 
 /* ---- registry.c --------------------------------------------------------------- */
 

@@ -8,7 +8,9 @@
 **
 ** bp_train is an aggregate: each row's text goes to a bp_trainer (which
 ** keeps each distinct chunk once), and the last step trains and returns a
-** model value. Options are the reference's, read from the first row's
+** model value, keeping the model with it (model_cache.c), so that storing
+** the value does not compile it again; bp_model_shrink's result likewise.
+** Options are the reference's, read from the first row's
 ** options argument. Training and shrinking check for sqlite3_interrupt() as
 ** they go; training can report progress on stderr.
 */
@@ -171,6 +173,22 @@ void bp_train_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
 }
 
+/* Returns a model built here as its value, and keeps the model with the
+** value (model_cache.c), so that storing or using the value does not
+** compile it again. Takes over the model's reference. */
+static void result_built_model(sqlite3_context *ctx, const char *function, bp_model *model) {
+  bp_error err;
+  uint8_t *value;
+  size_t len;
+  if (bp_model_serialize(model, &value, &len, &err) != BP_OK) {
+    bp_model_release(model);
+    bp_result_error(ctx, function, &err);
+    return;
+  }
+  bp_model_cache_keep(sqlite3_user_data(ctx), model, value, len);
+  bp_result_bytes(ctx, function, value, len, bp_free, false);
+}
+
 void bp_train_final(sqlite3_context *ctx) {
   training *t = sqlite3_aggregate_context(ctx, 0);
   if (t && t->failed) {
@@ -185,17 +203,9 @@ void bp_train_final(sqlite3_context *ctx) {
   }
   bp_model *model;
   bp_error err;
-  uint8_t *value;
-  size_t len;
   int rc = bp_trainer_finish(t->trainer, &model, &err);
   bp_trainer_free(t->trainer);
   t->trainer = NULL;
-  uint32_t vocab_size = 0;
-  if (rc == BP_OK) {
-    vocab_size = bp_model_vocab_size(model);
-    rc = bp_model_serialize(model, &value, &len, &err);
-    bp_model_release(model);
-  }
   if (rc != BP_OK) {
     if (rc == BP_INTERRUPT) sqlite3_result_error_code(ctx, SQLITE_INTERRUPT);
     else bp_result_error(ctx, "bp_train", &err);
@@ -203,8 +213,8 @@ void bp_train_final(sqlite3_context *ctx) {
   }
   if (t->options.progress)
     fprintf(stderr, "bp_train: %.1f s: done, vocab_size %u\n",
-            seconds_now() - t->started, vocab_size);
-  bp_result_bytes(ctx, "bp_train", value, len, bp_free, false);
+            seconds_now() - t->started, bp_model_vocab_size(model));
+  result_built_model(ctx, "bp_train", model);
 }
 
 /* Shrinking stops on sqlite3_interrupt(), as training does. */
@@ -232,8 +242,6 @@ void bp_model_shrink_function(sqlite3_context *ctx, int argc, sqlite3_value **ar
                        NULL, &model) != SQLITE_OK)
     return;
   bp_error err;
-  uint8_t *value;
-  size_t len;
   /* One thread, bp_train's default: bp_model_shrink has no options argument
   ** to ask for more, and a SQL function starts no threads unasked. */
   bp_shrink_options options;
@@ -242,13 +250,9 @@ void bp_model_shrink_function(sqlite3_context *ctx, int argc, sqlite3_value **ar
   options.progress_context = sqlite3_context_db_handle(ctx);
   int rc = bp_model_shrink(model, (uint32_t)size, &options, &smaller, &err);
   bp_model_release(model);
-  if (rc == BP_OK) {
-    rc = bp_model_serialize(smaller, &value, &len, &err);
-    bp_model_release(smaller);
-  }
   if (rc != BP_OK) {
     bp_result_error(ctx, "bp_model_shrink", &err);
     return;
   }
-  bp_result_bytes(ctx, "bp_model_shrink", value, len, bp_free, false);
+  result_built_model(ctx, "bp_model_shrink", smaller);
 }

@@ -162,6 +162,10 @@ int bp_model_save_file(const bp_model *m, const char *path, int format,
 ** values. */
 #define BP_VALUE_HEADER_BYTES 48
 #define BP_VALUE_DIGEST_OFFSET 16
+enum { BP_VALUE_FORMAT_COUNTS = 1, BP_VALUE_FORMAT_SCORES = 2 };
+/* The model's value, into a new buffer to free with bp_free. Its header
+** carries bp_model_digest(m), computed when the model was built (or taken
+** from the value it was read from): serializing does not hash again. */
 int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
                        bp_error *err);
 /* Every field of a value is checked (header, format, piece count against
@@ -170,8 +174,20 @@ int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
 ** checks `interrupt` (may be NULL) regularly: BP_INTERRUPT. */
 int bp_model_deserialize(const uint8_t *value, size_t len, const bp_interrupt *interrupt,
                          bp_model **out, bp_error *err);
-/* Checks a value's header and copies out its digest without decoding it. */
-int bp_value_digest(const uint8_t *value, size_t len, uint8_t digest[32]);
+/* What a value's header says, decoded. It claims the digest; only
+** bp_value_verify proves the payload has it. */
+typedef struct bp_value_header {
+  uint32_t format;      /* BP_VALUE_FORMAT_COUNTS or BP_VALUE_FORMAT_SCORES */
+  uint32_t piece_count; /* the vocabulary size minus the 3 reserved ids */
+  uint8_t digest[32];   /* SHA-256 of the payload, as the header claims */
+} bp_value_header;
+/* Checks and decodes a value's header: its first BP_VALUE_HEADER_BYTES
+** (len may be just that, for a header read alone). BP_OK, or BP_FORMAT
+** "not a BytePiece model value" when the value is shorter than a header,
+** the magic is wrong or the format is neither of the two (then *out is all
+** zero). Nothing after the header is looked at. */
+int bp_value_read_header(const uint8_t *value, size_t len, bp_value_header *out,
+                         bp_error *err);
 /* Checks a whole value without decoding it: its header, and that the
 ** SHA-256 of its payload is the digest the header carries. BP_OK, or
 ** BP_FORMAT with the message bp_model_deserialize would give. */

@@ -163,7 +163,8 @@ struct bp_model {
 
 /* bp_model_build with a choice about the digest: compute it, take one
 ** already verified, or leave it zero for a model that never leaves the
-** library (training's intermediate tokenizers). */
+** library (training's intermediate tokenizers; bp_model_serialize writes
+** the digest a model holds, so such a model is never serialized). */
 enum { BP_DIGEST_COMPUTE, BP_DIGEST_KNOWN, BP_DIGEST_NONE };
 int bp_model_assemble(const bp_piece *pieces, size_t n, bool scored, int digest_source,
                       const uint8_t known_digest[32], const bp_interrupt *interrupt,

@@ -10,7 +10,7 @@
 #include <string.h>
 
 static const char value_magic[8] = {'B', 'P', 'M', 'O', 'D', 'E', 'L', 0};
-enum { VALUE_FORMAT_COUNTS = 1, VALUE_FORMAT_SCORES = 2 };
+static int value_write(const bp_model *m, uint8_t **value, size_t *len, bp_error *err);
 
 #define MAX_ALPHA_WEIGHTS 4
 
@@ -176,12 +176,12 @@ int bp_model_assemble(const bp_piece *pieces, size_t n, bool scored, int digest_
   } else if (digest_source == BP_DIGEST_COMPUTE) {
     uint8_t *value;
     size_t value_len;
-    rc = bp_model_serialize(m, &value, &value_len, err);
+    rc = value_write(m, &value, &value_len, err);
     if (rc != BP_OK) {
       model_free(m);
       return rc;
     }
-    memcpy(m->digest, value + BP_VALUE_DIGEST_OFFSET, 32);
+    bp_sha256(value + BP_VALUE_HEADER_BYTES, value_len - BP_VALUE_HEADER_BYTES, m->digest);
     bp_free(value);
   }
   *out = m;
@@ -326,14 +326,16 @@ static double get_double(const uint8_t *p) {
   return d;
 }
 
-int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
-                       bp_error *err) {
+/* The value of m with its digest left zero: bp_model_assemble hashes its
+** payload once, when the model is built; bp_model_serialize copies the
+** digest in. */
+static int value_write(const bp_model *m, uint8_t **value, size_t *len, bp_error *err) {
   size_t n = m->piece_count;
   size_t bound = BP_VALUE_HEADER_BYTES + m->offsets[n] + n * (5 + 10);
   uint8_t *v = bp_malloc(bound);
   if (!v) return bp_fail_nomem(err);
   memcpy(v, value_magic, 8);
-  bp_put_u32(v + 8, m->counts ? VALUE_FORMAT_COUNTS : VALUE_FORMAT_SCORES);
+  bp_put_u32(v + 8, m->counts ? BP_VALUE_FORMAT_COUNTS : BP_VALUE_FORMAT_SCORES);
   bp_put_u32(v + 12, (uint32_t)n);
   uint8_t *p = v + BP_VALUE_HEADER_BYTES;
   for (size_t i = 0; i < n; i++) {
@@ -348,39 +350,58 @@ int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
       p += 8;
     }
   }
-  size_t payload = (size_t)(p - v) - BP_VALUE_HEADER_BYTES;
-  bp_sha256(v + BP_VALUE_HEADER_BYTES, payload, v + BP_VALUE_DIGEST_OFFSET);
+  memset(v + BP_VALUE_DIGEST_OFFSET, 0, 32);
   *value = v;
   *len = (size_t)(p - v);
   return BP_OK;
 }
 
-int bp_value_digest(const uint8_t *value, size_t len, uint8_t digest[32]) {
-  if (len < BP_VALUE_HEADER_BYTES || memcmp(value, value_magic, 8) != 0 ||
-      (bp_get_u32(value + 8) != VALUE_FORMAT_COUNTS && bp_get_u32(value + 8) != VALUE_FORMAT_SCORES))
-    return BP_FORMAT;
-  memcpy(digest, value + BP_VALUE_DIGEST_OFFSET, 32);
+int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
+                       bp_error *err) {
+  int rc = value_write(m, value, len, err);
+  if (rc == BP_OK) memcpy(*value + BP_VALUE_DIGEST_OFFSET, m->digest, 32);
+  return rc;
+}
+
+int bp_value_read_header(const uint8_t *value, size_t len, bp_value_header *out,
+                         bp_error *err) {
+  *out = (bp_value_header){0}; /* defined whatever the value */
+  if (len < BP_VALUE_HEADER_BYTES || memcmp(value, value_magic, 8) != 0)
+    return bp_fail(err, BP_FORMAT, "not a BytePiece model value");
+  out->format = bp_get_u32(value + 8);
+  if (out->format != BP_VALUE_FORMAT_COUNTS && out->format != BP_VALUE_FORMAT_SCORES)
+    return bp_fail(err, BP_FORMAT, "not a BytePiece model value");
+  out->piece_count = bp_get_u32(value + 12);
+  memcpy(out->digest, value + BP_VALUE_DIGEST_OFFSET, 32);
+  return BP_OK;
+}
+
+/* Whether the payload of a value whose header was read has the digest the
+** header claims. */
+static int value_check_digest(const uint8_t *value, size_t len,
+                              const bp_value_header *header, bp_error *err) {
+  uint8_t digest[32];
+  bp_sha256(value + BP_VALUE_HEADER_BYTES, len - BP_VALUE_HEADER_BYTES, digest);
+  if (memcmp(digest, header->digest, 32) != 0)
+    return bp_fail(err, BP_FORMAT, "model value is corrupt (digest mismatch)");
   return BP_OK;
 }
 
 int bp_value_verify(const uint8_t *value, size_t len, bp_error *err) {
-  uint8_t digest[32];
-  if (bp_value_digest(value, len, digest) != BP_OK)
-    return bp_fail(err, BP_FORMAT, "not a BytePiece model value");
-  bp_sha256(value + BP_VALUE_HEADER_BYTES, len - BP_VALUE_HEADER_BYTES, digest);
-  if (memcmp(digest, value + BP_VALUE_DIGEST_OFFSET, 32) != 0)
-    return bp_fail(err, BP_FORMAT, "model value is corrupt (digest mismatch)");
-  return BP_OK;
+  bp_value_header header;
+  int rc = bp_value_read_header(value, len, &header, err);
+  return rc != BP_OK ? rc : value_check_digest(value, len, &header, err);
 }
 
 int bp_model_deserialize(const uint8_t *value, size_t len, const bp_interrupt *interrupt,
                          bp_model **out, bp_error *err) {
   *out = NULL;
-  int rc = bp_value_verify(value, len, err);
+  bp_value_header header;
+  int rc = bp_value_read_header(value, len, &header, err);
+  if (rc == BP_OK) rc = value_check_digest(value, len, &header, err);
   if (rc != BP_OK) return rc;
-  const uint8_t *digest = value + BP_VALUE_DIGEST_OFFSET;
-  uint32_t n = bp_get_u32(value + 12);
-  bool scored = bp_get_u32(value + 8) == VALUE_FORMAT_SCORES;
+  uint32_t n = header.piece_count;
+  bool scored = header.format == BP_VALUE_FORMAT_SCORES;
   /* The smallest piece: a 1-byte length, 1 byte, and a 1-byte count or an
   ** 8-byte score. */
   if ((uint64_t)n * (scored ? 10 : 3) > len - BP_VALUE_HEADER_BYTES)
@@ -418,7 +439,7 @@ int bp_model_deserialize(const uint8_t *value, size_t len, const bp_interrupt *i
                    (size_t)(end - p), end - p == 1 ? "" : "s");
   }
   /* The digest was just verified: no need to compute it again. */
-  rc = bp_model_assemble(pieces, n, scored, BP_DIGEST_KNOWN, digest, interrupt, out, err);
+  rc = bp_model_assemble(pieces, n, scored, BP_DIGEST_KNOWN, header.digest, interrupt, out, err);
   bp_free(pieces);
   return rc;
 corrupt:

@@ -996,6 +996,78 @@ static void test_placement_is_linear(void) {
   }
 }
 
+/* The header reader: what a well-formed header says, from a whole value or
+** from the header alone, and every way a header can be malformed. */
+static void test_value_header(void) {
+  extra_piece extra[] = {{"ab", 20}, {"bc", 19}};
+  bp_model *m;
+  bp_error err;
+  CHECK(build_test_model(extra, 2, &m, &err) == BP_OK);
+  uint8_t *value;
+  size_t len;
+  CHECK(bp_model_serialize(m, &value, &len, &err) == BP_OK);
+  bp_value_header header;
+  for (int alone = 0; alone < 2; alone++) {
+    memset(&header, 0, sizeof header);
+    CHECK(bp_value_read_header(value, alone ? BP_VALUE_HEADER_BYTES : len, &header, &err) ==
+          BP_OK);
+    CHECK(header.format == BP_VALUE_FORMAT_COUNTS);
+    CHECK(header.piece_count == 258);
+    CHECK(memcmp(header.digest, bp_model_digest(m), 32) == 0);
+    CHECK(memcmp(header.digest, value + BP_VALUE_DIGEST_OFFSET, 32) == 0);
+  }
+  /* Only the header is read: a payload that does not match its digest is
+  ** for bp_value_verify to find. */
+  value[len - 1] ^= 1;
+  CHECK(bp_value_read_header(value, len, &header, &err) == BP_OK);
+  CHECK(bp_value_verify(value, len, &err) == BP_FORMAT);
+  CHECK_MESSAGE(err, "model value is corrupt (digest mismatch)");
+  value[len - 1] ^= 1;
+  /* Malformed: too short (empty, one byte short), any byte of the magic
+  ** changed, a format other than 1 and 2. */
+  size_t short_lengths[] = {0, 1, 8, BP_VALUE_HEADER_BYTES - 1};
+  for (size_t i = 0; i < sizeof short_lengths / sizeof *short_lengths; i++) {
+    err.message[0] = 0;
+    CHECK(bp_value_read_header(value, short_lengths[i], &header, &err) == BP_FORMAT);
+    CHECK_MESSAGE(err, "not a BytePiece model value");
+    CHECK(header.format == 0 && header.piece_count == 0 && header.digest[0] == 0);
+  }
+  for (int i = 0; i < 8; i++) {
+    value[i] ^= 0x20;
+    err.message[0] = 0;
+    CHECK(bp_value_read_header(value, len, &header, &err) == BP_FORMAT);
+    CHECK_MESSAGE(err, "not a BytePiece model value");
+    value[i] ^= 0x20;
+  }
+  uint32_t formats[] = {0, 3, 0x101, 0x01000001, 0xFFFFFFFF};
+  uint8_t saved[4];
+  memcpy(saved, value + 8, 4);
+  for (size_t i = 0; i < sizeof formats / sizeof *formats; i++) {
+    for (int b = 0; b < 4; b++) value[8 + b] = (uint8_t)(formats[i] >> (8 * b));
+    err.message[0] = 0;
+    CHECK(bp_value_read_header(value, len, &header, &err) == BP_FORMAT);
+    CHECK_MESSAGE(err, "not a BytePiece model value");
+    CHECK(bp_value_verify(value, len, &err) == BP_FORMAT);
+    CHECK_MESSAGE(err, "not a BytePiece model value");
+  }
+  memcpy(value + 8, saved, 4);
+  CHECK(bp_value_read_header(value, len, &header, &err) == BP_OK);
+  bp_free(value);
+  bp_model_release(m);
+
+  /* A model with scores only: format 2. */
+  bp_piece pieces[260];
+  size_t n = single_bytes(pieces, -2.0);
+  pieces[n++] = (bp_piece){(const uint8_t *)"ab", 2, 259, 0, -1.0};
+  CHECK(bp_model_build_scored(pieces, n, &m, &err) == BP_OK);
+  CHECK(bp_model_serialize(m, &value, &len, &err) == BP_OK);
+  CHECK(bp_value_read_header(value, BP_VALUE_HEADER_BYTES, &header, &err) == BP_OK);
+  CHECK(header.format == BP_VALUE_FORMAT_SCORES && header.piece_count == 257);
+  CHECK(memcmp(header.digest, bp_model_digest(m), 32) == 0);
+  bp_free(value);
+  bp_model_release(m);
+}
+
 static void test_hostile_values(void) {
   bp_piece pieces[260];
   bp_model *m;
@@ -1110,6 +1182,7 @@ int main(void) {
   test_shrink_threads_and_interrupt();
   test_json_round_trip();
   test_json_errors();
+  test_value_header();
   test_normalization();
   test_encode_spans();
   test_published_model();
