@@ -342,6 +342,28 @@ size_t bp_normalized_start(const bp_normalized *n, size_t offset);
 size_t bp_normalized_end(const bp_normalized *n, size_t offset);
 void bp_normalized_free(bp_normalized *n);
 
+/* ---- Characters (chars.c) ------------------------------------------------
+** What a full-text index makes of UTF-8 text, character by character. */
+enum {
+  BP_CHAR_SPACE,       /* white space, controls, format characters, unassigned */
+  BP_CHAR_PUNCTUATION, /* punctuation (Unicode P*; ASCII: what is not a letter,
+                          digit, _ or space) */
+  BP_CHAR_WORD,      /* a letter or digit of a script that spaces its words */
+  BP_CHAR_ALONE,     /* Han, kana, Hangul, Thai, ..., symbols, and bytes that
+                        are not UTF-8: indexed one by one */
+  BP_CHAR_MARK       /* internal: a combining mark, part of the character before */
+};
+/* The character at bytes[offset] (offset < len): returns its length in
+** bytes, a code point and the combining marks after it (one byte that is not
+** well-formed UTF-8 is a character of its own, *code_point -1), and sets
+** *kind to BP_CHAR_SPACE, BP_CHAR_PUNCTUATION, BP_CHAR_WORD or BP_CHAR_ALONE. */
+size_t bp_char_next(const char *bytes, size_t len, size_t offset, int32_t *code_point,
+                    int *kind);
+/* Writes bytes lower-cased code point by code point (utf8proc's simple
+** mapping; bytes that are not UTF-8 are copied) to out, stopping before the
+** first code point that would not fit in capacity. Returns the length written. */
+size_t bp_text_fold(const char *bytes, size_t len, char *out, size_t capacity);
+
 /* ---- Decoding ------------------------------------------------------------ */
 
 /* The concatenated bytes of the pieces of `ids`; reserved ids 0..2 add
