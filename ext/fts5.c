@@ -28,10 +28,12 @@
 ** characters of a match and always cut between characters.
 **
 ** The model is resolved (and compiled) when the tokenizer is first used,
-** not when the table is opened, so a table whose model is gone can still be
-** dropped; every use checks that the name still holds the model the
-** tokenizer compiled (bp_resolve_model_name notices a changed store at
-** each statement), and fails with SQLITE_ERROR when it does not.
+** not when the table is opened (but for CREATE VIRTUAL TABLE, which fails
+** on a wrong name), so a table whose model is gone can still be dropped;
+** every use checks that the name still holds the model the tokenizer
+** compiled (bp_resolve_model_name notices a changed store at each
+** statement), and fails with SQLITE_ERROR when it does not. With pieces 0
+** the model is never used: such an index does not depend on it.
 **
 ** Registered through FTS5's version 2 tokenizer interface where SQLite has
 ** it (3.47 and later, built against such headers; the locale it passes is
@@ -123,21 +125,31 @@ static void tokenizer_delete(Fts5Tokenizer *t) {
 }
 
 /* The model to use now: the one compiled at first use, as long as the name
-** still resolves to it. */
+** still resolves to it. FTS5 passes no message of a tokenizer on (the user
+** sees "SQL logic error"), so the reason, naming the model, goes to
+** sqlite3_log. */
 static int tokenizer_model(Fts5Tokenizer *t) {
   bp_model *model;
   char *message;
   int rc = bp_resolve_model_name(t->connection, t->name, "bytepiece tokenizer", &message,
                                  &model);
-  sqlite3_free(message);
-  if (rc != SQLITE_OK) return rc == SQLITE_NOMEM ? rc : SQLITE_ERROR;
+  if (rc != SQLITE_OK) {
+    sqlite3_log(rc, "%s", message ? message : "bytepiece tokenizer: out of memory");
+    sqlite3_free(message);
+    return rc == SQLITE_NOMEM ? rc : SQLITE_ERROR;
+  }
   if (!t->model) {
     t->model = model;
     return SQLITE_OK;
   }
   bool same = memcmp(bp_model_digest(model), bp_model_digest(t->model), 32) == 0;
   bp_model_release(model);
-  return same ? SQLITE_OK : SQLITE_ERROR;
+  if (same) return SQLITE_OK;
+  sqlite3_log(SQLITE_ERROR,
+              "bytepiece tokenizer: the model %s%s%s changed since this connection opened "
+              "the FTS5 table; rebuild it from a new connection",
+              t->name ? "'" : "", t->name ? t->name : "(the default)", t->name ? "'" : "");
+  return SQLITE_ERROR;
 }
 
 /* The text as it is indexed: its NFC form, the ends of the model's pieces
@@ -328,7 +340,8 @@ static int emit_terms(const indexed_text *x, void *context, emit_function emit) 
 
 static int tokenizer_tokenize(Fts5Tokenizer *t, void *context, int flags, const char *text,
                               int length, emit_function emit) {
-  int rc = tokenizer_model(t);
+  /* Without pieces the index does not depend on the model at all. */
+  int rc = t->pieces ? tokenizer_model(t) : SQLITE_OK;
   if (rc != SQLITE_OK) return rc;
   bool query = (flags & FTS5_TOKENIZE_QUERY) != 0;
   if (query && length > 0 && text[0] == PIECE_MARK) {
