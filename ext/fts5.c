@@ -163,8 +163,9 @@ typedef struct indexed_text {
 } indexed_text;
 
 /* The one place that normalizes, encodes and maps offsets back. */
-static int indexed_text_make(const Fts5Tokenizer *t, const char *text, size_t length,
-                             bool with_pieces, indexed_text *out) {
+static int indexed_text_make(const bp_model *model, const bp_interrupt *interrupt,
+                             const char *text, size_t length, bool with_pieces,
+                             indexed_text *out) {
   memset(out, 0, sizeof *out);
   bp_normalized normalized;
   bp_error err;
@@ -190,15 +191,15 @@ static int indexed_text_make(const Fts5Tokenizer *t, const char *text, size_t le
   }
   if (result == SQLITE_OK && with_pieces) {
     bp_ids ids = {0};
-    result = bp_sqlite_code(bp_encode(t->model, normalized.text, normalized.length,
-                                      BP_INPUT_BYTES, NULL, &t->interrupt, &ids, &err));
+    result = bp_sqlite_code(bp_encode(model, normalized.text, normalized.length,
+                                      BP_INPUT_BYTES, NULL, interrupt, &ids, &err));
     if (result == SQLITE_OK && ids.count > 0 &&
         !(out->piece_ends = sqlite3_malloc64(ids.count * sizeof(size_t))))
       result = SQLITE_NOMEM;
     size_t offset = 0;
     for (size_t i = 0; result == SQLITE_OK && i < ids.count; i++) {
       uint32_t piece_length;
-      bp_model_piece(t->model, (uint32_t)ids.ids[i], &piece_length);
+      bp_model_piece(model, (uint32_t)ids.ids[i], &piece_length);
       offset += piece_length;
       out->piece_ends[out->piece_count++] = offset;
     }
@@ -347,7 +348,8 @@ static int tokenizer_tokenize(Fts5Tokenizer *t, void *context, int flags, const 
   if (query && length > 0 && text[0] == PIECE_MARK) {
     /* One piece term, from bp_fts_query: the rest of the phrase as it is. */
     indexed_text x;
-    if ((rc = indexed_text_make(t, text + 1, (size_t)length - 1, false, &x)) != SQLITE_OK)
+    if ((rc = indexed_text_make(t->model, &t->interrupt, text + 1, (size_t)length - 1, false,
+                                &x)) != SQLITE_OK)
       return rc;
     if (is_piece_of_characters(&x, 0, x.length))
       rc = emit_term(&x, 0, x.length, false, 0, context, emit);
@@ -355,11 +357,150 @@ static int tokenizer_tokenize(Fts5Tokenizer *t, void *context, int flags, const 
     return rc;
   }
   indexed_text x;
-  rc = indexed_text_make(t, text, (size_t)length, t->pieces && !query, &x);
+  rc = indexed_text_make(t->model, &t->interrupt, text, (size_t)length, t->pieces && !query,
+                         &x);
   if (rc != SQLITE_OK) return rc;
   rc = emit_terms(&x, context, emit);
   indexed_text_free(&x, text);
   return rc;
+}
+
+/* ---- bp_fts_query ----------------------------------------------------------
+** What a user typed, as a MATCH expression: each word (a run of text between
+** ASCII white space) or "quoted phrase" becomes an FTS5 phrase, quotes
+** doubled, so nothing typed is FTS5 syntax; OR between two of them (in
+** capitals, as typed) is a disjunction, grouped with its neighbours
+** (`a b OR c` is a AND (b OR c)); every other word, AND, NOT and NEAR
+** included, is searched for. What holds nothing to search for (only
+** punctuation) is left out; "" (matching nothing) when nothing is left;
+** NULL for NULL. With a model, a
+** phrase that is one piece of it, of two characters or more, also matches
+** that piece (PIECE_MARK), so that documents where the piece was indexed
+** rank first; the matches are the same. */
+
+static bool is_ascii_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+static bool has_searchable(const char *text, size_t length) {
+  for (size_t i = 0; i < length;) {
+    int32_t code_point;
+    int kind;
+    i += bp_char_next(text, length, i, &code_point, &kind);
+    if (kind == BP_CHAR_WORD || kind == BP_CHAR_ALONE) return true;
+  }
+  return false;
+}
+
+/* Appends "text" (quotes doubled) to out, and, when `model` makes it one
+** piece of characters, OR the piece. */
+static int append_phrase(sqlite3_str *out, const bp_model *model, const bp_interrupt *interrupt,
+                         const char *text, size_t length) {
+  while (length > 0 && *text == PIECE_MARK) text++, length--; /* never a piece request */
+  bool piece = false;
+  if (model) {
+    indexed_text x;
+    int rc = indexed_text_make(model, interrupt, text, length, true, &x);
+    if (rc != SQLITE_OK) return rc;
+    piece = x.piece_count == 1 && is_piece_of_characters(&x, 0, x.length);
+    indexed_text_free(&x, text);
+  }
+  if (piece) sqlite3_str_appendall(out, "(");
+  for (int copy = 0; copy < (piece ? 2 : 1); copy++) {
+    sqlite3_str_appendall(out, copy ? " OR \"\x01" : "\"");
+    for (size_t i = 0; i < length; i++) {
+      if (text[i] == '"') sqlite3_str_appendchar(out, 1, '"');
+      sqlite3_str_appendchar(out, 1, text[i]);
+    }
+    sqlite3_str_appendall(out, "\"");
+  }
+  if (piece) sqlite3_str_appendall(out, ")");
+  return SQLITE_OK;
+}
+
+void bp_fts_query_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) return;
+  if (sqlite3_value_type(argv[0]) != SQLITE_TEXT) {
+    bp_result_errorf(ctx, SQLITE_MISMATCH, "bp_fts_query: the query must be TEXT, not %s",
+                     bp_type_name(argv[0]));
+    return;
+  }
+  const char *text = (const char *)sqlite3_value_text(argv[0]);
+  size_t length = (size_t)sqlite3_value_bytes(argv[0]);
+  if (!text) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  bp_model *model = NULL;
+  if (argc > 1 && bp_resolve_model(sqlite3_user_data(ctx), argv[1], "bp_fts_query", ctx, NULL,
+                                   &model) != SQLITE_OK)
+    return;
+  bp_interrupt interrupt = {bp_sql_interrupted, sqlite3_context_db_handle(ctx)};
+  sqlite3_str *out = sqlite3_str_new(sqlite3_context_db_handle(ctx));
+  int rc = SQLITE_OK;
+  int terms = 0;           /* phrases written */
+  bool in_group = false;   /* inside ( ... OR ... ) */
+  bool or_pending = false; /* an OR after the last phrase */
+  for (size_t i = 0; i < length && rc == SQLITE_OK;) {
+    if (is_ascii_space(text[i])) {
+      i++;
+      continue;
+    }
+    size_t start, end;
+    if (text[i] == '"') {
+      start = ++i;
+      while (i < length && text[i] != '"') i++;
+      end = i;
+      if (i < length) i++; /* the closing quote; a missing one ends the text */
+    } else {
+      start = i;
+      while (i < length && !is_ascii_space(text[i]) && text[i] != '"') i++;
+      end = i;
+      if (end - start == 2 && memcmp(text + start, "OR", 2) == 0) {
+        or_pending = terms > 0;
+        continue;
+      }
+    }
+    if (!has_searchable(text + start, end - start)) continue;
+    if (or_pending) {
+      /* Turn the last phrase and this one into a group, or extend it. */
+      sqlite3_str_appendall(out, " OR ");
+    } else if (terms > 0) {
+      if (in_group) sqlite3_str_appendall(out, ")");
+      in_group = false;
+      sqlite3_str_appendall(out, " ");
+    }
+    if (!or_pending && !in_group) {
+      /* A group opens lazily: look ahead for an OR after this phrase. */
+      size_t k = i;
+      while (k < length && is_ascii_space(text[k])) k++;
+      if (k + 2 <= length && memcmp(text + k, "OR", 2) == 0 &&
+          (k + 2 == length || is_ascii_space(text[k + 2]))) {
+        sqlite3_str_appendall(out, "(");
+        in_group = true;
+      }
+    }
+    or_pending = false;
+    rc = append_phrase(out, model, &interrupt, text + start, end - start);
+    terms++;
+  }
+  if (in_group) sqlite3_str_appendall(out, ")");
+  bp_model_release(model);
+  if (rc == SQLITE_OK) rc = sqlite3_str_errcode(out);
+  char *result = sqlite3_str_finish(out);
+  if (rc != SQLITE_OK) {
+    sqlite3_free(result);
+    if (rc == SQLITE_NOMEM) sqlite3_result_error_nomem(ctx);
+    else bp_result_errorf(ctx, rc, "bp_fts_query: %s", sqlite3_errstr(rc));
+    return;
+  }
+  if (terms == 0) {
+    /* The empty phrase: matches nothing, where NULL would be a syntax error. */
+    sqlite3_free(result);
+    sqlite3_result_text(ctx, "\"\"", 2, SQLITE_STATIC);
+    return;
+  }
+  sqlite3_result_text(ctx, result, -1, sqlite3_free);
 }
 
 #if SQLITE_VERSION_NUMBER >= 3047000
