@@ -6,7 +6,7 @@
 **     SELECT rowid FROM docs_fts WHERE docs_fts MATCH bp_fts_query('天气 OR linux');
 **
 ** Arguments: an optional model name from bp_models (else the default
-** model), then key/value options: `pieces 0|1` (default 1); `subwords 0|1`
+** model), then key/value options: `pieces 0|1` (default 0); `subwords 0|1`
 ** of earlier versions is accepted and has no effect. Unknown keys are an
 ** error.
 **
@@ -15,10 +15,12 @@
 ** words (Latin, Cyrillic, ...) is one term, lower-cased (bp_text_fold);
 ** every character of a script written without spaces (Han, kana, Hangul,
 ** Thai, ...) and every symbol is a term of its own at its own position;
-** white space, punctuation and controls are not indexed. A phrase query is
-** read the same way, so `"天气"` is the phrase 天 气 and finds every
-** document that holds those characters in a row, whatever the model makes
-** of them. With pieces on, each piece of the model's segmentation of a
+** the white space and punctuation between two terms is one term (its
+** punctuation, white space as one space), so a phrase does not match across
+** a separator the query does not have. A phrase query is read the same
+** way, so `"天气"` is the phrase 天 气 and finds every document that holds
+** those characters in a row, whatever the model makes of them. With
+** pieces 1, each piece of the model's segmentation of a
 ** document that spans two or more such characters is also indexed, at the
 ** position of its first character (FTS5_TOKEN_COLOCATED): it cannot match
 ** a phrase of characters (it is never a single character), but
@@ -27,13 +29,13 @@
 ** the original text, so highlight() and snippet() mark exactly the
 ** characters of a match and always cut between characters.
 **
-** The model is resolved (and compiled) when the tokenizer is first used,
-** not when the table is opened (but for CREATE VIRTUAL TABLE, which fails
-** on a wrong name), so a table whose model is gone can still be dropped;
-** every use checks that the name still holds the model the tokenizer
-** compiled (bp_resolve_model_name notices a changed store at each
-** statement), and fails with SQLITE_ERROR when it does not. With pieces 0
-** the model is never used: such an index does not depend on it.
+** With pieces 1 the model is resolved (and compiled) when the tokenizer is
+** first used, not when the table is opened (but for CREATE VIRTUAL TABLE,
+** which fails on a wrong name), so a table whose model is gone can still be
+** dropped; every use checks that the name still holds the model the
+** tokenizer compiled (bp_resolve_model_name notices a changed store at each
+** statement), and fails with SQLITE_ERROR when it does not. With pieces 0,
+** the default, the model is never used: such an index does not depend on it.
 **
 ** Registered through FTS5's version 2 tokenizer interface where SQLite has
 ** it (3.47 and later, built against such headers; the locale it passes is
@@ -85,7 +87,7 @@ static int tokenizer_create(void *user_data, const char **arguments, int count,
                             Fts5Tokenizer **out) {
   *out = NULL;
   const char *name = NULL;
-  int pieces = 1, i = 0;
+  int pieces = 0, i = 0;
   if (count > 0 && !is_option(arguments[0])) name = arguments[i++];
   for (; i < count; i += 2) {
     if (!is_option(arguments[i]) || i + 1 >= count ||
