@@ -295,14 +295,20 @@ static int emit_separator(const indexed_text *x, size_t start, size_t end, void 
 /* Reports the terms of the text: words, characters, the separators between
 ** them and (for a document, with piece ends) the pieces colocated with
 ** their first character. */
-static int emit_terms(const indexed_text *x, void *context, emit_function emit) {
+static int emit_terms(const indexed_text *x, const bp_interrupt *interrupt, void *context,
+                      emit_function emit) {
   size_t piece = 0, piece_start = 0;
+  size_t next_check = 65536; /* a huge document stops on sqlite3_interrupt */
   size_t separator_start = 0, separator_end = 0; /* the run since the last term */
   bool any = false, in_separator = false;
   int rc = SQLITE_OK;
   for (size_t i = 0; i < x->length && rc == SQLITE_OK;) {
     int32_t code_point;
     int kind;
+    if (i >= next_check) {
+      if (interrupt->check(interrupt->context)) return SQLITE_INTERRUPT;
+      next_check = i + 65536;
+    }
     size_t n = bp_char_next(x->bytes, x->length, i, &code_point, &kind);
     if (kind == BP_CHAR_SPACE || kind == BP_CHAR_PUNCTUATION) {
       if (!in_separator) separator_start = i;
@@ -362,7 +368,7 @@ static int tokenizer_tokenize(Fts5Tokenizer *t, void *context, int flags, const 
   rc = indexed_text_make(t->model, &t->interrupt, text, (size_t)length, t->pieces && !query,
                          &x);
   if (rc != SQLITE_OK) return rc;
-  rc = emit_terms(&x, context, emit);
+  rc = emit_terms(&x, &t->interrupt, context, emit);
   indexed_text_free(&x, text);
   return rc;
 }
