@@ -50,6 +50,8 @@
   /* analytics.c */                                                                    \
   FUNCTION("bp_truncate", 2, 3, BP_READS_MODELS, bp_truncate_function)                 \
   AGGREGATE("bp_stats", 1, 2, BP_READS_MODELS, bp_stats_step, bp_stats_final)         \
+  /* fts5.c */                                                                         \
+  FUNCTION("bp_fts_query", 1, 2, BP_READS_MODELS, bp_fts_query_function)             \
   /* functions.c; last, since it marks a complete load (bytepiece.c) */                \
   FUNCTION("bp_version", 0, 0, BP_PURE, bp_version_function)
 

@@ -285,7 +285,8 @@ typedef struct bp_spans {
 ** With `original_offsets` nonzero the map from NFC offsets back to the
 ** input is kept for bp_spans_original_start/end; without it, those return
 ** the offset unchanged, and text that NFC changes costs no map (which takes
-** two offsets per byte of it). */
+** two offsets per byte of it). With `m` NULL the text is only normalized
+** (and mapped): no tokens. */
 int bp_encode_spans(const bp_model *m, const char *text, size_t len, int input,
                     int original_offsets, bp_sampler *sampler,
                     const bp_interrupt *interrupt, bp_spans *out, bp_error *err);
@@ -385,6 +386,28 @@ void bp_shrink_options_init(bp_shrink_options *options);
 int bp_model_shrink(const bp_model *m, uint32_t vocab_size,
                     const bp_shrink_options *options, bp_model **out,
                     bp_error *err);
+
+/* ---- Characters (chars.c) ------------------------------------------------
+** What a full-text index makes of UTF-8 text, character by character. */
+enum {
+  BP_CHAR_SPACE,       /* white space, controls, format characters, unassigned */
+  BP_CHAR_PUNCTUATION, /* punctuation (Unicode P*; ASCII: what is not a letter,
+                          digit, _ or space) */
+  BP_CHAR_WORD,      /* a letter or digit of a script that spaces its words */
+  BP_CHAR_ALONE,     /* Han, kana, Hangul, Thai, ..., symbols, and bytes that
+                        are not UTF-8: indexed one by one */
+  BP_CHAR_MARK       /* internal: a combining mark, part of the character before */
+};
+/* The character at bytes[offset] (offset < len): returns its length in
+** bytes, a code point and the combining marks after it (one byte that is not
+** well-formed UTF-8 is a character of its own, *code_point -1), and sets
+** *kind to BP_CHAR_SPACE, BP_CHAR_PUNCTUATION, BP_CHAR_WORD or BP_CHAR_ALONE. */
+size_t bp_char_next(const char *bytes, size_t len, size_t offset, int32_t *code_point,
+                    int *kind);
+/* Writes bytes lower-cased code point by code point (utf8proc's simple
+** mapping; bytes that are not UTF-8 are copied) to out, stopping before the
+** first code point that would not fit in capacity. Returns the length written. */
+size_t bp_text_fold(const char *bytes, size_t len, char *out, size_t capacity);
 
 /* ---- Decoding ------------------------------------------------------------ */
 

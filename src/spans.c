@@ -26,7 +26,7 @@ int bp_encode_spans(const bp_model *m, const char *text, size_t len, int input,
     rc = bp_normalize(text, len, &out->owned, &out->length, err);
     if (out->owned) out->text = out->owned;
   }
-  if (rc == BP_OK)
+  if (rc == BP_OK && m)
     rc = bp_encode(m, out->text, out->length, BP_INPUT_BYTES, sampler, interrupt, &out->ids,
                    err);
   if (rc != BP_OK) return rc;

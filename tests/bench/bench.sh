@@ -2,8 +2,11 @@
 # bench.sh: `make bench`. Encoding throughput on mix_small.jsonl (one
 # thread): the C library alone and SQL (bp_count) with bytepiece_80k, then
 # bytepiece.eu.plus.80k against SentencePiece with the same vocabulary and
-# scores (bytepiece.eu.plus.80k.sp.model), and model compilation time and
-# memory. Ratios are against SentencePiece.
+# scores (bytepiece.eu.plus.80k.sp.model), model compilation time and
+# memory, and full-text search (bench_search.py: recall, precision, index
+# size, indexing MB/s and query latency of the FTS5 tokenizers on train_zh
+# and mix_small, against unicode61 and trigram). Ratios are against
+# SentencePiece.
 #   tests/bench/bench.sh BENCH_BINARY EXTENSION
 set -eu
 bench=$1
@@ -68,4 +71,14 @@ for model in bytepiece_80k bytepiece.eu.plus.80k; do
   read -r _ s mb memory rss < <("$bench" compile "$models/$model.zip")
   awk -v m="$model" -v s="$s" -v mb="$mb" -v mem="$memory" 'BEGIN {
     printf "  %-54s %8.1f ms  value %5.2f MB  compiled %5.2f MB\n", m, s * 1000, mb, mem / 1048576 }'
+done
+
+echo
+for name in train_zh mix_small; do
+  search_corpus=$shared/corpora/$name.jsonl
+  if [ -f "$search_corpus" ]; then
+    $python "$here/bench_search.py" "$extension" "$models/bytepiece_80k.zip" "$search_corpus"
+  else
+    echo "Search: $search_corpus not found, skipped"
+  fi
 done

@@ -1,7 +1,7 @@
 /*
 ** fuzz_fts5.c: libFuzzer target for the FTS5 tokenizer: each input is
 ** indexed as a document (TEXT, or BLOB when the first byte is odd) in a
-** table with the bytepiece tokenizer and one in search mode (subwords),
+** table with the bytepiece tokenizer and one without pieces (pieces 0),
 ** queried as a phrase, then deleted; FTS5's integrity-check must pass after
 ** every change.
 */
@@ -30,7 +30,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   char *sql = sqlite3_mprintf(
       "INSERT INTO bp_models(name, model) VALUES ('m', bp_model_load(%Q));"
       "CREATE VIRTUAL TABLE f USING fts5(body, tokenize = 'bytepiece m');"
-      "CREATE VIRTUAL TABLE s USING fts5(body, tokenize = 'bytepiece m subwords 1');",
+      "CREATE VIRTUAL TABLE s USING fts5(body, tokenize = 'bytepiece m pieces 0');",
       fuzz_model_path());
   run(sql);
   sqlite3_free(sql);

@@ -203,10 +203,11 @@ static const operation operations[] = {
      "DELETE FROM f WHERE rowid = 2;"
      "INSERT INTO f(f) VALUES ('integrity-check');"},
     {"FTS5 querying",
-     "CREATE VIRTUAL TABLE f USING fts5(body, tokenize = 'bytepiece m subwords 1');"
+     "CREATE VIRTUAL TABLE f USING fts5(body, tokenize = 'bytepiece m pieces 1');"
      "INSERT INTO f(rowid, body) SELECT id, body FROM docs WHERE body IS NOT NULL;",
      "SELECT rowid, highlight(f, 0, '[', ']') FROM f WHERE f MATCH 'matcher' ORDER BY rowid;"
-     "SELECT rowid FROM f WHERE f MATCH '天气' ORDER BY rowid;"},
+     "SELECT rowid FROM f WHERE f MATCH '天气' ORDER BY rowid;"
+     "SELECT rowid FROM f WHERE f MATCH bp_fts_query('天气 OR matcher', 'm') ORDER BY rank;"},
 };
 
 /* Expands %D and %W. */

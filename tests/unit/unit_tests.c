@@ -1166,6 +1166,33 @@ static void test_hostile_values(void) {
   bp_model_release(m);
 }
 
+/* Characters as the full-text index reads them (chars.c). */
+static void test_characters(void) {
+  int32_t c;
+  int kind;
+  /* A letter with the combining mark after it is one character of a word. */
+  CHECK(bp_char_next("e\xcc\x81x", 4, 0, &c, &kind) == 3 && c == 'e' && kind == BP_CHAR_WORD);
+  CHECK(bp_char_next("\xe5\xa4\xa9", 3, 0, &c, &kind) == 3 && c == 0x5929 &&
+        kind == BP_CHAR_ALONE);                                   /* 天 */
+  CHECK(bp_char_next("\xea\xb0\x81", 3, 0, &c, &kind) == 3 && kind == BP_CHAR_ALONE); /* 각 */
+  CHECK(bp_char_next("\xe3\x81\x82", 3, 0, &c, &kind) == 3 && kind == BP_CHAR_ALONE); /* あ */
+  CHECK(bp_char_next("\xef\xbc\x8c", 3, 0, &c, &kind) == 3 && kind == BP_CHAR_PUNCTUATION); /* ， */
+  CHECK(bp_char_next("\xe3\x80\x82", 3, 0, &c, &kind) == 3 && kind == BP_CHAR_PUNCTUATION); /* 。 */
+  CHECK(bp_char_next("\xe3\x80\x80", 3, 0, &c, &kind) == 3 && kind == BP_CHAR_SPACE); /* U+3000 */
+  CHECK(bp_char_next("+", 1, 0, &c, &kind) == 1 && kind == BP_CHAR_PUNCTUATION);
+  CHECK(bp_char_next("\n", 1, 0, &c, &kind) == 1 && kind == BP_CHAR_SPACE);
+  CHECK(bp_char_next("_", 1, 0, &c, &kind) == 1 && kind == BP_CHAR_WORD);
+  /* A byte that is not UTF-8 stands alone; a symbol too. */
+  CHECK(bp_char_next("\xff", 1, 0, &c, &kind) == 1 && c == -1 && kind == BP_CHAR_ALONE);
+  CHECK(bp_char_next("\xe2\x82\xac", 3, 0, &c, &kind) == 3 && kind == BP_CHAR_ALONE); /* € */
+  char out[16];
+  CHECK(bp_text_fold("HeLLo", 5, out, sizeof out) == 5 && memcmp(out, "hello", 5) == 0);
+  CHECK(bp_text_fold("\xc3\x89", 2, out, sizeof out) == 2 && memcmp(out, "\xc3\xa9", 2) == 0);
+  CHECK(bp_text_fold("A\xff" "B", 3, out, sizeof out) == 3 && memcmp(out, "a\xff" "b", 3) == 0);
+  /* Stops before a code point that would not fit. */
+  CHECK(bp_text_fold("ab\xc3\x89", 4, out, 3) == 2);
+}
+
 int main(void) {
   bp_set_allocator(counting_malloc, counting_realloc, counting_free);
   test_sha256();
@@ -1185,6 +1212,7 @@ int main(void) {
   test_value_header();
   test_normalization();
   test_encode_spans();
+  test_characters();
   test_published_model();
   test_hostile_values();
   test_placement_is_linear();
