@@ -38,6 +38,8 @@ CREATE TABLE ids AS
   SELECT id, bp_encode_packed(body, 'zh80k', '{"bos": true, "eos": true}') AS ids FROM docs;
 
 -- Train a tokenizer on your own text (the reference's algorithm, same result).
+-- On three rows no piece occurs min_count times: the model is the 256 bytes only
+-- (vocab_size 259); train on thousands of documents.
 INSERT INTO bp_models(name, model)
   SELECT 'docs', bp_train(body, json_object('vocab_size', 8000, 'min_count', 8)) FROM docs;
 INSERT INTO bp_models(name, model) SELECT 'docs4k', bp_model_shrink('docs', 4000);
