@@ -35,9 +35,11 @@ SQLITE_EXTENSION_INIT3
           "\n.globl " #symbol "_end\n.hidden " #symbol "_end\n.balign 16\n" #symbol \
           ":\n.incbin \"" path "\"\n" #symbol "_end:\n.popsection\n");
 #endif
+/* NOLINTBEGIN(bugprone-macro-parentheses): a declarator, not an expression */
 #define DECLARE(symbol)                                                      \
   extern const unsigned char symbol[] __attribute__((visibility("hidden"))); \
   extern const unsigned char symbol##_end[] __attribute__((visibility("hidden")));
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 /* The models, by their published names; the first is the default. */
 #define BUILTIN_MODELS(X)                                              \
@@ -81,11 +83,13 @@ static void zlib_free(voidpf opaque, voidpf p) {
   sqlite3_free(p);
 }
 
-/* Inflates the i-th model's value into a buffer grown as needed, or only
-** its first `limit` bytes when limit > 0 (into *value, of at least that
-** size). Returns an SQLite code; the embedded bytes were checked when they
+/* Inflates the i-th model's value into *value, a buffer grown as needed, or
+** only its first `limit` bytes into `into` (of that size) when `into` is not
+** NULL. Returns an SQLite code; the embedded bytes were checked when they
 ** were made, so a failure here is out of memory, or a corrupt build. */
-static int inflate_value(int i, uint8_t **value, sqlite3_int64 *len, size_t limit) {
+static int inflate_value(int i, uint8_t *into, size_t limit, uint8_t **value,
+                         sqlite3_int64 *len) {
+  if (!into) limit = 0;
   const builtin_model *b = &builtins[i];
   z_stream z;
   memset(&z, 0, sizeof z);
@@ -95,24 +99,28 @@ static int inflate_value(int i, uint8_t **value, sqlite3_int64 *len, size_t limi
   z.avail_in = (uInt)(b->end - b->start);
   if (inflateInit(&z) != Z_OK) return SQLITE_NOMEM;
   size_t capacity = limit ? limit : (size_t)(b->end - b->start) * 2;
-  uint8_t *out = limit ? *value : sqlite3_malloc64(capacity);
+  uint8_t *out = limit ? into : sqlite3_malloc64(capacity);
   int rc = out ? SQLITE_OK : SQLITE_NOMEM;
   while (rc == SQLITE_OK) {
     z.next_out = out + z.total_out;
     z.avail_out = (uInt)(capacity - z.total_out);
     int zrc = inflate(&z, Z_NO_FLUSH);
     if (zrc == Z_STREAM_END || (limit && z.total_out == limit)) break;
-    if (zrc == Z_MEM_ERROR) rc = SQLITE_NOMEM;
-    else if (zrc != Z_OK && zrc != Z_BUF_ERROR) rc = SQLITE_CORRUPT;
-    else if (z.avail_out == 0) { /* full: grow */
-      uint8_t *grown = limit ? NULL : sqlite3_realloc64(out, capacity * 2);
-      if (!grown) rc = limit ? SQLITE_CORRUPT : SQLITE_NOMEM;
-      else {
+    /* Anything but progress with room to grow is the end: out of memory,
+    ** or a stream that is corrupt or ended early. */
+    int full = (zrc == Z_OK || zrc == Z_BUF_ERROR) && z.avail_out == 0 && !limit;
+    if (zrc == Z_MEM_ERROR) {
+      rc = SQLITE_NOMEM;
+    } else if (!full) {
+      rc = SQLITE_CORRUPT;
+    } else {
+      uint8_t *grown = sqlite3_realloc64(out, capacity * 2);
+      if (!grown) {
+        rc = SQLITE_NOMEM;
+      } else {
         out = grown;
         capacity *= 2;
       }
-    } else if (z.avail_in == 0) {
-      rc = SQLITE_CORRUPT; /* the stream ended early */
     }
   }
   *len = (sqlite3_int64)z.total_out;
@@ -121,14 +129,14 @@ static int inflate_value(int i, uint8_t **value, sqlite3_int64 *len, size_t limi
     sqlite3_free(out);
     out = NULL;
   }
-  if (!limit) *value = out;
+  if (value) *value = limit ? NULL : out;
   return rc;
 }
 
 int bp_builtin_vocab_size(int i, sqlite3_int64 *vocab_size) {
-  uint8_t header[BP_VALUE_HEADER_BYTES], *p = header, digest[32];
+  uint8_t header[BP_VALUE_HEADER_BYTES] = {0}, digest[32];
   sqlite3_int64 len;
-  int rc = inflate_value(i, &p, &len, sizeof header);
+  int rc = inflate_value(i, header, sizeof header, NULL, &len);
   if (rc != SQLITE_OK) return rc;
   if (bp_value_digest(header, (size_t)len, digest) != BP_OK) return SQLITE_CORRUPT;
   uint32_t pieces = (uint32_t)header[12] | (uint32_t)header[13] << 8 |
@@ -138,7 +146,7 @@ int bp_builtin_vocab_size(int i, sqlite3_int64 *vocab_size) {
 }
 
 int bp_builtin_value(int i, uint8_t **value, sqlite3_int64 *len) {
-  return inflate_value(i, value, len, 0);
+  return inflate_value(i, NULL, 0, value, len);
 }
 
 int bp_builtin_compile(sqlite3 *db, int i, bp_model **model,
@@ -146,7 +154,7 @@ int bp_builtin_compile(sqlite3 *db, int i, bp_model **model,
                        bp_error *err) {
   *model = NULL;
   uint8_t *value;
-  int rc = inflate_value(i, &value, len, 0);
+  int rc = inflate_value(i, NULL, 0, &value, len);
   if (rc != SQLITE_OK) {
     err->code = rc == SQLITE_NOMEM ? BP_NOMEM : BP_FORMAT;
     snprintf(err->message, sizeof err->message, "built-in model '%s' does not inflate",
