@@ -1,5 +1,6 @@
 # BytePiece for SQLite.
-#   make          the loadable extension ./bytepiece.so and libbytepiece.a
+#   make          the loadable extension ./bytepiece.so (the published models of
+#                 models/ built in), libsqlite3_bytepiece.a and libbytepiece.a
 #   make test     C unit tests, host tests and the Tcl suite; ends with
 #                 "N passed, N failed, N skipped"
 #   make test-sanitize   the same under AddressSanitizer and UBSan
