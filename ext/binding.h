@@ -4,7 +4,8 @@
 ** The binding: model_cache.c (compiled models shared across connections),
 ** registry.c (the model store and turning a model argument into a compiled
 ** bp_model), models_table.c (the bp_models table), these three sharing
-** registry.h; functions.c (the scalar functions), tables.c (the bp_tokens,
+** registry.h, with builtin_models.c (the published models built in,
+** builtin_models.h) and model_list.c (the bp_model_list table); functions.c (the scalar functions), tables.c (the bp_tokens,
 ** bp_vocab and bp_chunks table-valued functions), train.c (bp_train and
 ** bp_model_shrink), analytics.c (bp_truncate, bp_stats), fts5.c (the FTS5
 ** tokenizer and bp_fts_query), sql_support.c (argument, result and error helpers,

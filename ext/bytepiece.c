@@ -86,8 +86,11 @@ static int register_entry(sqlite3 *db, const sql_entry *e, bp_connection *connec
   return SQLITE_OK;
 }
 
+/* The one symbol the extension exports: the build hides everything else. */
 #ifdef _WIN32
 __declspec(dllexport)
+#else
+__attribute__((visibility("default")))
 #endif
 int sqlite3_bytepiece_init(sqlite3 *db, char **error,
                            const sqlite3_api_routines *api) {

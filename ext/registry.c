@@ -9,7 +9,10 @@
 ** persist in the database file and travel with it. This file turns a model
 ** argument (a name, a model value, or none for the default model) into a
 ** compiled model from the store, through the compiled models the process
-** shares (model_cache.c).
+** shares (model_cache.c). A name that nothing stored holds may name a
+** built-in model (builtin_models.c): a stored model of the same name takes
+** precedence, and when nothing at all is stored the default model is the
+** built-in BP_BUILTIN_DEFAULT.
 **
 ** A database may come from anywhere, so the store is trusted only after a
 ** look at its schema (bp_store_check): a rowid table with exactly the columns
@@ -25,10 +28,11 @@
 ** against the store once (a header read), and a name that is gone or holds
 ** another value is forgotten, its model released. So a change takes effect
 ** by the next statement, and deleted or replaced models do not stay in
-** memory. The few most recent model values passed as arguments are also
+** memory. A name resolved to a built-in model stays so while nothing stored
+** takes it over. The few most recent model values passed as arguments are also
 ** remembered (MAX_VALUE_ENTRIES).
 */
-#include "registry.h"
+#include "builtin_models.h"
 
 #include <string.h>
 
@@ -42,6 +46,7 @@ SQLITE_EXTENSION_INIT3
 typedef struct resolved {
   char *name;        /* a model name; NULL for the default model or a value */
   int is_value;      /* resolved from a model value given as argument */
+  int builtin;       /* resolved to a built-in model: nothing stored had the name */
   uint8_t header[BP_VALUE_HEADER_BYTES]; /* of the value resolved to */
   sqlite3_int64 length;                  /* and its length */
   bp_model *model;   /* shared */
@@ -164,9 +169,15 @@ void bp_connection_forget_name(bp_connection *c, const char *name) {
   }
 }
 
-static void forget_names(bp_connection *c) {
+/* Forgets every name, or only those resolved from the store (keeping the
+** built-in models, still what their names resolve to when nothing is
+** stored). */
+static void forget_names(bp_connection *c, int keep_builtin) {
   for (int i = c->count - 1; i >= 0; i--)
-    if (!c->entries[i].is_value) remove_entry(c, &c->entries[i]);
+    if (!c->entries[i].is_value && !(keep_builtin && c->entries[i].builtin))
+      remove_entry(c, &c->entries[i]);
+    else if (c->entries[i].builtin)
+      c->entries[i].serial = c->serial;
 }
 
 /* Remembers a model just stored under `name` (to be confirmed at the next
@@ -180,6 +191,7 @@ void bp_connection_remember(bp_connection *c, const char *name, sqlite3_value *m
   }
   bp_model_cache_release(e->model);
   e->model = compiled;
+  e->builtin = 0;
   memcpy(e->header, sqlite3_value_blob(model), BP_VALUE_HEADER_BYTES);
   e->length = sqlite3_value_bytes(model);
   e->serial = 0;
@@ -390,8 +402,9 @@ typedef struct stored_row {
 ** read through the rowid is the row that was found even while other
 ** connections replace models. */
 static int store_find(sqlite3 *db, const char *name, int *found, stored_row *row,
-                      char **message) {
+                      char **message, sqlite3_int64 *stored) {
   *found = 0;
+  if (stored) *stored = -1; /* unknown */
   memset(row, 0, sizeof *row);
   sqlite3_stmt *stmt;
   int rc = sqlite3_prepare_v2(db, name
@@ -440,6 +453,7 @@ static int store_find(sqlite3 *db, const char *name, int *found, stored_row *row
   rc = query_one(db, "SELECT count(*) FROM main." BP_STORE_TABLE, found, NULL, &rows);
   *found = 0;
   if (rc != SQLITE_OK) return rc;
+  if (stored) *stored = rows;
   *message = rows == 0
       ? empty_store_message(NULL)
       : sqlite3_mprintf("no default model: bp_models holds several models and "
@@ -550,11 +564,42 @@ static int resolve_row(bp_connection *c, resolved **entry, const char *name,
   return SQLITE_OK;
 }
 
+/* Brings the entry *entry for `name` (NULL: the default model) up to date
+** with the built-in model `index`: compiled, or found compiled, unless the
+** entry resolved to it already. */
+static int resolve_builtin(bp_connection *c, resolved **entry, const char *name,
+                           int index, const char *function, sqlite3_context *ctx,
+                           char **message) {
+  resolved *e = *entry;
+  if (e && e->builtin) return SQLITE_OK; /* a name's built-in model never changes */
+  bp_error err;
+  bp_model *compiled;
+  uint8_t header[BP_VALUE_HEADER_BYTES];
+  sqlite3_int64 length;
+  int brc = bp_builtin_compile(c->db, index, &compiled, header, &length, &err);
+  if (brc == BP_NOMEM) return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
+  if (brc == BP_INTERRUPT) return report(ctx, message, SQLITE_INTERRUPT, function, err.message);
+  if (brc != BP_OK) return report(ctx, message, SQLITE_CORRUPT, function, err.message);
+  if (!e && !(e = new_entry(c, name, 0))) {
+    bp_model_cache_release(compiled);
+    return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
+  }
+  bp_model_cache_release(e->model);
+  e->model = compiled;
+  e->builtin = 1;
+  memcpy(e->header, header, BP_VALUE_HEADER_BYTES);
+  e->length = length;
+  *entry = e;
+  return SQLITE_OK;
+}
+
 /* Confirms every remembered name against the store (valid, or absent),
-** forgetting those that are gone or hold another value. */
+** forgetting those that are gone or hold another value, and the built-in
+** models whose names the store now holds (the default: when it stores
+** anything). */
 static int connection_sweep(bp_connection *c, int state) {
   if (state != BP_STORE_VALID) {
-    forget_names(c);
+    forget_names(c, state == BP_STORE_ABSENT);
     return SQLITE_OK;
   }
   for (int i = c->count - 1; i >= 0; i--) {
@@ -562,8 +607,17 @@ static int connection_sweep(bp_connection *c, int state) {
     if (e->is_value || e->serial == c->serial) continue;
     stored_row row;
     char *missing = NULL;
-    int found, rc = store_find(c->db, e->name, &found, &row, &missing);
+    sqlite3_int64 stored;
+    int found, rc = store_find(c->db, e->name, &found, &row, &missing, &stored);
     sqlite3_free(missing);
+    if (rc == SQLITE_OK && e->builtin) {
+      sqlite3_free(row.name);
+      if (!found && (e->name || stored == 0))
+        e->serial = c->serial;
+      else
+        remove_entry(c, e);
+      continue;
+    }
     if (rc == SQLITE_OK && found && row.model_type == SQLITE_BLOB)
       rc = store_read(c->db, &row, NULL);
     sqlite3_free(row.name);
@@ -619,16 +673,27 @@ static int resolve_name(bp_connection *c, const char *name, const char *function
     *model = bp_model_retain(e->model);
     return SQLITE_OK;
   }
-  int found = 0;
+  int found = 0, builtin = -1;
   char *missing = NULL;
   stored_row row = {0};
+  sqlite3_int64 stored = 0;
   if (state == BP_STORE_ABSENT) {
     if (!(missing = empty_store_message(name))) rc = SQLITE_NOMEM;
   } else {
-    rc = store_find(c->db, name, &found, &row, &missing);
+    rc = store_find(c->db, name, &found, &row, &missing, &stored);
   }
+  /* Nothing stored under the name (or nothing at all, for the default). */
+  if (rc == SQLITE_OK && !found && (name || stored == 0)) builtin = bp_builtin_find(name);
   if (rc != SQLITE_OK) {
     rc = report_sqlite(c, ctx, message, rc, function);
+  } else if (builtin >= 0) {
+    if ((rc = resolve_builtin(c, &e, name, builtin, function, ctx, message)) == SQLITE_OK) {
+      // NOLINTNEXTLINE(clang-analyzer-core.NullDereference): resolve_builtin returns SQLITE_OK only with e set
+      e->serial = c->serial;
+      *model = bp_model_retain(e->model);
+    } else if ((e = find_name(c, name))) {
+      remove_entry(c, e);
+    }
   } else if (!found) {
     if (e) remove_entry(c, e);
     rc = report(ctx, message, SQLITE_ERROR, function, missing);

@@ -44,6 +44,8 @@
   MODULE("bp_tokens", bp_tokens_module, 1)                                             \
   MODULE("bp_vocab", bp_vocab_module, 1)                                               \
   MODULE("bp_chunks", bp_chunks_module, 1)                                             \
+  /* model_list.c */                                                                   \
+  MODULE("bp_model_list", bp_model_list_module, 0)                                     \
   /* train.c */                                                                        \
   AGGREGATE("bp_train", 1, 2, BP_INNOCUOUS, bp_train_step, bp_train_final)             \
   FUNCTION("bp_model_shrink", 2, 2, BP_READS_MODELS, bp_model_shrink_function)         \

@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
-# install-deps.sh: installs what building, testing and the demo need, and
-# what the benchmarks compare against, from Debian/Ubuntu packages. Runs
-# apt-get as root, or through sudo.
+# install-deps.sh: installs from Debian/Ubuntu packages what building the
+# extension, running it, its tests and the demo need. With --dev, also the
+# tools for checking and measuring it: clang with libFuzzer (make fuzz),
+# clang-tidy and cppcheck (make lint), and SentencePiece (the interchange
+# tests, skipped without it, and the benchmarks); .ci/run passes --dev.
+# Runs apt-get as root, or through sudo.
+#   scripts/install-deps.sh [--dev]
 set -eu
+dev=0
+for argument in "$@"; do
+  case $argument in
+    --dev) dev=1 ;;
+    *) echo "usage: install-deps.sh [--dev]" >&2; exit 2 ;;
+  esac
+done
 packages=(
-  build-essential      # cc, make
+  build-essential      # cc, make, ld and objcopy (binutils)
   libsqlite3-dev       # sqlite3ext.h, for the extension
-  sqlite3              # the shell, for the demo and benchmarks
+  sqlite3              # the shell, for the tour, the demo and the tests
   libutf8proc-dev      # Unicode NFC
-  zlib1g-dev           # reading zipped model files
+  zlib1g-dev           # zipped model files, the built-in models
   tcl libsqlite3-tcl   # the test suite
   python3              # the demo trains on the Python standard library
 )
@@ -24,8 +35,10 @@ as_root=()
 export DEBIAN_FRONTEND=noninteractive
 "${as_root[@]}" apt-get update -qq
 "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${check_packages[@]}" >/dev/null ||
-  echo "install-deps: clang, clang-tidy or cppcheck unavailable; make fuzz and make lint need them"
-"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${benchmark_packages[@]}" >/dev/null ||
-  echo "install-deps: SentencePiece packages unavailable; the benchmarks will run without them"
+if [ "$dev" = 1 ]; then
+  "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${check_packages[@]}" >/dev/null ||
+    echo "install-deps: clang, clang-tidy or cppcheck unavailable; make fuzz and make lint need them"
+  "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${benchmark_packages[@]}" >/dev/null ||
+    echo "install-deps: SentencePiece packages unavailable; the benchmarks will run without them"
+fi
 echo "install-deps: done"

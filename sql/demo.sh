@@ -3,7 +3,8 @@
 # any Debian or Ubuntu system (the Python standard library's sources, the
 # licence texts and the packages' copyright files), plus the Chinese and
 # English documentation of ../shared/corpora when it is there; stores it in
-# a database; prints what a user looks at (sql/demo.sql).
+# a database; prints what a user looks at (sql/demo.sql), next to the
+# built-in bytepiece_80k. Needs no network and no ../shared.
 #   sql/demo.sh ./bytepiece.so
 set -eu
 extension=$(cd "$(dirname "${1:-./bytepiece.so}")" && pwd)/$(basename "${1:-./bytepiece.so}")
@@ -11,7 +12,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 shared=${SHARED_DATA:-$here/../../shared}
 db=${DEMO_DATABASE:-$(mktemp -d)/demo.db}
 python_lib=$(ls -d /usr/lib/python3.[0-9]*/ 2>/dev/null | sort -V | tail -n 1)
-published=$shared/models/bytepiece_80k.zip
 
 echo "BytePiece for SQLite: demo (database: $db)"
 sqlite3 "$db" <<SQL
@@ -39,10 +39,6 @@ fi
 # Keep only text that is valid UTF-8, as TEXT must be.
 sqlite3 "$db" "DELETE FROM docs WHERE body IS NULL OR length(body) = 0 OR CAST(body AS BLOB) <> CAST(CAST(CAST(body AS BLOB) AS TEXT) AS BLOB)"
 
-published_sql="SELECT 'no published model at hand' AS note;"
-if [ -f "$published" ]; then
-  published_sql="INSERT INTO bp_models(name, model) VALUES ('published 80k', bp_model_load('$published'));"
-fi
 sqlite3 "$db" <<SQL
 .load $extension
 .bail on
@@ -51,6 +47,5 @@ DELETE FROM bp_models;
 .print Training on every document (vocab_size 8000, min_count 8, 2 threads)...
 INSERT INTO bp_models(name, model)
   SELECT 'demo 8k', bp_train(body, '{"vocab_size": 8000, "min_count": 8, "threads": 2, "progress": true}') FROM docs;
-$published_sql
 .read $here/demo.sql
 SQL

@@ -1,8 +1,12 @@
 -- demo.sql: the report printed by `make demo`. sql/demo.sh loads the
--- extension, a table docs(id, source, body), a model trained on it named
--- 'demo 8k' and, when at hand, the published model 'published 80k'.
+-- extension, a table docs(id, source, body) and a model trained on it named
+-- 'demo 8k'; the report compares every stored model with the built-in
+-- bytepiece_80k (the published model, built into the extension).
 .headers on
 .mode box
+CREATE TEMP VIEW compared AS
+  SELECT name, builtin, vocab_size, model FROM bp_model_list
+  WHERE NOT builtin OR (name = 'bytepiece_80k' AND NOT shadowed);
 
 .print
 .print The corpus
@@ -11,7 +15,7 @@ FROM docs GROUP BY source ORDER BY source;
 
 .print
 .print The models
-SELECT name, vocab_size, printf('%.2f', length(model) / 1e6) AS value_megabytes FROM bp_models;
+SELECT name, builtin, vocab_size, printf('%.2f', length(model) / 1e6) AS value_megabytes FROM compared;
 
 .print
 .print The trained model's most frequent pieces of two bytes or more
@@ -23,7 +27,7 @@ FROM bp_vocab('demo 8k') WHERE length(piece) > 1 ORDER BY count DESC LIMIT 12;
 CREATE TEMP TABLE counted AS
   SELECT d.id, d.source, length(CAST(d.body AS BLOB)) AS bytes, m.name AS model,
          bp_count(d.body, m.name) AS tokens
-  FROM docs AS d, bp_models AS m;
+  FROM docs AS d, compared AS m;
 WITH compression AS (
   SELECT source, model, sum(tokens) AS tokens, 1.0 * sum(bytes) / sum(tokens) AS bytes_per_token
   FROM counted GROUP BY source, model
@@ -64,7 +68,7 @@ FROM bp_tokens('def tokenize(text): return [piece for piece in text.split()]', '
 .print
 .print The same sentences with each model: tokens
 SELECT m.name AS model, bp_count(s.sentence, m.name) AS tokens, s.sentence
-FROM bp_models AS m,
+FROM compared AS m,
      (SELECT 'def tokenize(text): return [piece for piece in text.split()]' AS sentence
       UNION ALL SELECT '今天天气不错，我们去公园散步。'
       UNION ALL SELECT 'Permission is hereby granted, free of charge, to any person') AS s

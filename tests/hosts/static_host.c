@@ -5,6 +5,10 @@
 ** sample text's pinned ids (the same as in shell_host.sh, python_host.py,
 ** node_fts5.js and hosts.test) and back. Prints
 ** "static: N passed, N failed, 0 skipped" and exits 1 if any check failed.
+** The program has functions of its own named as the library's internals
+** (bp_encode, bp_free): the static library exports only its entry point, so
+** they link without a collision, and each side calls its own; and a
+** built-in model, with nothing stored.
 **   static_host MODEL.zip
 */
 #include <sqlite3.h>
@@ -14,6 +18,12 @@
 #include "sqlite3_bytepiece.h"
 
 static int passed, failed;
+
+/* The host's own, of names the library uses inside. */
+const char *bp_encode(const char *text);
+const char *bp_encode(const char *text) { return text; }
+void bp_free(void *p);
+void bp_free(void *p) { (void)p; }
 
 /* Runs a one-row query and compares its single text column. */
 static void check(sqlite3 *db, const char *name, const char *sql, const char *expected) {
@@ -59,6 +69,15 @@ int main(int argc, char **argv) {
   check(db, "decode",
         "SELECT bp_decode('[792,113,306,108,46,46,720,69,83,98,82,78,553,232,167,172,233,179,151,262,50]', 'small')",
         "  for (size_t i = 0; i < n; i++) return BP_OK; /* 天气 */");
+  check(db, "builtin",
+        "SELECT bp_encode('今天天气不错 hello world 123', 'bytepiece_80k')",
+        "[37037,40950,36144,29161,30241,10177]");
+  bp_free(NULL);
+  if (strcmp(bp_encode("the host's"), "the host's") == 0) passed++;
+  else {
+    failed++;
+    printf("FAILED static host_symbol: the host's bp_encode is not its own\n");
+  }
   sqlite3_close(db);
   printf("static: %d passed, %d failed, 0 skipped\n", passed, failed);
   return failed != 0;

@@ -389,8 +389,8 @@ static long load_with_faults(void) {
     free(message);
     message = NULL;
     if (rc == SQLITE_OK &&
-        (run_sql(db, "SELECT bp_count('abc');", &result, &message) != SQLITE_ERROR ||
-         !message || !strstr(message, "no default model"))) {
+        (run_sql(db, "SELECT bp_count('abc', 'none');", &result, &message) != SQLITE_ERROR ||
+         !message || !strstr(message, "no model named 'none'"))) {
       printf("FAILED loading, fault %ld: bp_count gave '%s'\n", n, message ? message : "");
       failed++;
     }
