@@ -134,14 +134,14 @@ static int inflate_value(int i, uint8_t *into, size_t limit, uint8_t **value,
 }
 
 int bp_builtin_vocab_size(int i, sqlite3_int64 *vocab_size) {
-  uint8_t header[BP_VALUE_HEADER_BYTES] = {0}, digest[32];
+  uint8_t header[BP_VALUE_HEADER_BYTES] = {0};
   sqlite3_int64 len;
   int rc = inflate_value(i, header, sizeof header, NULL, &len);
   if (rc != SQLITE_OK) return rc;
-  if (bp_value_digest(header, (size_t)len, digest) != BP_OK) return SQLITE_CORRUPT;
-  uint32_t pieces = (uint32_t)header[12] | (uint32_t)header[13] << 8 |
-                    (uint32_t)header[14] << 16 | (uint32_t)header[15] << 24;
-  *vocab_size = (sqlite3_int64)pieces + BP_FIRST_PIECE_ID;
+  bp_value_header info;
+  bp_error err;
+  if (bp_value_read_header(header, (size_t)len, &info, &err) != BP_OK) return SQLITE_CORRUPT;
+  *vocab_size = (sqlite3_int64)info.piece_count + BP_FIRST_PIECE_ID;
   return SQLITE_OK;
 }
 
