@@ -18,6 +18,11 @@ check_packages=(clang libclang-rt-dev clang-tidy cppcheck)
 # SentencePiece: the interchange tests (skipped without it) and the
 # benchmarks.
 benchmark_packages=(python3-sentencepiece sentencepiece)
+# Packages (make python, make npm, make release) and their tests
+# (tests/hosts/wheel_host.sh, npm_host.sh): a venv with pip for installing the
+# wheel offline, sqlite-utils for its example. Node and npm are not installed
+# from here: the npm test runs with whatever Node 20 the machine has.
+package_packages=(python3-venv sqlite-utils)
 
 as_root=()
 [ "$(id -u)" -eq 0 ] || as_root=(sudo)
@@ -28,4 +33,6 @@ export DEBIAN_FRONTEND=noninteractive
   echo "install-deps: clang, clang-tidy or cppcheck unavailable; make fuzz and make lint need them"
 "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${benchmark_packages[@]}" >/dev/null ||
   echo "install-deps: SentencePiece packages unavailable; the benchmarks will run without them"
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${package_packages[@]}" >/dev/null ||
+  echo "install-deps: python3-venv or sqlite-utils unavailable; the wheel's tests will be skipped"
 echo "install-deps: done"
