@@ -185,7 +185,8 @@ distcheck: dist
 # and stripped as it is copied in. The version is BP_VERSION of
 # src/bytepiece.h, as bp_version() reports it.
 PACKAGE_BUILD = build-package
-PACKAGE_LIBS = -Wl,--exclude-libs,ALL -l:libutf8proc.a -lz -lm -lpthread
+# LIBS with utf8proc's static archive in place of its shared library.
+PACKAGE_LIBS = -Wl,--exclude-libs,ALL $(patsubst -lutf8proc,-l:libutf8proc.a,$(LIBS))
 ARCH := $(shell uname -m)
 NPM_CPU = $(if $(filter x86_64,$(ARCH)),x64,$(if $(filter aarch64,$(ARCH)),arm64,$(ARCH)))
 LICENSE_FILES = $(wildcard LICENSE NOTICE)
