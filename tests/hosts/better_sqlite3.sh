@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # better_sqlite3.sh: sourced by the Node runners (run_node.sh, npm_host.sh).
 # ensure_better_sqlite3 installs better-sqlite3 12 from npm into
 # tests/hosts/node_modules on first use (version 13 crashes on Node 20) and

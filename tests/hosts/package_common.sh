@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # package_common.sh: sourced by the package runners (release_host.sh,
 # wheel_host.sh, npm_host.sh): counting checks, running the README's
 # examples (examples/) in scratch folders, and the model their golden ids
