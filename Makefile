@@ -11,7 +11,12 @@
 #   make bench-train   training time, memory and compression against spm_train
 #   make demo     train on real text and print a report
 #   make install  (PREFIX, DESTDIR) the extension, the static libraries, headers
-#   make dist     a versioned source tarball
+#   make dist     a versioned source tarball; make distcheck builds and
+#                 tests it in a scratch folder with no ../shared
+#   make python   the Python wheel in dist/ (python/)
+#   make npm      the npm package in dist/ (npm/)
+#   make release  the prebuilt loadable and static archives in dist/, with
+#                 SHA256SUMS
 
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -46,7 +51,8 @@ DESTDIR ?=
 LIBDIR = $(DESTDIR)$(PREFIX)/lib
 INCLUDEDIR = $(DESTDIR)$(PREFIX)/include
 
-.PHONY: all test test-sanitize test-tsan lint fuzz bench bench-train demo clean install uninstall dist
+.PHONY: all test test-sanitize test-tsan lint fuzz bench bench-train demo clean install uninstall dist \
+  distcheck package-build python npm release
 
 all: $(SHARED) $(BUILD)/libbytepiece.a $(BUILD)/libsqlite3_bytepiece.a
 
@@ -188,5 +194,68 @@ dist:
 	  -o bytepiece-sqlite-$(VERSION).tar.gz HEAD
 	@echo bytepiece-sqlite-$(VERSION).tar.gz
 
+# The source tarball as a user gets it: unpacked in a scratch folder, where
+# ../shared does not exist, it must build and pass its own tests.
+distcheck: dist
+	@scratch=$$(mktemp -d) && \
+	  tar -xzf bytepiece-sqlite-$(VERSION).tar.gz -C $$scratch && \
+	  env -u SHARED_DATA $(MAKE) -C $$scratch/bytepiece-sqlite-$(VERSION) -j2 test; \
+	  status=$$?; rm -rf $$scratch; exit $$status
+
+# ---- Packages: the wheel (python/), the npm package (npm/) and the release
+# archives, all in dist/, all from one build in build-package: optimised,
+# utf8proc linked in statically with its symbols kept local
+# (--exclude-libs), so the packaged bytepiece.so needs only glibc and zlib,
+# and stripped as it is copied in. The version is BP_VERSION of
+# src/bytepiece.h, as bp_version() reports it.
+PACKAGE_BUILD = build-package
+# LIBS with utf8proc's static archive in place of its shared library.
+PACKAGE_LIBS = -Wl,--exclude-libs,ALL $(patsubst -lutf8proc,-l:libutf8proc.a,$(LIBS))
+ARCH := $(shell uname -m)
+NPM_CPU = $(if $(filter x86_64,$(ARCH)),x64,$(if $(filter aarch64,$(ARCH)),arm64,$(ARCH)))
+LICENSE_FILES = $(wildcard LICENSE NOTICE)
+RELEASE = bytepiece-sqlite-$(VERSION)
+
+package-build:
+	$(MAKE) BUILD=$(PACKAGE_BUILD) SHARED=$(PACKAGE_BUILD)/bytepiece.so CFLAGS=-O2 \
+	  LIBS="$(PACKAGE_LIBS)" $(PACKAGE_BUILD)/bytepiece.so $(PACKAGE_BUILD)/libbytepiece.a \
+	  $(PACKAGE_BUILD)/libsqlite3_bytepiece.a
+
+python: package-build
+	@mkdir -p dist $(PACKAGE_BUILD)/python
+	rm -f dist/sqlite_bytepiece-*.whl
+	strip --strip-unneeded -o $(PACKAGE_BUILD)/python/bytepiece.so $(PACKAGE_BUILD)/bytepiece.so
+	$(PYTHON) python/build_wheel.py --version $(VERSION) --library $(PACKAGE_BUILD)/python/bytepiece.so \
+	  --out dist $(LICENSE_FILES:%=--license %)
+
+npm: package-build
+	rm -rf $(PACKAGE_BUILD)/npm dist/sqlite-bytepiece-*.tgz
+	mkdir -p $(PACKAGE_BUILD)/npm/lib dist
+	sed -e 's/@VERSION@/$(VERSION)/' -e 's/@CPU@/$(NPM_CPU)/' npm/package.json.in >$(PACKAGE_BUILD)/npm/package.json
+	cp npm/index.js npm/index.d.ts npm/README.md $(LICENSE_FILES) $(PACKAGE_BUILD)/npm/
+	strip --strip-unneeded -o $(PACKAGE_BUILD)/npm/lib/bytepiece.so $(PACKAGE_BUILD)/bytepiece.so
+	cd $(PACKAGE_BUILD)/npm && npm pack --silent --pack-destination $(CURDIR)/dist
+	@ls dist/sqlite-bytepiece-$(VERSION).tgz
+
+# dist/bytepiece-sqlite-VERSION-loadable-linux-ARCH.tar.gz: bytepiece.so;
+# ...-static-linux-ARCH.tar.gz: libsqlite3_bytepiece.a (the extension, to
+# register with sqlite3_auto_extension), libbytepiece.a (the tokenizer alone)
+# and their headers; the names and the flat layout of sqlite-vec's releases.
+release: package-build
+	rm -rf $(PACKAGE_BUILD)/loadable $(PACKAGE_BUILD)/static dist/$(RELEASE)-*-linux-*.tar.gz dist/SHA256SUMS
+	mkdir -p $(PACKAGE_BUILD)/loadable $(PACKAGE_BUILD)/static dist
+	strip --strip-unneeded -o $(PACKAGE_BUILD)/loadable/bytepiece.so $(PACKAGE_BUILD)/bytepiece.so
+	strip --strip-debug -o $(PACKAGE_BUILD)/static/libsqlite3_bytepiece.a $(PACKAGE_BUILD)/libsqlite3_bytepiece.a
+	strip --strip-debug -o $(PACKAGE_BUILD)/static/libbytepiece.a $(PACKAGE_BUILD)/libbytepiece.a
+	cp ext/sqlite3_bytepiece.h src/bytepiece.h $(PACKAGE_BUILD)/static/
+	$(if $(LICENSE_FILES),cp $(LICENSE_FILES) $(PACKAGE_BUILD)/loadable/ && cp $(LICENSE_FILES) $(PACKAGE_BUILD)/static/)
+	cd $(PACKAGE_BUILD)/loadable && tar --owner=0 --group=0 --numeric-owner --sort=name \
+	  -czf $(CURDIR)/dist/$(RELEASE)-loadable-linux-$(ARCH).tar.gz *
+	cd $(PACKAGE_BUILD)/static && tar --owner=0 --group=0 --numeric-owner --sort=name \
+	  -czf $(CURDIR)/dist/$(RELEASE)-static-linux-$(ARCH).tar.gz *
+	cd dist && sha256sum $(RELEASE)-loadable-linux-$(ARCH).tar.gz $(RELEASE)-static-linux-$(ARCH).tar.gz >SHA256SUMS
+	@cat dist/SHA256SUMS
+
 clean:
-	rm -rf build build-sanitize build-tsan build-fuzz build-node $(SHARED) bytepiece-sqlite-*.tar.gz
+	rm -rf build build-sanitize build-tsan build-fuzz build-node build-package dist $(SHARED) \
+	  bytepiece-sqlite-*.tar.gz

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # install-deps.sh: installs from Debian/Ubuntu packages what building the
-# extension, running it, its tests and the demo need. With --dev, also the
+# extension, running it, its tests (the packages' too) and the demo need.
+# With --dev, also the
 # tools for checking and measuring it: clang with libFuzzer (make fuzz),
 # clang-tidy and cppcheck (make lint), and SentencePiece (the interchange
 # tests, skipped without it, and the benchmarks); .ci/run passes --dev.
@@ -29,12 +30,19 @@ check_packages=(clang libclang-rt-dev clang-tidy cppcheck)
 # SentencePiece: the interchange tests (skipped without it) and the
 # benchmarks.
 benchmark_packages=(python3-sentencepiece sentencepiece)
+# Packages (make python, make npm, make release) and their tests
+# (tests/hosts/wheel_host.sh, npm_host.sh): a venv with pip for installing the
+# wheel offline, sqlite-utils for its example. Node and npm are not installed
+# from here: the npm test runs with whatever Node 20 the machine has.
+package_packages=(python3-venv sqlite-utils)
 
 as_root=()
 [ "$(id -u)" -eq 0 ] || as_root=(sudo)
 export DEBIAN_FRONTEND=noninteractive
 "${as_root[@]}" apt-get update -qq
 "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${package_packages[@]}" >/dev/null ||
+  echo "install-deps: python3-venv or sqlite-utils unavailable; the wheel's tests will be skipped"
 if [ "$dev" = 1 ]; then
   "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${check_packages[@]}" >/dev/null ||
     echo "install-deps: clang, clang-tidy or cppcheck unavailable; make fuzz and make lint need them"

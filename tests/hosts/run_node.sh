@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run_node.sh: the Node host test, when Node and npm are at hand. Installs
-# better-sqlite3 12 from npm into tests/hosts on first use, builds the
-# extension once more against the SQLite headers it bundles, and runs
+# better-sqlite3 12 from npm into tests/hosts on first use
+# (better_sqlite3.sh), builds the extension once more against the SQLite headers it bundles, and runs
 # node_fts5.js with both builds and the given model (tests/data/small.zip).
 # When it cannot run it prints why and "node: 0 passed, 0 failed, 1 skipped".
 #   tests/hosts/run_node.sh EXTENSION MODEL.zip
@@ -16,10 +16,8 @@ skip() {
   exit 0
 }
 command -v node >/dev/null && command -v npm >/dev/null || skip "node and npm not installed"
-if [ ! -d "$here/node_modules/better-sqlite3" ]; then
-  (cd "$here" && npm install --no-audit --no-fund --silent better-sqlite3@12 >/dev/null 2>&1) ||
-    skip "npm install better-sqlite3@12 failed"
-fi
+. "$here/better_sqlite3.sh"
+ensure_better_sqlite3 || skip "npm install better-sqlite3@12 failed"
 headers=$here/node_modules/better-sqlite3/deps/sqlite3
 [ -f "$headers/sqlite3.h" ] || skip "better-sqlite3 ships no sqlite3.h"
 build=$project/build-node
