@@ -1,6 +1,6 @@
 // npm_check.js: the installed npm package, copied by npm_host.sh into the
 // fresh project it was installed into and run there: getLoadablePath(),
-// load() into better-sqlite3, the version, the golden ids of the published
+// load() into better-sqlite3, the version, the golden ids of the built-in
 // model bytepiece_80k and FTS5 through it, the error for an object that
 // cannot load extensions, the ES module import and the type declarations.
 // Prints "npm: N passed, N failed, N skipped".
@@ -10,7 +10,6 @@ const path = require('node:path');
 const Database = require('better-sqlite3');
 const bytepiece = require('sqlite-bytepiece');
 
-const published = process.argv[2];
 let passed = 0, failed = 0, skipped = 0;
 function check(name, got, expected) {
   if (JSON.stringify(got) === JSON.stringify(expected)) passed++;

@@ -36,7 +36,7 @@ echo '{"name": "app", "private": true}' >"$app/package.json"
   fail "npm install $tarball"
 ln -s "$here/node_modules/better-sqlite3" "$app/node_modules/better-sqlite3"
 cp "$here/npm_check.js" "$app/"
-node "$app/npm_check.js" "$published"
+node "$app/npm_check.js"
 npm_status=$?
 
 so=$app/node_modules/sqlite-bytepiece/lib/bytepiece.so

@@ -1,11 +1,11 @@
 """wheel_check.py: the installed wheel, run by wheel_host.sh with the Python
 of the fresh virtual environment it was installed into: the package's API
 (load, loadable_path, __version__), its metadata, the golden ids of the
-published model bytepiece_80k and FTS5 through it, extension loading
+built-in model bytepiece_80k and FTS5 through it, extension loading
 switched off again after load(), and the error for a connection that cannot
 load extensions. Prints "wheel: N passed, N failed, N skipped".
 
-    python wheel_check.py WHEEL_FILE PUBLISHED_MODEL.zip
+    python wheel_check.py WHEEL_FILE
 """
 import importlib.metadata
 import os
@@ -14,7 +14,7 @@ import sys
 
 import sqlite_bytepiece
 
-wheel, published = sys.argv[1], sys.argv[2]
+wheel = sys.argv[1]
 passed = failed = skipped = 0
 
 

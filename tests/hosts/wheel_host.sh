@@ -33,7 +33,7 @@ wheel=$(ls "$project"/dist/sqlite_bytepiece-*.whl)
 "$scratch/venv/bin/pip" install --no-index --no-cache-dir --quiet "$wheel" >"$scratch/log" 2>&1 ||
   fail "pip install --no-index $wheel"
 # From outside the project, so that only the installed package can be imported.
-(cd "$scratch" && "$scratch/venv/bin/python" "$here/wheel_check.py" "$wheel" "$published")
+(cd "$scratch" && "$scratch/venv/bin/python" "$here/wheel_check.py" "$wheel")
 wheel_status=$?
 
 # The examples, with the environment's python first on PATH, as after
