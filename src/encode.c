@@ -51,12 +51,13 @@ static void viterbi(const bp_model *m, const uint8_t *chunk, size_t from, size_t
   int32_t state = carry->matcher_state;
   for (size_t e = from + 1; e <= to; e++) {
     state = bp_matcher_step(cells, state, chunk[e - 1]);
-    /* The single byte ending at e is always a candidate and every path
-    ** score is finite (bp_model_assemble), so some candidate beats
-    ** -infinity and choice ends up a piece, never -1. */
-    double top = -INFINITY;
-    int32_t choice = -1;
-    for (int32_t p = cells[state].out; p >= 0; p = pieces[p].next_out) {
+    /* The single byte ending at e is always a candidate, so the list is
+    ** never empty, and every path score is finite (bp_model_assemble): the
+    ** longest candidate would beat -infinity, so it starts as the best
+    ** without a comparison and the loop looks at the shorter ones. */
+    int32_t choice = cells[state].out;
+    double top = best[(e - pieces[choice].length) & (SCORE_RING - 1)] + pieces[choice].score;
+    for (int32_t p = pieces[choice].next_out; p >= 0; p = pieces[p].next_out) {
       double v = best[(e - pieces[p].length) & (SCORE_RING - 1)] + pieces[p].score;
       if (v > top) {
         top = v;
