@@ -36,32 +36,28 @@ typedef struct stretch_state {
   double scores[SCORE_RING]; /* best scores, or totals, of the last positions */
 } stretch_state;
 
-/* Records in out[e] the longest piece ending at each position e of
-** (from, to]. The automaton's walk is a chain of dependent loads; doing it
-** apart from the scoring leaves the scoring's loads independent. */
-static void match_chunk(const bp_model *m, const uint8_t *chunk, size_t from, size_t to,
-                        stretch_state *carry, int32_t *out) {
+/* Sets back[e], for each position e of (from, to], to the piece ending the
+** best segmentation of chunk[0..e). The automaton's walk and the scoring
+** share one loop over the bytes: the pieces ending at e are scored as soon as
+** the walk reaches e, while its cell and their entries are still in the L1
+** cache, and back[] is written once instead of twice (a separate walk that
+** stored each position's longest piece, then a Viterbi pass that read it
+** back, cost about 1.2 times as long for the same decisions). */
+static void viterbi(const bp_model *m, const uint8_t *chunk, size_t from, size_t to,
+                    stretch_state *carry, int32_t *back) {
   const bp_matcher_cell *cells = m->matcher.cells;
+  const bp_matcher_piece *pieces = m->matcher.pieces;
+  double *best = carry->scores;
   int32_t state = carry->matcher_state;
   for (size_t e = from + 1; e <= to; e++) {
     state = bp_matcher_step(cells, state, chunk[e - 1]);
-    out[e] = cells[state].out;
-  }
-  carry->matcher_state = state;
-}
-
-/* Replaces back[e] for e in (from, to], as filled by match_chunk, with the
-** piece ending the best segmentation of chunk[0..e). */
-static void viterbi(const bp_model *m, size_t from, size_t to, stretch_state *carry, int32_t *back) {
-  const bp_matcher_piece *pieces = m->matcher.pieces;
-  double *best = carry->scores;
-  for (size_t e = from + 1; e <= to; e++) {
-    /* The single byte ending at e is always a candidate and every path
-    ** score is finite (bp_model_assemble), so some candidate beats
-    ** -infinity and choice ends up a piece, never -1. */
-    double top = -INFINITY;
-    int32_t choice = -1;
-    for (int32_t p = back[e]; p >= 0; p = pieces[p].next_out) {
+    /* The single byte ending at e is always a candidate, so the list is
+    ** never empty, and every path score is finite (bp_model_assemble): the
+    ** longest candidate would beat -infinity, so it starts as the best
+    ** without a comparison and the loop looks at the shorter ones. */
+    int32_t choice = cells[state].out;
+    double top = best[(e - pieces[choice].length) & (SCORE_RING - 1)] + pieces[choice].score;
+    for (int32_t p = pieces[choice].next_out; p >= 0; p = pieces[p].next_out) {
       double v = best[(e - pieces[p].length) & (SCORE_RING - 1)] + pieces[p].score;
       if (v > top) {
         top = v;
@@ -71,6 +67,7 @@ static void viterbi(const bp_model *m, size_t from, size_t to, stretch_state *ca
     best[e & (SCORE_RING - 1)] = top;
     back[e] = choice;
   }
+  carry->matcher_state = state;
 }
 
 /* Draws one of the n candidates ending at e, given their weights relative
@@ -84,21 +81,25 @@ static inline int32_t draw(bp_sampler *sampler, const double *weight,
   return candidate[k];
 }
 
-/* Replaces back[1..len], as filled by match_chunk, with a piece drawn as
-** described above, keeping the totals in the linear domain: weights[p] is
+/* Sets back[e], for e in (from, to], to a piece drawn as described above
+** (the walk fused with the scoring as in viterbi), keeping the totals in the linear domain: weights[p] is
 ** p^alpha, and the totals of the last 256 positions are rescaled together
 ** by a power of two whenever the newest leaves [2^-128, 2^128], which keeps
 ** their ratios exact. */
-static void sample_linear(const bp_model *m, size_t from, size_t to, bp_sampler *sampler,
-                          const double *weights, stretch_state *carry, int32_t *back) {
+static void sample_linear(const bp_model *m, const uint8_t *chunk, size_t from, size_t to,
+                          bp_sampler *sampler, const double *weights, stretch_state *carry,
+                          int32_t *back) {
+  const bp_matcher_cell *cells = m->matcher.cells;
   const bp_matcher_piece *pieces = m->matcher.pieces;
   double *total = carry->scores;
   double weight[BP_MAX_PIECE_BYTES];
   int32_t candidate[BP_MAX_PIECE_BYTES];
+  int32_t state = carry->matcher_state;
   for (size_t e = from + 1; e <= to; e++) {
+    state = bp_matcher_step(cells, state, chunk[e - 1]);
     int n = 0;
     double sum = 0.0;
-    for (int32_t p = back[e]; p >= 0; p = pieces[p].next_out) {
+    for (int32_t p = cells[state].out; p >= 0; p = pieces[p].next_out) {
       double w = total[(e - pieces[p].length) & (SCORE_RING - 1)] * weights[p];
       sum += w;
       weight[n] = w;
@@ -113,6 +114,7 @@ static void sample_linear(const bp_model *m, size_t from, size_t to, bp_sampler 
       for (int i = 0; i < SCORE_RING; i++) total[i] *= scale;
     }
   }
+  carry->matcher_state = state;
 }
 
 /* The same in the log domain, for alphas so large that p^alpha underflows,
@@ -125,17 +127,20 @@ static void sample_linear(const bp_model *m, size_t from, size_t to, bp_sampler 
 ** tied exactly with the best goes to 0 and log(sum) / alpha vanishes next
 ** to top, so the draw becomes the Viterbi path (any one of exactly tied
 ** paths). */
-static void sample_log(const bp_model *m, size_t from, size_t to, bp_sampler *sampler,
-                       stretch_state *carry, int32_t *back) {
+static void sample_log(const bp_model *m, const uint8_t *chunk, size_t from, size_t to,
+                       bp_sampler *sampler, stretch_state *carry, int32_t *back) {
+  const bp_matcher_cell *cells = m->matcher.cells;
   const bp_matcher_piece *pieces = m->matcher.pieces;
   const double alpha = sampler->alpha;
   double *scaled_log_total = carry->scores;
   double weight[BP_MAX_PIECE_BYTES];
   int32_t candidate[BP_MAX_PIECE_BYTES];
+  int32_t state = carry->matcher_state;
   for (size_t e = from + 1; e <= to; e++) {
+    state = bp_matcher_step(cells, state, chunk[e - 1]);
     int n = 0;
     double top = -INFINITY;
-    for (int32_t p = back[e]; p >= 0; p = pieces[p].next_out) {
+    for (int32_t p = cells[state].out; p >= 0; p = pieces[p].next_out) {
       double w = scaled_log_total[(e - pieces[p].length) & (SCORE_RING - 1)] + pieces[p].score;
       if (w > top) top = w;
       weight[n] = w;
@@ -146,6 +151,7 @@ static void sample_log(const bp_model *m, size_t from, size_t to, bp_sampler *sa
     back[e] = n == 1 ? candidate[0] : draw(sampler, weight, candidate, n, sum);
     scaled_log_total[e & (SCORE_RING - 1)] = top + bp_log_at_least_one(sum) / alpha;
   }
+  carry->matcher_state = state;
 }
 
 /* Which way to sample depends on the model and alpha only, so that a seed
@@ -269,13 +275,12 @@ static int segment_chunk(segmenter *seg, const uint8_t *chunk, size_t chunk_len,
       seg->back = grown;
       seg->back_capacity = capacity;
     }
-    match_chunk(seg->m, chunk, from, to, &carry, seg->back);
     if (!seg->sampler)
-      viterbi(seg->m, from, to, &carry, seg->back);
+      viterbi(seg->m, chunk, from, to, &carry, seg->back);
     else if (seg->weights)
-      sample_linear(seg->m, from, to, seg->sampler, seg->weights, &carry, seg->back);
+      sample_linear(seg->m, chunk, from, to, seg->sampler, seg->weights, &carry, seg->back);
     else
-      sample_log(seg->m, from, to, seg->sampler, &carry, seg->back);
+      sample_log(seg->m, chunk, from, to, seg->sampler, &carry, seg->back);
     seg->since_check += to - from;
     if (seg->since_check >= bp_segment_stride) {
       seg->since_check = 0;

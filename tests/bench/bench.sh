@@ -2,11 +2,15 @@
 # bench.sh: `make bench`. Encoding throughput on mix_small.jsonl (one
 # thread): the C library alone and SQL (bp_count) with bytepiece_80k, then
 # bytepiece.eu.plus.80k against SentencePiece with the same vocabulary and
-# scores (bytepiece.eu.plus.80k.sp.model), model compilation time and
-# memory, and full-text search (bench_search.py: recall, precision, index
-# size, indexing MB/s and query latency of the FTS5 tokenizers on train_zh
-# and mix_small, against unicode61 and trigram). Ratios are against
-# SentencePiece.
+# scores (bytepiece.eu.plus.80k.sp.model), and model compilation time and
+# memory; short rows (200,000 rows of 20-60 bytes cut from the corpus), where
+# the cost per call counts; and full-text search (bench_search.py: recall,
+# precision, index size, indexing MB/s and query latency of the FTS5
+# tokenizers on train_zh and mix_small, against unicode61 and trigram).
+# Ratios are against SentencePiece. With valgrind installed, each encoding
+# line also gives instructions per input byte (cachegrind: one run
+# subtracted from two, so loading and startup cancel out), a figure the
+# machine's load does not move; BENCH_INSTRUCTIONS=0 skips it.
 #   tests/bench/bench.sh BENCH_BINARY EXTENSION
 set -eu
 bench=$1
@@ -25,10 +29,24 @@ extension=$work/bytepiece.so
 db=$work/bench.db
 "$here/../../sql/load_jsonl.sh" "$db" "$corpus" corpus
 
-line() { # label seconds megabytes tokens rss reference_seconds
-  awk -v label="$1" -v s="$2" -v mb="$3" -v tok="$4" -v rss="$5" -v ref="$6" 'BEGIN {
+line() { # label seconds megabytes tokens rss reference_seconds [instructions_per_byte]
+  awk -v label="$1" -v s="$2" -v mb="$3" -v tok="$4" -v rss="$5" -v ref="$6" -v ipb="${7:-}" 'BEGIN {
     ratio = ref > 0 ? sprintf("%.1fx", ref / s) : "-";
-    printf "  %-54s %8.3f s %8.1f MB/s %10d tokens %7.1f MB peak %7s\n", label, s, mb / s, tok, rss / 1024, ratio }'
+    printf "  %-54s %8.3f s %8.1f MB/s %10d tokens %7.1f MB peak %7s", label, s, mb / s, tok, rss / 1024, ratio;
+    if (ipb != "") printf " %6s instr/byte", ipb;
+    printf "\n" }'
+}
+
+# instructions DB ARGS...: instructions per byte of one run of bench_encode.
+count_instructions() {
+  if [ "${BENCH_INSTRUCTIONS:-1}" = 0 ] || ! command -v valgrind >/dev/null; then return; fi
+  local data=$1 one two
+  shift
+  one=$(BENCH_RUNS=1 valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
+        "$bench" "$@" 2>&1 >/dev/null | awk '/I +refs/ { gsub(",", "", $4); print $4 }')
+  two=$(BENCH_RUNS=2 valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
+        "$bench" "$@" 2>&1 >/dev/null | awk '/I +refs/ { gsub(",", "", $4); print $4 }')
+  awk -v a="$one" -v b="$two" -v mb="$data" 'BEGIN { printf "%.1f", (b - a) / (mb * 1e6) }'
 }
 
 echo "Encoding $(basename "$corpus"): $(sqlite3 "$db" "SELECT count(*) FROM corpus") documents, one thread, best of 5"
@@ -42,9 +60,11 @@ else
 fi
 for model in bytepiece.eu.plus.80k bytepiece_80k; do
   read -r _ s mb tok rss < <("$bench" lib "$db" "$models/$model.zip")
-  line "bytepiece C library, $model" "$s" "$mb" "$tok" "$rss" "$sp_s"
+  line "bytepiece C library, $model" "$s" "$mb" "$tok" "$rss" "$sp_s" \
+    "$(count_instructions "$mb" lib "$db" "$models/$model.zip")"
   read -r _ s mb tok rss < <("$bench" sql "$db" "$models/$model.zip" "$extension")
-  line "bytepiece SQL bp_count, $model" "$s" "$mb" "$tok" "$rss" "$sp_s"
+  line "bytepiece SQL bp_count, $model" "$s" "$mb" "$tok" "$rss" "$sp_s" \
+    "$(count_instructions "$mb" sql "$db" "$models/$model.zip" "$extension")"
 done
 [ "$sp_s" = 0 ] || line "SentencePiece, bytepiece.eu.plus.80k.sp.model" "$sp_s" "$sp_mb" "$sp_tok" "$sp_rss" "$sp_s"
 
@@ -59,11 +79,49 @@ fi
 model=bytepiece.eu.plus.80k
 read -r _ det_s _ _ _ < <("$bench" lib "$db" "$models/$model.zip")
 read -r _ s mb tok rss < <("$bench" lib "$db" "$models/$model.zip" 0.1)
-line "bytepiece C library, $model" "$s" "$mb" "$tok" "$rss" "$sps_s"
+line "bytepiece C library, $model" "$s" "$mb" "$tok" "$rss" "$sps_s" \
+  "$(count_instructions "$mb" lib "$db" "$models/$model.zip" 0.1)"
 awk -v s="$s" -v d="$det_s" 'BEGIN { printf "  %-54s %8.2fx the deterministic time\n", "", s / d }'
 read -r _ s mb tok rss < <("$bench" sql "$db" "$models/$model.zip" "$extension" 0.1)
-line "bytepiece SQL bp_count(.., 0.1, rowid), $model" "$s" "$mb" "$tok" "$rss" "$sps_s"
+line "bytepiece SQL bp_count(.., 0.1, rowid), $model" "$s" "$mb" "$tok" "$rss" "$sps_s" \
+  "$(count_instructions "$mb" sql "$db" "$models/$model.zip" "$extension" 0.1)"
 [ "$sps_s" = 0 ] || line "SentencePiece sampling, $model.sp.model" "$sps_s" "$sps_mb" "$sps_tok" "$sps_rss" "$sps_s"
+
+echo
+echo "Short rows: 200,000 rows of 20-60 bytes cut from the same corpus; ratio against SentencePiece"
+short=$work/short.db
+# Pieces of 20-60 bytes in corpus order, cut at character boundaries
+# (a fixed seed, so every run encodes the same rows).
+$python - "$db" "$short" <<'PY'
+import random, sqlite3, sys
+random.seed(1)
+data = "".join(row[0] for row in sqlite3.connect(sys.argv[1]).execute(
+    "SELECT text FROM corpus ORDER BY rowid")).encode("utf-8")
+out = sqlite3.connect(sys.argv[2])
+out.execute("CREATE TABLE corpus(text TEXT)")
+rows, at = [], 0
+while len(rows) < 200000:
+    n = random.randint(20, 60)
+    rows.append((data[at:at + n].decode("utf-8", "ignore"),))
+    at = (at + n) % (len(data) - 100)
+out.executemany("INSERT INTO corpus VALUES (?)", rows)
+out.commit()
+PY
+if [ "$sp_s" != 0 ]; then
+  read -r _ shs_s shs_mb shs_tok shs_rss < <($python "$here/bench_sentencepiece.py" "$short" "$sp_model")
+else
+  shs_s=0
+fi
+for model in bytepiece.eu.plus.80k bytepiece_80k; do
+  read -r _ s mb tok rss < <("$bench" lib "$short" "$models/$model.zip")
+  line "bytepiece C library, $model" "$s" "$mb" "$tok" "$rss" "$shs_s" \
+    "$(count_instructions "$mb" lib "$short" "$models/$model.zip")"
+  read -r _ s mb tok rss < <("$bench" sql "$short" "$models/$model.zip" "$extension")
+  line "bytepiece SQL bp_count, $model" "$s" "$mb" "$tok" "$rss" "$shs_s" \
+    "$(count_instructions "$mb" sql "$short" "$models/$model.zip" "$extension")"
+  awk -v s="$s" 'BEGIN { printf "  %-54s %8.2f microseconds per row\n", "", s / 200000 * 1e6 }'
+done
+[ "$shs_s" = 0 ] || line "SentencePiece, bytepiece.eu.plus.80k.sp.model" "$shs_s" "$shs_mb" "$shs_tok" "$shs_rss" "$shs_s"
 
 echo
 echo "Compiling a stored model value (best of 20)"

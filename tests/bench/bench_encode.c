@@ -10,7 +10,8 @@
 **   bench_encode compile MODEL_FILE    model value -> compiled model, and its memory
 **
 ** Each prints one line: "name seconds megabytes tokens peak_rss_kb", the best
-** of five runs (compile: of twenty).
+** of five runs (compile: of twenty). BENCH_RUNS=1 runs each once, for
+** counting instructions under cachegrind or callgrind.
 */
 #include "bytepiece.h"
 
@@ -70,6 +71,8 @@ static corpus read_corpus(const char *path) {
 }
 
 int main(int argc, char **argv) {
+  int runs = getenv("BENCH_RUNS") ? atoi(getenv("BENCH_RUNS")) : 5;
+  if (runs < 1) runs = 1;
   if (argc < 3) die("usage", "bench_encode lib|sql|compile ...");
   const char *mode = argv[1];
   bp_error err;
@@ -101,7 +104,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "lib") == 0) {
     bp_model *m;
     if (bp_model_load_file(argv[3], &m, &err) != BP_OK) die(argv[3], err.message);
-    for (int run = 0; run < 5; run++) {
+    for (int run = 0; run < runs; run++) {
       tokens = 0;
       double t0 = now();
       for (size_t i = 0; i < c.count; i++) {
@@ -134,7 +137,7 @@ int main(int argc, char **argv) {
     if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
       die("prepare", sqlite3_errmsg(db));
     sqlite3_free(sql);
-    for (int run = 0; run < 5; run++) {
+    for (int run = 0; run < runs; run++) {
       double t0 = now();
       if (sqlite3_step(stmt) != SQLITE_ROW) die("step", sqlite3_errmsg(db));
       tokens = sqlite3_column_int64(stmt, 0);
