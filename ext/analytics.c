@@ -18,24 +18,24 @@ SQLITE_EXTENSION_INIT3
 
 /* ---- bp_truncate ------------------------------------------------------------- */
 
-void bp_truncate_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bpsql_truncate_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *text;
   size_t len;
   int input;
-  if (bp_text_argument(ctx, argv[0], "bp_truncate", 1, &text, &len, &input) <= 0) return;
+  if (bpsql_text_argument(ctx, argv[0], "bp_truncate", 1, &text, &len, &input) <= 0) return;
   if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER || sqlite3_value_int64(argv[1]) < 0) {
-    bp_result_errorf(ctx, SQLITE_MISMATCH, "bp_truncate: argument 2 (max_tokens) must be "
+    bpsql_result_errorf(ctx, SQLITE_MISMATCH, "bp_truncate: argument 2 (max_tokens) must be "
                      "an INTEGER of 0 or more");
     return;
   }
   sqlite3_int64 budget = sqlite3_value_int64(argv[1]);
   bp_model *model;
-  if (bp_resolve_model(sqlite3_user_data(ctx), argc > 2 ? argv[2] : NULL, "bp_truncate",
+  if (bpsql_resolve_model(sqlite3_user_data(ctx), argc > 2 ? argv[2] : NULL, "bp_truncate",
                        ctx, NULL, &model) != SQLITE_OK)
     return;
   bp_spans s;
   bp_error err;
-  bp_interrupt interrupt = {bp_sql_interrupted, sqlite3_context_db_handle(ctx)};
+  bp_interrupt interrupt = {bpsql_sql_interrupted, sqlite3_context_db_handle(ctx)};
   int rc = bp_encode_spans(model, text, len, input, 0, NULL, &interrupt, &s, &err);
   size_t cut = s.length;
   if (rc == BP_OK && (sqlite3_uint64)s.ids.count > (sqlite3_uint64)budget) {
@@ -52,8 +52,8 @@ void bp_truncate_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
     }
   }
   bp_model_release(model);
-  if (rc != BP_OK) bp_result_error(ctx, "bp_truncate", &err);
-  else bp_result_bytes(ctx, "bp_truncate", s.text, cut, SQLITE_TRANSIENT, s.is_text);
+  if (rc != BP_OK) bpsql_result_error(ctx, "bp_truncate", &err);
+  else bpsql_result_bytes(ctx, "bp_truncate", s.text, cut, SQLITE_TRANSIENT, s.is_text);
   bp_spans_free(&s);
 }
 
@@ -66,7 +66,7 @@ typedef struct stats {
   int failed;
 } stats;
 
-void bp_stats_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bpsql_stats_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   stats *s = sqlite3_aggregate_context(ctx, sizeof *s);
   if (!s) {
     sqlite3_result_error_nomem(ctx);
@@ -76,22 +76,22 @@ void bp_stats_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *text;
   size_t len;
   int input;
-  int r = bp_text_argument(ctx, argv[0], "bp_stats", 1, &text, &len, &input);
+  int r = bpsql_text_argument(ctx, argv[0], "bp_stats", 1, &text, &len, &input);
   if (r < 0) s->failed = 1;
   if (r <= 0) return;
   bp_model *model;
-  if (bp_resolve_model(sqlite3_user_data(ctx), argc > 1 ? argv[1] : NULL, "bp_stats", ctx,
+  if (bpsql_resolve_model(sqlite3_user_data(ctx), argc > 1 ? argv[1] : NULL, "bp_stats", ctx,
                        NULL, &model) != SQLITE_OK) {
     s->failed = 1;
     return;
   }
   size_t count;
   bp_error err;
-  bp_interrupt interrupt = {bp_sql_interrupted, sqlite3_context_db_handle(ctx)};
+  bp_interrupt interrupt = {bpsql_sql_interrupted, sqlite3_context_db_handle(ctx)};
   int rc = bp_count(model, text, len, input, NULL, &interrupt, &count, &err);
   bp_model_release(model);
   if (rc != BP_OK) {
-    bp_result_error(ctx, "bp_stats", &err);
+    bpsql_result_error(ctx, "bp_stats", &err);
     s->failed = 1;
     return;
   }
@@ -123,7 +123,7 @@ static sqlite3_int64 percentile(const sqlite3_int64 *sorted, sqlite3_int64 n, in
   return sorted[rank > 0 ? rank - 1 : 0];
 }
 
-void bp_stats_final(sqlite3_context *ctx) {
+void bpsql_stats_final(sqlite3_context *ctx) {
   stats *s = sqlite3_aggregate_context(ctx, 0);
   if (s && s->failed) {
     sqlite3_free(s->counts);

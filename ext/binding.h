@@ -15,33 +15,33 @@
 ** point, registering those rows). The tokenizer itself is the plain C
 ** library in ../src.
 */
-#ifndef BYTEPIECE_BINDING_H
-#define BYTEPIECE_BINDING_H
+#ifndef BPSQL_BINDING_H
+#define BPSQL_BINDING_H
 
 #include "sql_support.h"
 #include "sql_api.h"
 
 /* The implementations registered in sql_api.h. */
-#define BP_DECLARE_FUNCTION(name, min_args, max_args, flags, function) \
+#define BPSQL_DECLARE_FUNCTION(name, min_args, max_args, flags, function) \
   void function(sqlite3_context *ctx, int argc, sqlite3_value **argv);
-#define BP_DECLARE_AGGREGATE(name, min_args, max_args, flags, step, final) \
+#define BPSQL_DECLARE_AGGREGATE(name, min_args, max_args, flags, step, final) \
   void step(sqlite3_context *ctx, int argc, sqlite3_value **argv);         \
   void final(sqlite3_context *ctx);
-#define BP_DECLARE_MODULE(name, module, with_connection) \
+#define BPSQL_DECLARE_MODULE(name, module, with_connection) \
   extern const sqlite3_module module;
-BP_SQL_API(BP_DECLARE_FUNCTION, BP_DECLARE_AGGREGATE, BP_DECLARE_MODULE)
+BPSQL_SQL_API(BPSQL_DECLARE_FUNCTION, BPSQL_DECLARE_AGGREGATE, BPSQL_DECLARE_MODULE)
 
 /* Per-connection state: which compiled model each name resolves to. */
-typedef struct bp_connection bp_connection;
+typedef struct bpsql_connection bpsql_connection;
 
 /* The state starts with one reference, the caller's. Every registration
 ** that carries it (as user data or module aux) holds one more, released by
 ** the destructor SQLite calls when the registration is replaced, fails, or
 ** the connection closes; so re-registering, after a load that failed
 ** partway, never frees state that a registration still uses. */
-bp_connection *bp_connection_new(sqlite3 *db);
-bp_connection *bp_connection_retain(bp_connection *connection);
-void bp_connection_release(void *connection);
+bpsql_connection *bpsql_connection_new(sqlite3 *db);
+bpsql_connection *bpsql_connection_retain(bpsql_connection *connection);
+void bpsql_connection_release(void *connection);
 
 /* Resolves a model argument: a model name (TEXT), a model value (BLOB), or,
 ** when `argument` is NULL, the default model. On success returns SQLITE_OK
@@ -49,31 +49,31 @@ void bp_connection_release(void *connection);
 ** failure reports the error on `ctx` (prefixed with `function`) or, when
 ** ctx is NULL, in *message (to free with sqlite3_free), and returns the
 ** SQLite error code. */
-int bp_resolve_model(bp_connection *connection, sqlite3_value *argument,
+int bpsql_resolve_model(bpsql_connection *connection, sqlite3_value *argument,
                      const char *function, sqlite3_context *ctx,
                      char **message, bp_model **model);
 
 /* The database handle of a connection's state. */
-sqlite3 *bp_connection_db(bp_connection *connection);
+sqlite3 *bpsql_connection_db(bpsql_connection *connection);
 
 /* Keeps `model`, which the binding built and returns as `value` (the
 ** bytes of bp_model_serialize), so that storing or using those bytes does
 ** not compile them again (model_cache.c). Takes over the reference;
 ** `owner` is the connection returning the value: what it keeps is dropped
 ** when it closes. */
-void bp_model_cache_keep(const bp_connection *owner, bp_model *model, const uint8_t *value,
+void bpsql_model_cache_keep(const bpsql_connection *owner, bp_model *model, const uint8_t *value,
                          size_t len);
 
 /* How many models this process compiled, and how many it holds now. */
-void bp_registry_statistics(long *compiled, int *shared);
+void bpsql_registry_statistics(long *compiled, int *shared);
 
 /* The same for a model name (NULL: the default model); errors in *message. */
-int bp_resolve_model_name(bp_connection *connection, const char *name,
+int bpsql_resolve_model_name(bpsql_connection *connection, const char *name,
                           const char *function, char **message, bp_model **model);
 
 /* Registers the FTS5 tokenizer "bytepiece" (when SQLite has FTS5);
 ** returns an SQLite result code. */
-int bp_register_fts5(sqlite3 *db, bp_connection *connection);
+int bpsql_register_fts5(sqlite3 *db, bpsql_connection *connection);
 
 
-#endif /* BYTEPIECE_BINDING_H */
+#endif /* BPSQL_BINDING_H */

@@ -43,11 +43,11 @@ SQLITE_EXTENSION_INIT3
 
 /* The models, by their published names; the first is the default. */
 #define BUILTIN_MODELS(X)                                              \
-  X(bp_builtin_80k, "bytepiece_80k")                                   \
-  X(bp_builtin_eu_plus_80k, "bytepiece.eu.plus.80k")                   \
-  X(bp_builtin_id_eu_plus_80k, "bytepiece.id.eu.plus.80k")             \
-  X(bp_builtin_plus_40k, "bytepiece.plus.40k")                         \
-  X(bp_builtin_zh_id_eu_40k, "bytepiece.zh.id.eu.40k")
+  X(bpsql_builtin_80k, "bytepiece_80k")                                   \
+  X(bpsql_builtin_eu_plus_80k, "bytepiece.eu.plus.80k")                   \
+  X(bpsql_builtin_id_eu_plus_80k, "bytepiece.id.eu.plus.80k")             \
+  X(bpsql_builtin_plus_40k, "bytepiece.plus.40k")                         \
+  X(bpsql_builtin_zh_id_eu_40k, "bytepiece.zh.id.eu.40k")
 
 #define AS_EMBED(symbol, name) EMBED(symbol, "models/" name ".value.z")
 #define AS_DECLARE(symbol, name) DECLARE(symbol)
@@ -63,12 +63,12 @@ typedef struct builtin_model {
 static const builtin_model builtins[] = {BUILTIN_MODELS(AS_ROW)};
 #define BUILTIN_COUNT ((int)(sizeof builtins / sizeof builtins[0]))
 
-int bp_builtin_count(void) { return BUILTIN_COUNT; }
+int bpsql_builtin_count(void) { return BUILTIN_COUNT; }
 
-const char *bp_builtin_name(int i) { return builtins[i].name; }
+const char *bpsql_builtin_name(int i) { return builtins[i].name; }
 
-int bp_builtin_find(const char *name) {
-  if (!name) name = BP_BUILTIN_DEFAULT;
+int bpsql_builtin_find(const char *name) {
+  if (!name) name = BPSQL_BUILTIN_DEFAULT;
   for (int i = 0; i < BUILTIN_COUNT; i++)
     if (strcmp(builtins[i].name, name) == 0) return i;
   return -1;
@@ -133,7 +133,7 @@ static int inflate_value(int i, uint8_t *into, size_t limit, uint8_t **value,
   return rc;
 }
 
-int bp_builtin_vocab_size(int i, sqlite3_int64 *vocab_size) {
+int bpsql_builtin_vocab_size(int i, sqlite3_int64 *vocab_size) {
   uint8_t header[BP_VALUE_HEADER_BYTES] = {0};
   sqlite3_int64 len;
   int rc = inflate_value(i, header, sizeof header, NULL, &len);
@@ -145,11 +145,11 @@ int bp_builtin_vocab_size(int i, sqlite3_int64 *vocab_size) {
   return SQLITE_OK;
 }
 
-int bp_builtin_value(int i, uint8_t **value, sqlite3_int64 *len) {
+int bpsql_builtin_value(int i, uint8_t **value, sqlite3_int64 *len) {
   return inflate_value(i, NULL, 0, value, len);
 }
 
-int bp_builtin_compile(sqlite3 *db, int i, bp_model **model,
+int bpsql_builtin_compile(sqlite3 *db, int i, bp_model **model,
                        uint8_t header[BP_VALUE_HEADER_BYTES], sqlite3_int64 *len,
                        bp_error *err) {
   *model = NULL;
@@ -161,7 +161,7 @@ int bp_builtin_compile(sqlite3 *db, int i, bp_model **model,
              builtins[i].name);
     return err->code;
   }
-  int brc = bp_model_cache_compile(db, value, (size_t)*len, model, err);
+  int brc = bpsql_model_cache_compile(db, value, (size_t)*len, model, err);
   if (brc == BP_OK) memcpy(header, value, BP_VALUE_HEADER_BYTES);
   sqlite3_free(value);
   return brc;

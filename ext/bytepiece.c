@@ -65,22 +65,22 @@ typedef struct sql_entry {
 #define AS_MODULE(name, module, with_connection) \
   {name, NULL, NULL, NULL, &(module), 0, 0, 0, with_connection},
 
-static const sql_entry sql_api[] = {BP_SQL_API(AS_FUNCTION, AS_AGGREGATE, AS_MODULE)};
+static const sql_entry sql_api[] = {BPSQL_SQL_API(AS_FUNCTION, AS_AGGREGATE, AS_MODULE)};
 
 /* Registers one row, every argument count of a function. Each registration
 ** takes its own reference to the connection state; SQLite's destructor
 ** releases it, also when the registration fails. */
-static int register_entry(sqlite3 *db, const sql_entry *e, bp_connection *connection) {
+static int register_entry(sqlite3 *db, const sql_entry *e, bpsql_connection *connection) {
   if (e->module)
     return e->with_connection
                ? sqlite3_create_module_v2(db, e->name, e->module,
-                                          bp_connection_retain(connection),
-                                          bp_connection_release)
+                                          bpsql_connection_retain(connection),
+                                          bpsql_connection_release)
                : sqlite3_create_module_v2(db, e->name, e->module, NULL, NULL);
   for (int n = e->min_args; n <= e->max_args; n++) {
     int rc = sqlite3_create_function_v2(db, e->name, n, e->flags,
-                                        bp_connection_retain(connection), e->function,
-                                        e->step, e->final, bp_connection_release);
+                                        bpsql_connection_retain(connection), e->function,
+                                        e->step, e->final, bpsql_connection_release);
     if (rc != SQLITE_OK) return rc;
   }
   return SQLITE_OK;
@@ -102,21 +102,21 @@ int sqlite3_bytepiece_init(sqlite3 *db, char **error,
     return rc;
   }
   if (loaded) return SQLITE_OK;
-  bp_connection *connection = bp_connection_new(db);
+  bpsql_connection *connection = bpsql_connection_new(db);
   if (!connection) return SQLITE_NOMEM;
   /* The FTS5 tokenizer first, so that the table's last row, the mark, is
   ** registered last of all. */
   const sql_entry *failed = NULL;
-  rc = bp_register_fts5(db, connection);
+  rc = bpsql_register_fts5(db, connection);
   for (size_t i = 0; i < sizeof sql_api / sizeof sql_api[0] && rc == SQLITE_OK; i++)
     if ((rc = register_entry(db, &sql_api[i], connection)) != SQLITE_OK) failed = &sql_api[i];
-  if (failed && failed->module == &bp_models_module)
+  if (failed && failed->module == &bpsql_models_module)
     *error = sqlite3_mprintf("bytepiece: cannot register bp_models: %s",
                              sqlite3_errmsg(db));
   else if (rc != SQLITE_OK)
     *error = sqlite3_mprintf("bytepiece: cannot register functions: %s",
                              sqlite3_errmsg(db));
   /* The registrations hold the state now; it is freed with the last. */
-  bp_connection_release(connection);
+  bpsql_connection_release(connection);
   return rc;
 }

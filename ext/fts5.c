@@ -33,7 +33,7 @@
 ** first used, not when the table is opened (but for CREATE VIRTUAL TABLE,
 ** which fails on a wrong name), so a table whose model is gone can still be
 ** dropped; every use checks that the name still holds the model the
-** tokenizer compiled (bp_resolve_model_name notices a changed store at each
+** tokenizer compiled (bpsql_resolve_model_name notices a changed store at each
 ** statement), and fails with SQLITE_ERROR when it does not. With pieces 0,
 ** the default, the model is never used: such an index does not depend on it.
 **
@@ -56,7 +56,7 @@ SQLITE_EXTENSION_INIT3
 #define PIECE_MARK '\x01'
 
 struct Fts5Tokenizer {
-  bp_connection *connection;
+  bpsql_connection *connection;
   char *name;             /* the declared model name; NULL: the default model */
   int pieces;             /* index the model's pieces for ranking */
   bp_model *model;        /* resolved at first use */
@@ -95,11 +95,11 @@ static int tokenizer_create(void *user_data, const char **arguments, int count,
       return SQLITE_ERROR; /* FTS5 reports "error in tokenizer constructor" */
     if (strcmp(arguments[i], "pieces") == 0) pieces = arguments[i + 1][0] == '1';
   }
-  if (creating_table(bp_connection_db(user_data))) {
+  if (creating_table(bpsql_connection_db(user_data))) {
     /* A new table gets its model now, so that a wrong name fails the CREATE. */
     bp_model *model;
     char *message;
-    int rc = bp_resolve_model_name(user_data, name, "bytepiece tokenizer", &message, &model);
+    int rc = bpsql_resolve_model_name(user_data, name, "bytepiece tokenizer", &message, &model);
     sqlite3_free(message);
     if (rc != SQLITE_OK) return rc;
     bp_model_release(model);
@@ -111,9 +111,9 @@ static int tokenizer_create(void *user_data, const char **arguments, int count,
     sqlite3_free(t);
     return SQLITE_NOMEM;
   }
-  t->connection = bp_connection_retain(user_data);
+  t->connection = bpsql_connection_retain(user_data);
   t->pieces = pieces;
-  t->interrupt = (bp_interrupt){bp_sql_interrupted, bp_connection_db(user_data)};
+  t->interrupt = (bp_interrupt){bpsql_sql_interrupted, bpsql_connection_db(user_data)};
   *out = t;
   return SQLITE_OK;
 }
@@ -121,7 +121,7 @@ static int tokenizer_create(void *user_data, const char **arguments, int count,
 static void tokenizer_delete(Fts5Tokenizer *t) {
   if (!t) return;
   bp_model_release(t->model);
-  bp_connection_release(t->connection);
+  bpsql_connection_release(t->connection);
   sqlite3_free(t->name);
   sqlite3_free(t);
 }
@@ -133,7 +133,7 @@ static void tokenizer_delete(Fts5Tokenizer *t) {
 static int tokenizer_model(Fts5Tokenizer *t) {
   bp_model *model;
   char *message;
-  int rc = bp_resolve_model_name(t->connection, t->name, "bytepiece tokenizer", &message,
+  int rc = bpsql_resolve_model_name(t->connection, t->name, "bytepiece tokenizer", &message,
                                  &model);
   if (rc != SQLITE_OK) {
     sqlite3_log(rc, "%s", message ? message : "bytepiece tokenizer: out of memory");
@@ -181,7 +181,7 @@ static int indexed_text_make(const bp_model *model, const bp_interrupt *interrup
   }
   if (rc != BP_OK) {
     bp_spans_free(&out->spans);
-    return bp_sqlite_code(rc);
+    return bpsql_sqlite_code(rc);
   }
   out->bytes = out->spans.text;
   out->length = out->spans.length;
@@ -387,11 +387,11 @@ static int append_phrase(sqlite3_str *out, const bp_model *model, const bp_inter
   return SQLITE_OK;
 }
 
-void bp_fts_query_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bpsql_fts_query_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (sqlite3_value_type(argv[0]) == SQLITE_NULL) return;
   if (sqlite3_value_type(argv[0]) != SQLITE_TEXT) {
-    bp_result_errorf(ctx, SQLITE_MISMATCH, "bp_fts_query: the query must be TEXT, not %s",
-                     bp_type_name(argv[0]));
+    bpsql_result_errorf(ctx, SQLITE_MISMATCH, "bp_fts_query: the query must be TEXT, not %s",
+                     bpsql_type_name(argv[0]));
     return;
   }
   const char *text = (const char *)sqlite3_value_text(argv[0]);
@@ -401,10 +401,10 @@ void bp_fts_query_function(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     return;
   }
   bp_model *model = NULL;
-  if (argc > 1 && bp_resolve_model(sqlite3_user_data(ctx), argv[1], "bp_fts_query", ctx, NULL,
+  if (argc > 1 && bpsql_resolve_model(sqlite3_user_data(ctx), argv[1], "bp_fts_query", ctx, NULL,
                                    &model) != SQLITE_OK)
     return;
-  bp_interrupt interrupt = {bp_sql_interrupted, sqlite3_context_db_handle(ctx)};
+  bp_interrupt interrupt = {bpsql_sql_interrupted, sqlite3_context_db_handle(ctx)};
   sqlite3_str *out = sqlite3_str_new(sqlite3_context_db_handle(ctx));
   int rc = SQLITE_OK;
   int terms = 0;           /* phrases written */
@@ -460,7 +460,7 @@ void bp_fts_query_function(sqlite3_context *ctx, int argc, sqlite3_value **argv)
   if (rc != SQLITE_OK) {
     sqlite3_free(result);
     if (rc == SQLITE_NOMEM) sqlite3_result_error_nomem(ctx);
-    else bp_result_errorf(ctx, rc, "bp_fts_query: %s", sqlite3_errstr(rc));
+    else bpsql_result_errorf(ctx, rc, "bp_fts_query: %s", sqlite3_errstr(rc));
     return;
   }
   if (terms == 0) {
@@ -481,7 +481,7 @@ static int tokenizer_tokenize_v2(Fts5Tokenizer *t, void *context, int flags, con
 }
 #endif
 
-int bp_register_fts5(sqlite3 *db, bp_connection *connection) {
+int bpsql_register_fts5(sqlite3 *db, bpsql_connection *connection) {
   fts5_api *api = NULL;
   sqlite3_stmt *stmt;
   int rc = sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &stmt, NULL);
@@ -498,17 +498,17 @@ int bp_register_fts5(sqlite3 *db, bp_connection *connection) {
   if (api->iVersion >= 3) {
     static fts5_tokenizer_v2 tokenizer_v2 = {2, tokenizer_create, tokenizer_delete,
                                              tokenizer_tokenize_v2};
-    rc = api->xCreateTokenizer_v2(api, "bytepiece", bp_connection_retain(connection),
-                                  &tokenizer_v2, bp_connection_release);
+    rc = api->xCreateTokenizer_v2(api, "bytepiece", bpsql_connection_retain(connection),
+                                  &tokenizer_v2, bpsql_connection_release);
   } else
 #endif
   {
     static fts5_tokenizer tokenizer = {tokenizer_create, tokenizer_delete,
                                        tokenizer_tokenize};
-    rc = api->xCreateTokenizer(api, "bytepiece", bp_connection_retain(connection),
-                               &tokenizer, bp_connection_release);
+    rc = api->xCreateTokenizer(api, "bytepiece", bpsql_connection_retain(connection),
+                               &tokenizer, bpsql_connection_release);
   }
   /* FTS5 calls the destructor only for a tokenizer it has registered. */
-  if (rc != SQLITE_OK) bp_connection_release(connection);
+  if (rc != SQLITE_OK) bpsql_connection_release(connection);
   return rc;
 }

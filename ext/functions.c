@@ -78,18 +78,18 @@ static int encode_options_argument(sqlite3_context *ctx, int argc,
   if (argc < 3) return 1;
   char *message;
   if (sqlite3_value_type(argv[2]) != SQLITE_TEXT) {
-    int rc = bp_alpha_and_seed(argv[2], argc > 3 ? argv[3] : NULL, function, 3,
+    int rc = bpsql_alpha_and_seed(argv[2], argc > 3 ? argv[3] : NULL, function, 3,
                                &options->has_alpha, &options->alpha,
                                &options->has_seed, &options->seed, &message);
     if (rc != SQLITE_OK) {
-      bp_result_errorf(ctx, rc, "%s", message);
+      bpsql_result_errorf(ctx, rc, "%s", message);
       sqlite3_free(message);
       return 0;
     }
     return 1;
   }
   if (argc > 3) {
-    bp_result_errorf(ctx, SQLITE_ERROR, "%s: with an options object as argument 3, "
+    bpsql_result_errorf(ctx, SQLITE_ERROR, "%s: with an options object as argument 3, "
                   "give the seed as its \"seed\" key", function);
     return 0;
   }
@@ -98,7 +98,7 @@ static int encode_options_argument(sqlite3_context *ctx, int argc,
     *options = *cached;
     return 1;
   }
-  if (bp_read_options(ctx, argv[2], function, apply_encode_option, options) != SQLITE_OK)
+  if (bpsql_read_options(ctx, argv[2], function, apply_encode_option, options) != SQLITE_OK)
     return 0;
   encode_options *kept = sqlite3_malloc64(sizeof *kept);
   if (kept) {
@@ -129,7 +129,7 @@ static int statement_model(sqlite3_context *ctx, int argc, sqlite3_value **argv,
       return 1;
     }
   }
-  if (bp_resolve_model(sqlite3_user_data(ctx), argc > 1 ? argv[1] : NULL,
+  if (bpsql_resolve_model(sqlite3_user_data(ctx), argc > 1 ? argv[1] : NULL,
                        function, ctx, NULL, model) != SQLITE_OK)
     return 0;
   /* The statement's reference; released at once when SQLite cannot keep it. */
@@ -146,18 +146,18 @@ static int encode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **argv
   const char *text;
   size_t len;
   int input;
-  int r = bp_text_argument(ctx, argv[0], function, 1, &text, &len, &input);
+  int r = bpsql_text_argument(ctx, argv[0], function, 1, &text, &len, &input);
   if (r <= 0) return r;
   encode_options options;
   if (!encode_options_argument(ctx, argc, argv, function, &options)) return -1;
   bp_sampler sampler;
   int sampling;
   char *message;
-  int rc = bp_sampler_from_options(function, options.has_alpha, options.alpha,
+  int rc = bpsql_sampler_from_options(function, options.has_alpha, options.alpha,
                                    options.has_seed, options.seed, &sampler,
                                    &sampling, &message);
   if (rc != SQLITE_OK) {
-    bp_result_errorf(ctx, rc, "%s", message);
+    bpsql_result_errorf(ctx, rc, "%s", message);
     sqlite3_free(message);
     return -1;
   }
@@ -165,7 +165,7 @@ static int encode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **argv
   if (!statement_model(ctx, argc, argv, function, &model)) return -1;
   bp_error err;
   bp_sampler *random = sampling ? &sampler : NULL;
-  bp_interrupt interrupt = {bp_sql_interrupted, sqlite3_context_db_handle(ctx)};
+  bp_interrupt interrupt = {bpsql_sql_interrupted, sqlite3_context_db_handle(ctx)};
   rc = BP_OK;
   *count = 0;
   if (ids) {
@@ -180,7 +180,7 @@ static int encode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **argv
   }
   bp_model_release(model);
   if (rc != BP_OK) {
-    bp_result_error(ctx, function, &err);
+    bpsql_result_error(ctx, function, &err);
     return -1;
   }
   return 1;
@@ -207,7 +207,7 @@ static char *format_ids_json(const int32_t *ids, size_t n, size_t *len) {
   return json;
 }
 
-void bp_encode_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bpsql_encode_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   bp_ids ids = {0};
   size_t count;
   int r = encode_arguments(ctx, argc, argv, "bp_encode", &ids, &count);
@@ -215,14 +215,14 @@ void bp_encode_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     size_t len;
     char *json = format_ids_json(ids.ids, ids.count, &len);
     if (json)
-      bp_result_bytes(ctx, "bp_encode", json, len, sqlite3_free, true);
+      bpsql_result_bytes(ctx, "bp_encode", json, len, sqlite3_free, true);
     else
       sqlite3_result_error_nomem(ctx);
   }
   bp_ids_free(&ids);
 }
 
-void bp_encode_packed_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bpsql_encode_packed_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   bp_ids ids = {0};
   size_t count;
   int r = encode_arguments(ctx, argc, argv, "bp_encode_packed", &ids, &count);
@@ -236,7 +236,7 @@ void bp_encode_packed_function(sqlite3_context *ctx, int argc, sqlite3_value **a
         packed[4 * i + 2] = (uint8_t)(v >> 16);
         packed[4 * i + 3] = (uint8_t)(v >> 24);
       }
-      bp_result_bytes(ctx, "bp_encode_packed", packed, (sqlite3_uint64)ids.count * 4,
+      bpsql_result_bytes(ctx, "bp_encode_packed", packed, (sqlite3_uint64)ids.count * 4,
                       sqlite3_free, false);
     } else {
       sqlite3_result_error_nomem(ctx);
@@ -245,7 +245,7 @@ void bp_encode_packed_function(sqlite3_context *ctx, int argc, sqlite3_value **a
   bp_ids_free(&ids);
 }
 
-void bp_count_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bpsql_count_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   size_t count;
   if (encode_arguments(ctx, argc, argv, "bp_count", NULL, &count) > 0)
     sqlite3_result_int64(ctx, (sqlite3_int64)count);
@@ -265,7 +265,7 @@ static int ids_argument(sqlite3_context *ctx, sqlite3_value *value,
     const uint8_t *p = sqlite3_value_blob(value);
     size_t len = (size_t)sqlite3_value_bytes(value);
     if (len % 4) {
-      bp_result_errorf(ctx, SQLITE_ERROR,
+      bpsql_result_errorf(ctx, SQLITE_ERROR,
                     "%s: a packed ids BLOB must be a multiple of 4 bytes long, "
                     "not %llu", function, (unsigned long long)len);
       return -1;
@@ -282,9 +282,9 @@ static int ids_argument(sqlite3_context *ctx, sqlite3_value *value,
     return 1;
   }
   if (type != SQLITE_TEXT) {
-    bp_result_errorf(ctx, SQLITE_MISMATCH,
+    bpsql_result_errorf(ctx, SQLITE_MISMATCH,
                   "%s: argument 1 must be a JSON array of ids (TEXT) or packed "
-                  "ids (BLOB), not %s", function, bp_type_name(value));
+                  "ids (BLOB), not %s", function, bpsql_type_name(value));
     return -1;
   }
   const char *p = (const char *)sqlite3_value_text(value);
@@ -332,7 +332,7 @@ static int ids_argument(sqlite3_context *ctx, sqlite3_value *value,
 malformed:
   sqlite3_free(*ids);
   *ids = NULL;
-  bp_result_errorf(ctx, SQLITE_ERROR,
+  bpsql_result_errorf(ctx, SQLITE_ERROR,
                 "%s: argument 1 is not a JSON array of integer ids", function);
   return -1;
 }
@@ -344,7 +344,7 @@ static char *decode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **ar
   size_t n;
   if (ids_argument(ctx, argv[0], function, &ids, &n) <= 0) return NULL;
   bp_model *model;
-  if (bp_resolve_model(sqlite3_user_data(ctx), argc > 1 ? argv[1] : NULL,
+  if (bpsql_resolve_model(sqlite3_user_data(ctx), argc > 1 ? argv[1] : NULL,
                        function, ctx, NULL, &model) != SQLITE_OK) {
     sqlite3_free(ids);
     return NULL;
@@ -355,24 +355,24 @@ static char *decode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **ar
   bp_model_release(model);
   sqlite3_free(ids);
   if (rc != BP_OK) {
-    bp_result_error(ctx, function, &err);
+    bpsql_result_error(ctx, function, &err);
     return NULL;
   }
   return bytes;
 }
 
-void bp_decode_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bpsql_decode_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   size_t len;
   char *bytes = decode_arguments(ctx, argc, argv, "bp_decode", &len);
   if (!bytes) return;
   len = bp_utf8_drop_invalid(bytes, len);
-  bp_result_bytes(ctx, "bp_decode", bytes, len, bp_free, true);
+  bpsql_result_bytes(ctx, "bp_decode", bytes, len, bp_free, true);
 }
 
-void bp_decode_bytes_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bpsql_decode_bytes_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   size_t len;
   char *bytes = decode_arguments(ctx, argc, argv, "bp_decode_bytes", &len);
-  if (bytes) bp_result_bytes(ctx, "bp_decode_bytes", bytes, len, bp_free, false);
+  if (bytes) bpsql_result_bytes(ctx, "bp_decode_bytes", bytes, len, bp_free, false);
 }
 
 /* ---- Model files ---------------------------------------------------------- */
@@ -381,8 +381,8 @@ static const char *path_argument(sqlite3_context *ctx, sqlite3_value *value,
                                  const char *function, int position) {
   if (sqlite3_value_type(value) != SQLITE_TEXT) {
     if (sqlite3_value_type(value) != SQLITE_NULL)
-      bp_result_errorf(ctx, SQLITE_MISMATCH, "%s: argument %d must be a file path "
-                    "(TEXT), not %s", function, position, bp_type_name(value));
+      bpsql_result_errorf(ctx, SQLITE_MISMATCH, "%s: argument %d must be a file path "
+                    "(TEXT), not %s", function, position, bpsql_type_name(value));
     return NULL;
   }
   const char *path = (const char *)sqlite3_value_text(value);
@@ -390,7 +390,7 @@ static const char *path_argument(sqlite3_context *ctx, sqlite3_value *value,
   return path;
 }
 
-void bp_model_load_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bpsql_model_load_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   const char *path = path_argument(ctx, argv[0], "bp_model_load", 1);
   if (!path) return;
@@ -399,19 +399,19 @@ void bp_model_load_function(sqlite3_context *ctx, int argc, sqlite3_value **argv
   uint8_t *value;
   size_t len;
   if (bp_model_load_file(path, &model, &err) != BP_OK) {
-    bp_result_error(ctx, "bp_model_load", &err);
+    bpsql_result_error(ctx, "bp_model_load", &err);
     return;
   }
   int rc = bp_model_serialize(model, &value, &len, &err);
   bp_model_release(model);
   if (rc != BP_OK) {
-    bp_result_error(ctx, "bp_model_load", &err);
+    bpsql_result_error(ctx, "bp_model_load", &err);
     return;
   }
-  bp_result_bytes(ctx, "bp_model_load", value, len, bp_free, false);
+  bpsql_result_bytes(ctx, "bp_model_load", value, len, bp_free, false);
 }
 
-void bp_model_save_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bpsql_model_save_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *path = path_argument(ctx, argv[1], "bp_model_save", 2);
   if (!path) return;
   int format = BP_FILE_BYTEPIECE;
@@ -421,18 +421,18 @@ void bp_model_save_function(sqlite3_context *ctx, int argc, sqlite3_value **argv
     if (name && strcmp(name, "sentencepiece") == 0) {
       format = BP_FILE_SENTENCEPIECE;
     } else if (!name || strcmp(name, "bytepiece") != 0) {
-      bp_result_errorf(ctx, SQLITE_ERROR, "bp_model_save: argument 3 (format) must be "
+      bpsql_result_errorf(ctx, SQLITE_ERROR, "bp_model_save: argument 3 (format) must be "
                        "'bytepiece' or 'sentencepiece'");
       return;
     }
   }
   if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
-    bp_result_errorf(ctx, SQLITE_MISMATCH, "bp_model_save: argument 1 must be a "
+    bpsql_result_errorf(ctx, SQLITE_MISMATCH, "bp_model_save: argument 1 must be a "
                   "model name or a model value, not NULL");
     return;
   }
   bp_model *model;
-  if (bp_resolve_model(sqlite3_user_data(ctx), argv[0], "bp_model_save", ctx,
+  if (bpsql_resolve_model(sqlite3_user_data(ctx), argv[0], "bp_model_save", ctx,
                        NULL, &model) != SQLITE_OK)
     return;
   bp_error err;
@@ -440,23 +440,23 @@ void bp_model_save_function(sqlite3_context *ctx, int argc, sqlite3_value **argv
   int rc = bp_model_save_file(model, path, format, &written, &err);
   bp_model_release(model);
   if (rc != BP_OK) {
-    bp_result_error(ctx, "bp_model_save", &err);
+    bpsql_result_error(ctx, "bp_model_save", &err);
     return;
   }
   sqlite3_result_int64(ctx, (sqlite3_int64)written);
 }
 
-void bp_version_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bpsql_version_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc; (void)argv;
   sqlite3_result_text(ctx, BP_VERSION, -1, SQLITE_STATIC);
 }
 
 /* A JSON object describing the build and the compiled-model cache. */
-void bp_debug_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bpsql_debug_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc; (void)argv;
   long compiled;
   int shared;
-  bp_registry_statistics(&compiled, &shared);
+  bpsql_registry_statistics(&compiled, &shared);
   char *json = sqlite3_mprintf(
       "{\"version\":\"%s\",\"sqlite\":\"%s\",\"utf8proc\":\"%s\","
       "\"models_compiled\":%ld,\"models_in_memory\":%d}",

@@ -11,7 +11,7 @@
 ** resolution in registry.c and by the bp_models table (models_table.c).
 **
 ** A value the binding has just made from a model it built (bp_train,
-** bp_model_shrink) comes with that model: bp_model_cache_keep keeps a copy
+** bp_model_shrink) comes with that model: bpsql_model_cache_keep keeps a copy
 ** of the exact bytes returned beside it, so that storing or using the
 ** value hands out the model without hashing or compiling the value again.
 ** The value is recognised by comparing all its bytes with the copy, never
@@ -45,7 +45,7 @@ static long compilations; /* for bp_debug(); under shared_lock */
 
 /* A value just made from a built model, and that model. */
 typedef struct kept_value {
-  const bp_connection *owner; /* the connection that made it */
+  const bpsql_connection *owner; /* the connection that made it */
   uint8_t *value;             /* a copy of the bytes returned */
   size_t length;
   size_t cost;                /* the copy and the compiled model, in bytes */
@@ -57,7 +57,7 @@ static kept_value *kept_values; /* under shared_lock, as are the totals */
 static int kept_count;
 static size_t kept_bytes;
 
-void bp_registry_statistics(long *compiled, int *shared) {
+void bpsql_registry_statistics(long *compiled, int *shared) {
   pthread_mutex_lock(&shared_lock);
   *compiled = compilations;
   *shared = 0;
@@ -106,7 +106,7 @@ static bp_model *shared_publish(const uint8_t header[BP_VALUE_HEADER_BYTES],
   return model;
 }
 
-void bp_model_cache_release(bp_model *model) {
+void bpsql_model_cache_release(bp_model *model) {
   if (!model) return;
   shared_model *gone = NULL;
   pthread_mutex_lock(&shared_lock);
@@ -140,14 +140,14 @@ static kept_value *kept_unlink(kept_value **link) {
 static void kept_free(kept_value *k) {
   while (k) {
     kept_value *next = k->next;
-    bp_model_cache_release(k->model);
+    bpsql_model_cache_release(k->model);
     sqlite3_free(k->value);
     sqlite3_free(k);
     k = next;
   }
 }
 
-void bp_model_cache_keep(const bp_connection *owner, bp_model *model, const uint8_t *value,
+void bpsql_model_cache_keep(const bpsql_connection *owner, bp_model *model, const uint8_t *value,
                          size_t len) {
   size_t cost = len + bp_model_memory(model);
   kept_value *k = NULL;
@@ -187,7 +187,7 @@ void bp_model_cache_keep(const bp_connection *owner, bp_model *model, const uint
   kept_free(dropped);
 }
 
-void bp_model_cache_forget(const bp_connection *owner) {
+void bpsql_model_cache_forget(const bpsql_connection *owner) {
   kept_value *dropped = NULL;
   pthread_mutex_lock(&shared_lock);
   for (kept_value **link = &kept_values; *link;) {
@@ -222,10 +222,10 @@ static bp_model *kept_take(const uint8_t *value, size_t len) {
 }
 
 /* Compiles a whole model value, or finds it compiled already: kept with
-** these very bytes (bp_model_cache_keep), or shared under its header, and
+** these very bytes (bpsql_model_cache_keep), or shared under its header, and
 ** then verified first, since its header alone proves nothing.
 ** sqlite3_interrupt(db) stops a long compilation. */
-int bp_model_cache_compile(sqlite3 *db, const uint8_t *value, size_t len,
+int bpsql_model_cache_compile(sqlite3 *db, const uint8_t *value, size_t len,
                            bp_model **model, bp_error *err) {
   *model = NULL;
   bp_value_header header;
@@ -234,12 +234,12 @@ int bp_model_cache_compile(sqlite3 *db, const uint8_t *value, size_t len,
   if ((*model = kept_take(value, len))) return BP_OK;
   if ((*model = shared_acquire(value))) {
     if (bp_value_verify(value, len, err) == BP_OK) return BP_OK;
-    bp_model_cache_release(*model);
+    bpsql_model_cache_release(*model);
     *model = NULL;
     return err->code;
   }
   bp_model *fresh;
-  bp_interrupt interrupt = {bp_sql_interrupted, db}; /* a long compilation stops */
+  bp_interrupt interrupt = {bpsql_sql_interrupted, db}; /* a long compilation stops */
   if ((rc = bp_model_deserialize(value, len, &interrupt, &fresh, err)) != BP_OK) return rc;
   pthread_mutex_lock(&shared_lock);
   compilations++;

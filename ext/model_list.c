@@ -134,7 +134,7 @@ static int list_filter(sqlite3_vtab_cursor *cursor, int idx_num, const char *idx
   if (rc != SQLITE_OK)
     return rc == SQLITE_NOMEM
                ? SQLITE_NOMEM
-               : bp_vtab_error(cursor->pVtab, rc, "bp_model_list: %s", sqlite3_errmsg(db));
+               : bpsql_vtab_error(cursor->pVtab, rc, "bp_model_list: %s", sqlite3_errmsg(db));
   /* The default model, as registry.c resolves it: the stored one named
   ** 'default', else the only stored one, else (nothing stored) the
   ** built-in default. */
@@ -142,14 +142,14 @@ static int list_filter(sqlite3_vtab_cursor *cursor, int idx_num, const char *idx
   for (int i = 0; i < stored; i++)
     if (strcmp(c->rows[i].name, "default") == 0) chosen = i;
   if (chosen < 0 && stored == 1) chosen = 0;
-  for (int b = 0; b < bp_builtin_count() && rc == SQLITE_OK; b++) {
+  for (int b = 0; b < bpsql_builtin_count() && rc == SQLITE_OK; b++) {
     sqlite3_int64 vocab_size;
-    if ((rc = bp_builtin_vocab_size(b, &vocab_size)) != SQLITE_OK) break;
-    rc = add_row(c, &capacity, sqlite3_mprintf("%s", bp_builtin_name(b)), b, vocab_size);
+    if ((rc = bpsql_builtin_vocab_size(b, &vocab_size)) != SQLITE_OK) break;
+    rc = add_row(c, &capacity, sqlite3_mprintf("%s", bpsql_builtin_name(b)), b, vocab_size);
     if (rc != SQLITE_OK) break;
     for (int i = 0; i < stored; i++)
-      if (strcmp(c->rows[i].name, bp_builtin_name(b)) == 0) c->rows[c->count - 1].shadowed = 1;
-    if (stored == 0 && b == bp_builtin_find(NULL)) chosen = c->count - 1;
+      if (strcmp(c->rows[i].name, bpsql_builtin_name(b)) == 0) c->rows[c->count - 1].shadowed = 1;
+    if (stored == 0 && b == bpsql_builtin_find(NULL)) chosen = c->count - 1;
   }
   if (rc != SQLITE_OK) return rc;
   if (chosen >= 0) c->rows[chosen].is_default = 1;
@@ -179,7 +179,7 @@ static int result_stored_model(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx
   int finalize_rc = sqlite3_finalize(stmt);
   if (rc == SQLITE_OK) rc = finalize_rc;
   if (rc == SQLITE_NOMEM) sqlite3_result_error_nomem(ctx);
-  else if (rc != SQLITE_OK) bp_vtab_error(cursor->pVtab, rc, "bp_model_list: %s", sqlite3_errmsg(db));
+  else if (rc != SQLITE_OK) bpsql_vtab_error(cursor->pVtab, rc, "bp_model_list: %s", sqlite3_errmsg(db));
   return rc;
 }
 
@@ -198,10 +198,10 @@ static int list_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx, int co
       if (row->builtin < 0) return result_stored_model(cursor, ctx, row->name);
       uint8_t *value;
       sqlite3_int64 len;
-      int rc = bp_builtin_value(row->builtin, &value, &len);
+      int rc = bpsql_builtin_value(row->builtin, &value, &len);
       if (rc == SQLITE_NOMEM) return SQLITE_NOMEM;
       if (rc != SQLITE_OK)
-        return bp_vtab_error(cursor->pVtab, rc, "bp_model_list: built-in model '%s' does not inflate",
+        return bpsql_vtab_error(cursor->pVtab, rc, "bp_model_list: built-in model '%s' does not inflate",
                              row->name);
       sqlite3_result_blob64(ctx, value, (sqlite3_uint64)len, sqlite3_free);
       break;
@@ -215,7 +215,7 @@ static int list_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
   return SQLITE_OK;
 }
 
-const sqlite3_module bp_model_list_module = {
+const sqlite3_module bpsql_model_list_module = {
     0,               /* iVersion */
     NULL,            /* xCreate: eponymous only */
     list_connect,    /* xConnect */

@@ -9,7 +9,7 @@
 ** extension is loaded and adds nothing to the schema. Its rows live in the
 ** store, main.bp_model_store(name, model) (registry.c), created by the
 ** first INSERT. Every read and write first checks the store's schema
-** (bp_store_check); a value about to be stored is verified and compiled,
+** (bpsql_store_check); a value about to be stored is verified and compiled,
 ** or recognised as one bp_train or bp_model_shrink just built
 ** (model_cache.c), and the connection remembers it under its name, to be
 ** confirmed at the next use.
@@ -25,7 +25,7 @@ SQLITE_EXTENSION_INIT3
 typedef struct models_table {
   sqlite3_vtab base;
   sqlite3 *db;
-  bp_connection *connection;
+  bpsql_connection *connection;
 } models_table;
 
 typedef struct models_cursor {
@@ -114,7 +114,7 @@ static int models_sqlite_error(models_table *t, int rc) {
   if (rc == SQLITE_NOMEM) return rc;
   const char *text = sqlite3_errmsg(t->db);
   if (strncmp(text, "bp_models: ", 11) == 0) text += 11;
-  return bp_vtab_error(&t->base, rc, "bp_models: %s", text);
+  return bpsql_vtab_error(&t->base, rc, "bp_models: %s", text);
 }
 
 static int models_next(sqlite3_vtab_cursor *cursor) {
@@ -140,19 +140,19 @@ static int models_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   c->eof = 0;
   sqlite3_stmt *snapshot;
   int schema_version, state;
-  int rc = bp_store_snapshot(t->db, &snapshot, &schema_version);
+  int rc = bpsql_store_snapshot(t->db, &snapshot, &schema_version);
   if (rc != SQLITE_OK) return models_sqlite_error(t, rc);
-  rc = bp_store_check(t->connection, schema_version, &state);
+  rc = bpsql_store_check(t->connection, schema_version, &state);
   if (rc == SQLITE_OK && state == BP_STORE_INVALID) {
     sqlite3_finalize(snapshot);
-    return bp_vtab_error(cursor->pVtab, SQLITE_ERROR, "bp_models: %s",
+    return bpsql_vtab_error(cursor->pVtab, SQLITE_ERROR, "bp_models: %s",
                          t->connection->store_problem);
   }
   if (rc == SQLITE_OK && state == BP_STORE_VALID) {
     rc = sqlite3_prepare_v2(t->db, idx_num == 1
-        ? "SELECT rowid, name, model FROM main." BP_STORE_TABLE
+        ? "SELECT rowid, name, model FROM main." BPSQL_STORE_TABLE
           " WHERE name = ?1 COLLATE BINARY"
-        : "SELECT rowid, name, model FROM main." BP_STORE_TABLE
+        : "SELECT rowid, name, model FROM main." BPSQL_STORE_TABLE
           " ORDER BY name COLLATE BINARY",
         -1, &c->stmt, NULL);
     if (rc == SQLITE_OK && idx_num == 1) rc = sqlite3_bind_value(c->stmt, 1, argv[0]);
@@ -224,7 +224,7 @@ static int run(sqlite3 *db, const char *sql, sqlite3_value *name, sqlite3_value 
 static int store_rowid(sqlite3 *db, sqlite3_value *name, int *found, sqlite3_int64 *rowid) {
   sqlite3_stmt *stmt;
   *found = 0;
-  int rc = sqlite3_prepare_v2(db, "SELECT rowid FROM main." BP_STORE_TABLE
+  int rc = sqlite3_prepare_v2(db, "SELECT rowid FROM main." BPSQL_STORE_TABLE
                               " WHERE name = ?1 COLLATE BINARY", -1, &stmt, NULL);
   if (rc != SQLITE_OK) return rc;
   if ((rc = sqlite3_bind_value(stmt, 1, name)) == SQLITE_OK) rc = sqlite3_step(stmt);
@@ -241,7 +241,7 @@ static int store_rowid(sqlite3 *db, sqlite3_value *name, int *found, sqlite3_int
 static int store_name(sqlite3 *db, sqlite3_int64 rowid, char **name) {
   sqlite3_stmt *stmt;
   *name = NULL;
-  int rc = sqlite3_prepare_v2(db, "SELECT name FROM main." BP_STORE_TABLE
+  int rc = sqlite3_prepare_v2(db, "SELECT name FROM main." BPSQL_STORE_TABLE
                               " WHERE rowid = ?1 AND typeof(name) = 'text'", -1, &stmt, NULL);
   if (rc != SQLITE_OK) return rc;
   if ((rc = sqlite3_bind_int64(stmt, 1, rowid)) == SQLITE_OK) rc = sqlite3_step(stmt);
@@ -261,22 +261,22 @@ static int models_check_row(models_table *t, sqlite3_value *name,
                             sqlite3_value *model, sqlite3_value *vocab_size) {
   sqlite3_vtab *vtab = &t->base;
   if (sqlite3_value_type(name) != SQLITE_TEXT || sqlite3_value_bytes(name) == 0)
-    return bp_vtab_error(vtab, SQLITE_CONSTRAINT,
+    return bpsql_vtab_error(vtab, SQLITE_CONSTRAINT,
                          "bp_models: name must be a non-empty TEXT");
   if (sqlite3_value_type(vocab_size) != SQLITE_NULL &&
       sqlite3_value_nochange(vocab_size) == 0)
-    return bp_vtab_error(vtab, SQLITE_CONSTRAINT,
+    return bpsql_vtab_error(vtab, SQLITE_CONSTRAINT,
                          "bp_models: vocab_size is read-only");
   if (sqlite3_value_type(model) != SQLITE_BLOB)
-    return bp_vtab_error(vtab, SQLITE_CONSTRAINT,
+    return bpsql_vtab_error(vtab, SQLITE_CONSTRAINT,
                          "bp_models: model must be a model value from "
                          "bp_model_load() or bp_train(), not %s",
-                         bp_type_name(model));
+                         bpsql_type_name(model));
   bp_value_header header;
   bp_error err;
   if (bp_value_read_header(sqlite3_value_blob(model), (size_t)sqlite3_value_bytes(model),
                            &header, &err) != BP_OK)
-    return bp_vtab_error(vtab, SQLITE_CONSTRAINT,
+    return bpsql_vtab_error(vtab, SQLITE_CONSTRAINT,
                          "bp_models: model must be a model value from "
                          "bp_model_load() or bp_train()");
   return SQLITE_OK;
@@ -286,11 +286,11 @@ static int models_check_row(models_table *t, sqlite3_value *name,
 ** that its first use is instant. */
 static int models_compile(models_table *t, sqlite3_value *model, bp_model **compiled) {
   bp_error err;
-  int brc = bp_model_cache_compile(t->db, sqlite3_value_blob(model),
+  int brc = bpsql_model_cache_compile(t->db, sqlite3_value_blob(model),
                                    (size_t)sqlite3_value_bytes(model), compiled, &err);
   if (brc == BP_NOMEM) return SQLITE_NOMEM;
   if (brc != BP_OK)
-    return bp_vtab_error(&t->base, bp_sqlite_code(err.code), "bp_models: %s",
+    return bpsql_vtab_error(&t->base, bpsql_sqlite_code(err.code), "bp_models: %s",
                          err.message);
   return SQLITE_OK;
 }
@@ -304,7 +304,7 @@ static int name_conflict(models_table *t, sqlite3_value *name, int *mode) {
   *mode = sqlite3_vtab_on_conflict(t->db);
   if (*mode == SQLITE_IGNORE) return SQLITE_CONSTRAINT;
   if (*mode == SQLITE_FAIL || *mode == SQLITE_ROLLBACK)
-    return bp_vtab_error(&t->base, SQLITE_CONSTRAINT,
+    return bpsql_vtab_error(&t->base, SQLITE_CONSTRAINT,
                          "bp_models: a model named '%s' exists already",
                          (const char *)sqlite3_value_text(name));
   return SQLITE_OK;
@@ -312,7 +312,7 @@ static int name_conflict(models_table *t, sqlite3_value *name, int *mode) {
 
 static int models_insert(models_table *t, sqlite3_value *name, sqlite3_value *model,
                          int state, sqlite3_int64 *rowid) {
-  bp_connection *c = t->connection;
+  bpsql_connection *c = t->connection;
   sqlite3 *db = t->db;
   int found = 0, mode, rc = SQLITE_OK;
   sqlite3_int64 existing = 0;
@@ -323,34 +323,34 @@ static int models_insert(models_table *t, sqlite3_value *name, sqlite3_value *mo
   bp_model *compiled;
   if ((rc = models_compile(t, model, &compiled)) != SQLITE_OK) return rc;
   if (state == BP_STORE_ABSENT) {
-    rc = run(db, "CREATE TABLE IF NOT EXISTS main." BP_STORE_TABLE
+    rc = run(db, "CREATE TABLE IF NOT EXISTS main." BPSQL_STORE_TABLE
              "(name TEXT PRIMARY KEY NOT NULL, model BLOB NOT NULL)", NULL, NULL, NULL);
     c->store_known = 0;
   }
   if (rc == SQLITE_OK && found) {
-    rc = run(db, "UPDATE main." BP_STORE_TABLE " SET model = ?2 WHERE rowid = ?3", NULL,
+    rc = run(db, "UPDATE main." BPSQL_STORE_TABLE " SET model = ?2 WHERE rowid = ?3", NULL,
              model, &existing);
     *rowid = existing;
   } else if (rc == SQLITE_OK) {
-    rc = run(db, "INSERT INTO main." BP_STORE_TABLE "(name, model) VALUES (?1, ?2)", name,
+    rc = run(db, "INSERT INTO main." BPSQL_STORE_TABLE "(name, model) VALUES (?1, ?2)", name,
              model, NULL);
     *rowid = sqlite3_last_insert_rowid(db);
   }
   if (rc != SQLITE_OK) {
-    bp_model_cache_release(compiled);
+    bpsql_model_cache_release(compiled);
     return models_sqlite_error(t, rc);
   }
-  bp_connection_remember(c, (const char *)sqlite3_value_text(name), model, compiled);
+  bpsql_connection_remember(c, (const char *)sqlite3_value_text(name), model, compiled);
   return SQLITE_OK;
 }
 
 static int models_change(models_table *t, sqlite3_int64 old_rowid, sqlite3_value *new_rowid,
                          sqlite3_value *name, sqlite3_value *model) {
-  bp_connection *c = t->connection;
+  bpsql_connection *c = t->connection;
   sqlite3 *db = t->db;
   if (sqlite3_value_type(new_rowid) != SQLITE_INTEGER ||
       sqlite3_value_int64(new_rowid) != old_rowid)
-    return bp_vtab_error(&t->base, SQLITE_CONSTRAINT, "bp_models: rowid is read-only");
+    return bpsql_vtab_error(&t->base, SQLITE_CONSTRAINT, "bp_models: rowid is read-only");
   char *old_name;
   int rc = store_name(db, old_rowid, &old_name);
   if (rc != SQLITE_OK) return models_sqlite_error(t, rc);
@@ -371,7 +371,7 @@ static int models_change(models_table *t, sqlite3_int64 old_rowid, sqlite3_value
   }
   if (found && mode != SQLITE_REPLACE) {
     sqlite3_free(old_name);
-    return bp_vtab_error(&t->base, SQLITE_CONSTRAINT,
+    return bpsql_vtab_error(&t->base, SQLITE_CONSTRAINT,
                          "bp_models: a model named '%s' exists already", new_name);
   }
   bp_model *compiled;
@@ -380,18 +380,18 @@ static int models_change(models_table *t, sqlite3_int64 old_rowid, sqlite3_value
     return rc;
   }
   if (found)
-    rc = run(db, "DELETE FROM main." BP_STORE_TABLE " WHERE rowid = ?3", NULL, NULL, &other);
+    rc = run(db, "DELETE FROM main." BPSQL_STORE_TABLE " WHERE rowid = ?3", NULL, NULL, &other);
   if (rc == SQLITE_OK)
-    rc = run(db, "UPDATE main." BP_STORE_TABLE " SET name = ?1, model = ?2 WHERE rowid = ?3",
+    rc = run(db, "UPDATE main." BPSQL_STORE_TABLE " SET name = ?1, model = ?2 WHERE rowid = ?3",
              name, model, &old_rowid);
   if (rc != SQLITE_OK) {
     sqlite3_free(old_name);
-    bp_model_cache_release(compiled);
+    bpsql_model_cache_release(compiled);
     return models_sqlite_error(t, rc);
   }
-  if (old_name) bp_connection_forget_name(c, old_name);
+  if (old_name) bpsql_connection_forget_name(c, old_name);
   sqlite3_free(old_name);
-  bp_connection_remember(c, new_name, model, compiled);
+  bpsql_connection_remember(c, new_name, model, compiled);
   return SQLITE_OK;
 }
 
@@ -399,9 +399,9 @@ static int models_delete(models_table *t, sqlite3_int64 rowid) {
   char *name;
   int rc = store_name(t->db, rowid, &name);
   if (rc == SQLITE_OK)
-    rc = run(t->db, "DELETE FROM main." BP_STORE_TABLE " WHERE rowid = ?3", NULL, NULL, &rowid);
+    rc = run(t->db, "DELETE FROM main." BPSQL_STORE_TABLE " WHERE rowid = ?3", NULL, NULL, &rowid);
   /* The model is released now, not at the next statement that resolves. */
-  if (rc == SQLITE_OK) bp_connection_forget_name(t->connection, name);
+  if (rc == SQLITE_OK) bpsql_connection_forget_name(t->connection, name);
   sqlite3_free(name);
   return rc == SQLITE_OK ? rc : models_sqlite_error(t, rc);
 }
@@ -409,19 +409,19 @@ static int models_delete(models_table *t, sqlite3_int64 rowid) {
 static int models_update(sqlite3_vtab *vtab, int argc, sqlite3_value **argv,
                          sqlite3_int64 *rowid) {
   models_table *t = (models_table *)vtab;
-  bp_connection *c = t->connection;
+  bpsql_connection *c = t->connection;
   /* A backstop: DIRECTONLY keeps triggers on the store (TEMP ones too, in
   ** SQLite 3.40) from writing bp_models, but should a write of the store
   ** ever come round to bp_models again, it would never end. */
   if (c->updating)
-    return bp_vtab_error(vtab, SQLITE_ERROR,
+    return bpsql_vtab_error(vtab, SQLITE_ERROR,
                          "bp_models: a write to bp_models cannot write bp_models "
-                         "again (a trigger on " BP_STORE_TABLE "?)");
-  bp_connection_note_write(c);
-  int state, rc = bp_store_check_now(c, &state);
+                         "again (a trigger on " BPSQL_STORE_TABLE "?)");
+  bpsql_connection_note_write(c);
+  int state, rc = bpsql_store_check_now(c, &state);
   if (rc != SQLITE_OK) return models_sqlite_error(t, rc);
   if (state == BP_STORE_INVALID)
-    return bp_vtab_error(vtab, SQLITE_ERROR, "bp_models: %s", c->store_problem);
+    return bpsql_vtab_error(vtab, SQLITE_ERROR, "bp_models: %s", c->store_problem);
   if (argc == 1) {
     if (state != BP_STORE_VALID) return SQLITE_OK;
     c->updating = 1;
@@ -445,7 +445,7 @@ static int models_update(sqlite3_vtab *vtab, int argc, sqlite3_value **argv,
 /* Writes roll back with the transaction; what was resolved is confirmed
 ** again at the next use. */
 static int models_rollback(sqlite3_vtab *vtab) {
-  bp_connection_note_write(((models_table *)vtab)->connection);
+  bpsql_connection_note_write(((models_table *)vtab)->connection);
   return SQLITE_OK;
 }
 
@@ -464,7 +464,7 @@ static int models_savepoint_noop(sqlite3_vtab *vtab, int savepoint) {
   return SQLITE_OK;
 }
 
-const sqlite3_module bp_models_module = {
+const sqlite3_module bpsql_models_module = {
     2,                       /* iVersion: savepoints */
     NULL,                    /* xCreate: NULL makes it eponymous only */
     models_connect,          /* xConnect */

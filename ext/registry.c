@@ -12,10 +12,10 @@
 ** shares (model_cache.c). A name that nothing stored holds may name a
 ** built-in model (builtin_models.c): a stored model of the same name takes
 ** precedence, and when nothing at all is stored the default model is the
-** built-in BP_BUILTIN_DEFAULT.
+** built-in BPSQL_BUILTIN_DEFAULT.
 **
 ** A database may come from anywhere, so the store is trusted only after a
-** look at its schema (bp_store_check): a rowid table with exactly the columns
+** look at its schema (bpsql_store_check): a rowid table with exactly the columns
 ** name (TEXT affinity) and model, and a UNIQUE index on name alone with
 ** BINARY collation. Anything else is refused on every path, with the same
 ** message. The verdict is kept until the schema version changes.
@@ -38,7 +38,7 @@
 
 SQLITE_EXTENSION_INIT3
 
-#define NOT_A_STORE "main." BP_STORE_TABLE " is not a model store: "
+#define NOT_A_STORE "main." BPSQL_STORE_TABLE " is not a model store: "
 #define MAX_VALUE_ENTRIES 4
 
 /* ---- Per-connection resolution --------------------------------------------- */
@@ -54,8 +54,8 @@ typedef struct resolved {
   sqlite3_uint64 used;
 } resolved;
 
-bp_connection *bp_connection_new(sqlite3 *db) {
-  bp_connection *c = sqlite3_malloc64(sizeof *c);
+bpsql_connection *bpsql_connection_new(sqlite3 *db) {
+  bpsql_connection *c = sqlite3_malloc64(sizeof *c);
   if (!c) return NULL;
   memset(c, 0, sizeof *c);
   c->db = db;
@@ -63,33 +63,33 @@ bp_connection *bp_connection_new(sqlite3 *db) {
   return c;
 }
 
-bp_connection *bp_connection_retain(bp_connection *c) {
+bpsql_connection *bpsql_connection_retain(bpsql_connection *c) {
   c->references++;
   return c;
 }
 
 static void entry_clear(resolved *e) {
   sqlite3_free(e->name);
-  bp_model_cache_release(e->model);
+  bpsql_model_cache_release(e->model);
   memset(e, 0, sizeof *e);
 }
 
-void bp_connection_release(void *connection) {
-  bp_connection *c = connection;
+void bpsql_connection_release(void *connection) {
+  bpsql_connection *c = connection;
   if (!c || --c->references > 0) return;
-  bp_model_cache_forget(c);
+  bpsql_model_cache_forget(c);
   for (int i = 0; i < c->count; i++) entry_clear(&c->entries[i]);
   sqlite3_free(c->entries);
   sqlite3_free(c->store_problem);
   sqlite3_free(c);
 }
 
-sqlite3 *bp_connection_db(bp_connection *c) { return c->db; }
+sqlite3 *bpsql_connection_db(bpsql_connection *c) { return c->db; }
 
 /* Notes whether bp_models may have changed since the last look, advancing
 ** the serial if so. The pager's data version is current only inside a read
 ** transaction, so this is called inside one. */
-static void connection_observe(bp_connection *c) {
+static void connection_observe(bpsql_connection *c) {
   unsigned version = 0;
   sqlite3_file_control(c->db, "main", SQLITE_FCNTL_DATA_VERSION, &version);
   if (!c->observed || version != c->data_version || c->writes != c->observed_writes) {
@@ -100,9 +100,9 @@ static void connection_observe(bp_connection *c) {
   }
 }
 
-void bp_connection_note_write(bp_connection *c) { c->writes++; }
+void bpsql_connection_note_write(bpsql_connection *c) { c->writes++; }
 
-static resolved *find_name(bp_connection *c, const char *name) {
+static resolved *find_name(bpsql_connection *c, const char *name) {
   for (int i = 0; i < c->count; i++) {
     resolved *e = &c->entries[i];
     if (!e->is_value && (name == NULL) == (e->name == NULL) &&
@@ -112,7 +112,7 @@ static resolved *find_name(bp_connection *c, const char *name) {
   return NULL;
 }
 
-static resolved *find_value(bp_connection *c, const uint8_t *header,
+static resolved *find_value(bpsql_connection *c, const uint8_t *header,
                             sqlite3_int64 length) {
   for (int i = 0; i < c->count; i++) {
     resolved *e = &c->entries[i];
@@ -123,7 +123,7 @@ static resolved *find_value(bp_connection *c, const uint8_t *header,
   return NULL;
 }
 
-static resolved *new_entry(bp_connection *c, const char *name, int is_value) {
+static resolved *new_entry(bpsql_connection *c, const char *name, int is_value) {
   if (is_value) {
     /* Keep only the few most recently used model values. */
     int values = 0, oldest = -1;
@@ -154,14 +154,14 @@ static resolved *new_entry(bp_connection *c, const char *name, int is_value) {
 }
 
 /* Forgets an entry (moving the last one into its place). */
-static void remove_entry(bp_connection *c, resolved *e) {
+static void remove_entry(bpsql_connection *c, resolved *e) {
   entry_clear(e);
   *e = c->entries[--c->count];
 }
 
 /* Forgets what a name (and the default model, which may be the same row)
 ** resolved to, releasing the compiled models. */
-void bp_connection_forget_name(bp_connection *c, const char *name) {
+void bpsql_connection_forget_name(bpsql_connection *c, const char *name) {
   for (int i = c->count - 1; i >= 0; i--) {
     resolved *e = &c->entries[i];
     if (!e->is_value && (!e->name || (name && strcmp(e->name, name) == 0)))
@@ -172,7 +172,7 @@ void bp_connection_forget_name(bp_connection *c, const char *name) {
 /* Forgets every name, or only those resolved from the store (keeping the
 ** built-in models, still what their names resolve to when nothing is
 ** stored). */
-static void forget_names(bp_connection *c, int keep_builtin) {
+static void forget_names(bpsql_connection *c, int keep_builtin) {
   for (int i = c->count - 1; i >= 0; i--)
     if (!c->entries[i].is_value && !(keep_builtin && c->entries[i].builtin))
       remove_entry(c, &c->entries[i]);
@@ -182,14 +182,14 @@ static void forget_names(bp_connection *c, int keep_builtin) {
 
 /* Remembers a model just stored under `name` (to be confirmed at the next
 ** use, as the transaction may still roll back). */
-void bp_connection_remember(bp_connection *c, const char *name, sqlite3_value *model,
+void bpsql_connection_remember(bpsql_connection *c, const char *name, sqlite3_value *model,
                             bp_model *compiled) {
   resolved *e = find_name(c, name);
   if (!e && !(e = new_entry(c, name, 0))) {
-    bp_model_cache_release(compiled); /* only remembering failed: not an error */
+    bpsql_model_cache_release(compiled); /* only remembering failed: not an error */
     return;
   }
-  bp_model_cache_release(e->model);
+  bpsql_model_cache_release(e->model);
   e->model = compiled;
   e->builtin = 0;
   memcpy(e->header, sqlite3_value_blob(model), BP_VALUE_HEADER_BYTES);
@@ -202,7 +202,7 @@ void bp_connection_remember(bp_connection *c, const char *name, sqlite3_value *m
 /* Opens a read transaction on main, unless one is open, for the time of a
 ** look at the store, and reads the schema version: a PRAGMA stepped to its
 ** row holds its transaction until it is finalized. */
-int bp_store_snapshot(sqlite3 *db, sqlite3_stmt **snapshot, int *schema_version) {
+int bpsql_store_snapshot(sqlite3 *db, sqlite3_stmt **snapshot, int *schema_version) {
   int rc = sqlite3_prepare_v2(db, "PRAGMA main.schema_version", -1, snapshot, NULL);
   if (rc != SQLITE_OK) return rc;
   rc = sqlite3_step(*snapshot);
@@ -259,7 +259,7 @@ static int store_inspect(sqlite3 *db, int *state, char **problem) {
   sqlite3_int64 rootpage = 0;
   /* Names are case-insensitive: BP_Model_Store is the store too. */
   int rc = query_one(db,
-      "SELECT type FROM main.sqlite_schema WHERE name = '" BP_STORE_TABLE "' COLLATE NOCASE"
+      "SELECT type FROM main.sqlite_schema WHERE name = '" BPSQL_STORE_TABLE "' COLLATE NOCASE"
       " AND type IN ('table', 'view', 'index')", &found, &type, NULL);
   if (rc != SQLITE_OK) return rc;
   if (!found) {
@@ -275,7 +275,7 @@ static int store_inspect(sqlite3 *db, int *state, char **problem) {
   }
   sqlite3_free(type);
   rc = query_one(db, "SELECT rootpage FROM main.sqlite_schema WHERE type = 'table'"
-                 " AND name = '" BP_STORE_TABLE "' COLLATE NOCASE", &found, NULL, &rootpage);
+                 " AND name = '" BPSQL_STORE_TABLE "' COLLATE NOCASE", &found, NULL, &rootpage);
   if (rc != SQLITE_OK) return rc;
   if (rootpage == 0) {
     *problem = sqlite3_mprintf(NOT_A_STORE "it is a virtual table");
@@ -285,7 +285,7 @@ static int store_inspect(sqlite3 *db, int *state, char **problem) {
   /* Exactly the columns name and model, neither generated. */
   sqlite3_stmt *stmt;
   rc = sqlite3_prepare_v2(db,
-      "SELECT name, type, hidden FROM pragma_table_xinfo('" BP_STORE_TABLE "', 'main')",
+      "SELECT name, type, hidden FROM pragma_table_xinfo('" BPSQL_STORE_TABLE "', 'main')",
       -1, &stmt, NULL);
   if (rc != SQLITE_OK) return rc;
   int has_name = 0, has_model = 0, bad = 0;
@@ -324,7 +324,7 @@ static int store_inspect(sqlite3 *db, int *state, char **problem) {
 
   /* Rows are read by rowid (sqlite3_blob_open). With only the columns
   ** name and model, "rowid" fails to compile only in a WITHOUT ROWID table. */
-  rc = sqlite3_prepare_v2(db, "SELECT rowid FROM main." BP_STORE_TABLE, -1, &stmt, NULL);
+  rc = sqlite3_prepare_v2(db, "SELECT rowid FROM main." BPSQL_STORE_TABLE, -1, &stmt, NULL);
   if (rc == SQLITE_NOMEM) return rc;
   sqlite3_finalize(stmt);
   if (rc != SQLITE_OK) {
@@ -335,7 +335,7 @@ static int store_inspect(sqlite3 *db, int *state, char **problem) {
   /* One model per name: a full UNIQUE index on name alone, comparing names
   ** as bp_models does (BINARY). */
   rc = query_one(db,
-      "SELECT 1 FROM pragma_index_list('" BP_STORE_TABLE "', 'main') AS i"
+      "SELECT 1 FROM pragma_index_list('" BPSQL_STORE_TABLE "', 'main') AS i"
       " WHERE i.\"unique\" AND NOT i.partial"
       " AND (SELECT count(*) FROM pragma_index_xinfo(i.name, 'main') WHERE key) = 1"
       " AND EXISTS (SELECT 1 FROM pragma_index_xinfo(i.name, 'main') AS k WHERE k.key"
@@ -353,7 +353,7 @@ static int store_inspect(sqlite3 *db, int *state, char **problem) {
 
 /* The store's state under the schema version given (inspected again only
 ** when that changed). */
-int bp_store_check(bp_connection *c, int schema_version, int *state) {
+int bpsql_store_check(bpsql_connection *c, int schema_version, int *state) {
   if (!c->store_known || c->store_schema_version != schema_version) {
     char *problem;
     int rc = store_inspect(c->db, state, &problem);
@@ -369,12 +369,12 @@ int bp_store_check(bp_connection *c, int schema_version, int *state) {
 }
 
 /* The store's state now, with a snapshot for the look. */
-int bp_store_check_now(bp_connection *c, int *state) {
+int bpsql_store_check_now(bpsql_connection *c, int *state) {
   sqlite3_stmt *snapshot;
   int schema_version;
-  int rc = bp_store_snapshot(c->db, &snapshot, &schema_version);
+  int rc = bpsql_store_snapshot(c->db, &snapshot, &schema_version);
   if (rc != SQLITE_OK) return rc;
-  rc = bp_store_check(c, schema_version, state);
+  rc = bpsql_store_check(c, schema_version, state);
   sqlite3_finalize(snapshot);
   return rc;
 }
@@ -408,14 +408,14 @@ static int store_find(sqlite3 *db, const char *name, int *found, stored_row *row
   memset(row, 0, sizeof *row);
   sqlite3_stmt *stmt;
   int rc = sqlite3_prepare_v2(db, name
-      ? "SELECT rowid, name, typeof(model) FROM main." BP_STORE_TABLE
+      ? "SELECT rowid, name, typeof(model) FROM main." BPSQL_STORE_TABLE
         " WHERE name = ?1 COLLATE BINARY"
-      : "SELECT rowid, name, typeof(model) FROM main." BP_STORE_TABLE
+      : "SELECT rowid, name, typeof(model) FROM main." BPSQL_STORE_TABLE
         " WHERE name = 'default' COLLATE BINARY"
-        " UNION ALL SELECT rowid, name, typeof(model) FROM main." BP_STORE_TABLE
-        " WHERE NOT EXISTS (SELECT 1 FROM main." BP_STORE_TABLE
+        " UNION ALL SELECT rowid, name, typeof(model) FROM main." BPSQL_STORE_TABLE
+        " WHERE NOT EXISTS (SELECT 1 FROM main." BPSQL_STORE_TABLE
         " WHERE name = 'default' COLLATE BINARY)"
-        " AND (SELECT count(*) FROM main." BP_STORE_TABLE ") = 1",
+        " AND (SELECT count(*) FROM main." BPSQL_STORE_TABLE ") = 1",
       -1, &stmt, NULL);
   if (rc != SQLITE_OK) return rc;
   if (name && (rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC)) != SQLITE_OK) {
@@ -450,7 +450,7 @@ static int store_find(sqlite3 *db, const char *name, int *found, stored_row *row
     return *message ? SQLITE_OK : SQLITE_NOMEM;
   }
   sqlite3_int64 rows = 0;
-  rc = query_one(db, "SELECT count(*) FROM main." BP_STORE_TABLE, found, NULL, &rows);
+  rc = query_one(db, "SELECT count(*) FROM main." BPSQL_STORE_TABLE, found, NULL, &rows);
   *found = 0;
   if (rc != SQLITE_OK) return rc;
   if (stored) *stored = rows;
@@ -465,7 +465,7 @@ static int store_find(sqlite3 *db, const char *name, int *found, stored_row *row
 ** is not NULL, all of it (to free with sqlite3_free). */
 static int store_read(sqlite3 *db, stored_row *row, uint8_t **value) {
   sqlite3_blob *blob;
-  int rc = sqlite3_blob_open(db, "main", BP_STORE_TABLE, "model", row->rowid, 0, &blob);
+  int rc = sqlite3_blob_open(db, "main", BPSQL_STORE_TABLE, "model", row->rowid, 0, &blob);
   if (rc != SQLITE_OK) return rc;
   int size = sqlite3_blob_bytes(blob);
   row->length = size;
@@ -496,7 +496,7 @@ static int store_read(sqlite3 *db, stored_row *row, uint8_t **value) {
 ** code alone, with *message NULL). */
 static int report(sqlite3_context *ctx, char **message, int code,
                   const char *function, const char *text) {
-  if (ctx) return bp_result_errorf(ctx, code, "%s: %s", function, text);
+  if (ctx) return bpsql_result_errorf(ctx, code, "%s: %s", function, text);
   char *m = code == SQLITE_NOMEM ? NULL : sqlite3_mprintf("%s: %s", function, text);
   if (!m) code = SQLITE_NOMEM;
   if (message) *message = m;
@@ -505,7 +505,7 @@ static int report(sqlite3_context *ctx, char **message, int code,
 }
 
 /* Reports an SQLite error of the connection (its message, or out of memory). */
-static int report_sqlite(bp_connection *c, sqlite3_context *ctx, char **message,
+static int report_sqlite(bpsql_connection *c, sqlite3_context *ctx, char **message,
                          int rc, const char *function) {
   return report(ctx, message, rc, function,
                 rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(c->db));
@@ -517,7 +517,7 @@ static int report_row(sqlite3_context *ctx, char **message, const char *function
   char *text = problem
       ? sqlite3_mprintf("model '%s' in bp_models: %s", row->name, problem)
       : sqlite3_mprintf("model '%s' in bp_models is %s, not a model value", row->name,
-                        bp_datatype_name(row->model_type));
+                        bpsql_datatype_name(row->model_type));
   if (!text) return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
   int rc = report(ctx, message, SQLITE_ERROR, function, text);
   sqlite3_free(text);
@@ -528,7 +528,7 @@ static int report_row(sqlite3_context *ctx, char **message, const char *function
 ** the value's header and, unless it is the value this entry already
 ** resolved to, the whole value, which is verified and compiled (or found
 ** compiled). */
-static int resolve_row(bp_connection *c, resolved **entry, const char *name,
+static int resolve_row(bpsql_connection *c, resolved **entry, const char *name,
                        stored_row *row, const char *function,
                        sqlite3_context *ctx, char **message) {
   resolved *e = *entry;
@@ -546,17 +546,17 @@ static int resolve_row(bp_connection *c, resolved **entry, const char *name,
   if (rc != SQLITE_OK) return report_sqlite(c, ctx, message, rc, function);
   bp_error err;
   bp_model *compiled;
-  int brc = bp_model_cache_compile(c->db, value, (size_t)row->length, &compiled, &err);
+  int brc = bpsql_model_cache_compile(c->db, value, (size_t)row->length, &compiled, &err);
   if (brc == BP_OK) memcpy(row->header, value, BP_VALUE_HEADER_BYTES);
   sqlite3_free(value);
   if (brc == BP_NOMEM) return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
   if (brc == BP_INTERRUPT) return report(ctx, message, SQLITE_INTERRUPT, function, err.message);
   if (brc != BP_OK) return report_row(ctx, message, function, row, err.message);
   if (!e && !(e = new_entry(c, name, 0))) {
-    bp_model_cache_release(compiled);
+    bpsql_model_cache_release(compiled);
     return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
   }
-  bp_model_cache_release(e->model);
+  bpsql_model_cache_release(e->model);
   e->model = compiled;
   memcpy(e->header, row->header, BP_VALUE_HEADER_BYTES);
   e->length = row->length;
@@ -567,7 +567,7 @@ static int resolve_row(bp_connection *c, resolved **entry, const char *name,
 /* Brings the entry *entry for `name` (NULL: the default model) up to date
 ** with the built-in model `index`: compiled, or found compiled, unless the
 ** entry resolved to it already. */
-static int resolve_builtin(bp_connection *c, resolved **entry, const char *name,
+static int resolve_builtin(bpsql_connection *c, resolved **entry, const char *name,
                            int index, const char *function, sqlite3_context *ctx,
                            char **message) {
   resolved *e = *entry;
@@ -576,15 +576,15 @@ static int resolve_builtin(bp_connection *c, resolved **entry, const char *name,
   bp_model *compiled;
   uint8_t header[BP_VALUE_HEADER_BYTES];
   sqlite3_int64 length;
-  int brc = bp_builtin_compile(c->db, index, &compiled, header, &length, &err);
+  int brc = bpsql_builtin_compile(c->db, index, &compiled, header, &length, &err);
   if (brc == BP_NOMEM) return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
   if (brc == BP_INTERRUPT) return report(ctx, message, SQLITE_INTERRUPT, function, err.message);
   if (brc != BP_OK) return report(ctx, message, SQLITE_CORRUPT, function, err.message);
   if (!e && !(e = new_entry(c, name, 0))) {
-    bp_model_cache_release(compiled);
+    bpsql_model_cache_release(compiled);
     return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
   }
-  bp_model_cache_release(e->model);
+  bpsql_model_cache_release(e->model);
   e->model = compiled;
   e->builtin = 1;
   memcpy(e->header, header, BP_VALUE_HEADER_BYTES);
@@ -597,7 +597,7 @@ static int resolve_builtin(bp_connection *c, resolved **entry, const char *name,
 ** forgetting those that are gone or hold another value, and the built-in
 ** models whose names the store now holds (the default: when it stores
 ** anything). */
-static int connection_sweep(bp_connection *c, int state) {
+static int connection_sweep(bpsql_connection *c, int state) {
   if (state != BP_STORE_VALID) {
     forget_names(c, state == BP_STORE_ABSENT);
     return SQLITE_OK;
@@ -633,7 +633,7 @@ static int connection_sweep(bp_connection *c, int state) {
 }
 
 /* Resolves a model name (NULL: the default model) through the store. */
-static int resolve_name(bp_connection *c, const char *name, const char *function,
+static int resolve_name(bpsql_connection *c, const char *name, const char *function,
                         sqlite3_context *ctx, char **message, bp_model **model) {
   resolved *e;
   if (sqlite3_txn_state(c->db, "main") != SQLITE_TXN_NONE) {
@@ -645,7 +645,7 @@ static int resolve_name(bp_connection *c, const char *name, const char *function
   }
   sqlite3_stmt *snapshot;
   int schema_version, state;
-  int rc = bp_store_snapshot(c->db, &snapshot, &schema_version);
+  int rc = bpsql_store_snapshot(c->db, &snapshot, &schema_version);
   if (rc != SQLITE_OK) return report_sqlite(c, ctx, message, rc, function);
   connection_observe(c);
   if ((e = find_name(c, name)) && e->serial == c->serial) {
@@ -653,7 +653,7 @@ static int resolve_name(bp_connection *c, const char *name, const char *function
     *model = bp_model_retain(e->model);
     return SQLITE_OK;
   }
-  rc = bp_store_check(c, schema_version, &state);
+  rc = bpsql_store_check(c, schema_version, &state);
   if (rc == SQLITE_OK && c->swept != c->serial) {
     rc = connection_sweep(c, state);
     if (rc == SQLITE_OK) c->swept = c->serial;
@@ -683,7 +683,7 @@ static int resolve_name(bp_connection *c, const char *name, const char *function
     rc = store_find(c->db, name, &found, &row, &missing, &stored);
   }
   /* Nothing stored under the name (or nothing at all, for the default). */
-  if (rc == SQLITE_OK && !found && (name || stored == 0)) builtin = bp_builtin_find(name);
+  if (rc == SQLITE_OK && !found && (name || stored == 0)) builtin = bpsql_builtin_find(name);
   if (rc != SQLITE_OK) {
     rc = report_sqlite(c, ctx, message, rc, function);
   } else if (builtin >= 0) {
@@ -710,7 +710,7 @@ static int resolve_name(bp_connection *c, const char *name, const char *function
   return rc;
 }
 
-int bp_resolve_model(bp_connection *c, sqlite3_value *argument,
+int bpsql_resolve_model(bpsql_connection *c, sqlite3_value *argument,
                      const char *function, sqlite3_context *ctx,
                      char **message, bp_model **model) {
   *model = NULL;
@@ -728,18 +728,18 @@ int bp_resolve_model(bp_connection *c, sqlite3_value *argument,
                       "the model argument is a BLOB but not a model value");
       /* A value this connection has verified before is known by its header
       ** and length; a new one is verified, or recognised byte for byte as
-      ** one just built (bp_model_cache_compile). */
+      ** one just built (bpsql_model_cache_compile). */
       resolved *e = find_value(c, value, (sqlite3_int64)len);
       if (!e) {
         bp_model *compiled;
-        int brc = bp_model_cache_compile(c->db, value, len, &compiled, &err);
+        int brc = bpsql_model_cache_compile(c->db, value, len, &compiled, &err);
         if (brc == BP_NOMEM)
           return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
         if (brc != BP_OK)
-          return report(ctx, message, bp_sqlite_code(err.code), function,
+          return report(ctx, message, bpsql_sqlite_code(err.code), function,
                         err.message);
         if (!(e = new_entry(c, NULL, 1))) {
-          bp_model_cache_release(compiled);
+          bpsql_model_cache_release(compiled);
           return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
         }
         memcpy(e->header, value, BP_VALUE_HEADER_BYTES);
@@ -760,7 +760,7 @@ int bp_resolve_model(bp_connection *c, sqlite3_value *argument,
   return resolve_name(c, name, function, ctx, message, model);
 }
 
-int bp_resolve_model_name(bp_connection *c, const char *name, const char *function,
+int bpsql_resolve_model_name(bpsql_connection *c, const char *name, const char *function,
                           char **message, bp_model **model) {
   *model = NULL;
   *message = NULL;

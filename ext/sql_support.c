@@ -2,9 +2,9 @@
 ** sql_support.c: what every SQL function and table of the binding needs to
 ** take its arguments and give its results and errors.
 **
-**     bp_text_argument(ctx, argv[0], "bp_encode", 1, &text, &len, &input);
-**     bp_result_errorf(ctx, SQLITE_MISMATCH, "bp_x: argument 2 must be ...");
-**     bp_result_bytes(ctx, "bp_encode", json, len, sqlite3_free, true);
+**     bpsql_text_argument(ctx, argv[0], "bp_encode", 1, &text, &len, &input);
+**     bpsql_result_errorf(ctx, SQLITE_MISMATCH, "bp_x: argument 2 must be ...");
+**     bpsql_result_bytes(ctx, "bp_encode", json, len, sqlite3_free, true);
 **
 ** SQL values in (type names for messages, text arguments, options objects,
 ** alpha and seed), SQLite results and errors out (result-code mapping, the
@@ -22,18 +22,18 @@ SQLITE_EXTENSION_INIT3
 
 /* Asked directly where SQLite can say (3.41 and later), else by running a
 ** trivial statement, which an interrupt stops. */
-int bp_sql_interrupted(void *db) {
+int bpsql_sql_interrupted(void *db) {
 #if SQLITE_VERSION_NUMBER >= 3041000
   if (sqlite3_libversion_number() >= 3041000) return sqlite3_is_interrupted(db);
 #endif
   return sqlite3_exec(db, "SELECT 1", NULL, NULL, NULL) == SQLITE_INTERRUPT;
 }
 
-void bp_result_bytes(sqlite3_context *ctx, const char *function, const void *data,
+void bpsql_result_bytes(sqlite3_context *ctx, const char *function, const void *data,
                      sqlite3_uint64 len, void (*destroy)(void *), bool is_text) {
   int limit = sqlite3_limit(sqlite3_context_db_handle(ctx), SQLITE_LIMIT_LENGTH, -1);
   if (len > (sqlite3_uint64)limit) {
-    bp_result_errorf(ctx, SQLITE_TOOBIG, "%s: the result would be %llu bytes, more than "
+    bpsql_result_errorf(ctx, SQLITE_TOOBIG, "%s: the result would be %llu bytes, more than "
                      "SQLITE_LIMIT_LENGTH (%d)", function, (unsigned long long)len, limit);
     if (destroy != SQLITE_TRANSIENT && destroy != SQLITE_STATIC) destroy((void *)data);
   } else if (is_text) {
@@ -43,7 +43,7 @@ void bp_result_bytes(sqlite3_context *ctx, const char *function, const void *dat
   }
 }
 
-int bp_sqlite_code(int bp_code) {
+int bpsql_sqlite_code(int bp_code) {
   switch (bp_code) {
     case BP_OK: return SQLITE_OK;
     case BP_NOMEM: return SQLITE_NOMEM;
@@ -53,7 +53,7 @@ int bp_sqlite_code(int bp_code) {
   }
 }
 
-const char *bp_datatype_name(int datatype) {
+const char *bpsql_datatype_name(int datatype) {
   switch (datatype) {
     case SQLITE_INTEGER: return "INTEGER";
     case SQLITE_FLOAT: return "REAL";
@@ -63,16 +63,16 @@ const char *bp_datatype_name(int datatype) {
   }
 }
 
-const char *bp_type_name(sqlite3_value *value) {
-  return bp_datatype_name(sqlite3_value_type(value));
+const char *bpsql_type_name(sqlite3_value *value) {
+  return bpsql_datatype_name(sqlite3_value_type(value));
 }
 
-void bp_result_error(sqlite3_context *ctx, const char *function,
+void bpsql_result_error(sqlite3_context *ctx, const char *function,
                      const bp_error *err) {
-  bp_result_errorf(ctx, bp_sqlite_code(err->code), "%s: %s", function, err->message);
+  bpsql_result_errorf(ctx, bpsql_sqlite_code(err->code), "%s: %s", function, err->message);
 }
 
-int bp_result_errorf(sqlite3_context *ctx, int code, const char *format, ...) {
+int bpsql_result_errorf(sqlite3_context *ctx, int code, const char *format, ...) {
   char *message = NULL;
   if (code != SQLITE_NOMEM) {
     va_list ap;
@@ -90,7 +90,7 @@ int bp_result_errorf(sqlite3_context *ctx, int code, const char *format, ...) {
   return code;
 }
 
-int bp_vtab_error(sqlite3_vtab *vtab, int code, const char *format, ...) {
+int bpsql_vtab_error(sqlite3_vtab *vtab, int code, const char *format, ...) {
   if (code == SQLITE_NOMEM) return code;
   va_list ap;
   va_start(ap, format);
@@ -102,7 +102,7 @@ int bp_vtab_error(sqlite3_vtab *vtab, int code, const char *format, ...) {
   return code;
 }
 
-int bp_text_value(sqlite3_value *value, const char *function, int position,
+int bpsql_text_value(sqlite3_value *value, const char *function, int position,
                   const char **text, size_t *len, int *input, char **message) {
   *message = NULL;
   switch (sqlite3_value_type(value)) {
@@ -118,7 +118,7 @@ int bp_text_value(sqlite3_value *value, const char *function, int position,
       break;
     default:
       *message = sqlite3_mprintf("%s: argument %d must be TEXT or BLOB, not %s",
-                                 function, position, bp_type_name(value));
+                                 function, position, bpsql_type_name(value));
       return -1;
   }
   *len = (size_t)sqlite3_value_bytes(value);
@@ -126,12 +126,12 @@ int bp_text_value(sqlite3_value *value, const char *function, int position,
   return *text ? 1 : -1; /* no text and no message: out of memory */
 }
 
-int bp_text_argument(sqlite3_context *ctx, sqlite3_value *value,
+int bpsql_text_argument(sqlite3_context *ctx, sqlite3_value *value,
                      const char *function, int position, const char **text,
                      size_t *len, int *input) {
   char *message;
-  int r = bp_text_value(value, function, position, text, len, input, &message);
-  if (r < 0 && message) bp_result_errorf(ctx, SQLITE_MISMATCH, "%s", message);
+  int r = bpsql_text_value(value, function, position, text, len, input, &message);
+  if (r < 0 && message) bpsql_result_errorf(ctx, SQLITE_MISMATCH, "%s", message);
   else if (r < 0) sqlite3_result_error_nomem(ctx);
   sqlite3_free(message);
   return r;
@@ -139,8 +139,8 @@ int bp_text_argument(sqlite3_context *ctx, sqlite3_value *value,
 
 /* ---- Options and sampling ------------------------------------------------- */
 
-int bp_read_options(sqlite3_context *ctx, sqlite3_value *json,
-                    const char *function, bp_option_handler apply,
+int bpsql_read_options(sqlite3_context *ctx, sqlite3_value *json,
+                    const char *function, bpsql_option_handler apply,
                     void *target) {
   sqlite3 *db = sqlite3_context_db_handle(ctx);
   sqlite3_stmt *stmt;
@@ -148,7 +148,7 @@ int bp_read_options(sqlite3_context *ctx, sqlite3_value *json,
       "SELECT key, type, atom FROM json_each(?1) WHERE json_type(?1) = 'object'",
       -1, &stmt, NULL);
   if (rc != SQLITE_OK) {
-    bp_result_errorf(ctx, rc, "%s: %s", function, sqlite3_errmsg(db));
+    bpsql_result_errorf(ctx, rc, "%s: %s", function, sqlite3_errmsg(db));
     return rc;
   }
   sqlite3_bind_value(stmt, 1, json);
@@ -181,19 +181,19 @@ int bp_read_options(sqlite3_context *ctx, sqlite3_value *json,
   }
   sqlite3_finalize(stmt);
   if (message) {
-    bp_result_errorf(ctx, SQLITE_ERROR, "%s: %s", function, message);
+    bpsql_result_errorf(ctx, SQLITE_ERROR, "%s: %s", function, message);
     sqlite3_free(message);
     return SQLITE_ERROR;
   }
   if (rc != SQLITE_DONE) {
     if (rc == SQLITE_NOMEM) sqlite3_result_error_nomem(ctx);
-    else bp_result_errorf(ctx, rc, "%s: %s", function, sqlite3_errmsg(db));
+    else bpsql_result_errorf(ctx, rc, "%s: %s", function, sqlite3_errmsg(db));
     return rc;
   }
   return SQLITE_OK;
 }
 
-int bp_sampler_from_options(const char *function, int has_alpha, double alpha,
+int bpsql_sampler_from_options(const char *function, int has_alpha, double alpha,
                             int has_seed, sqlite3_int64 seed, bp_sampler *sampler,
                             int *sampling, char **message) {
   *sampling = 0;
@@ -211,7 +211,7 @@ int bp_sampler_from_options(const char *function, int has_alpha, double alpha,
   return SQLITE_OK;
 }
 
-int bp_alpha_and_seed(sqlite3_value *alpha, sqlite3_value *seed,
+int bpsql_alpha_and_seed(sqlite3_value *alpha, sqlite3_value *seed,
                       const char *function, int position, int *has_alpha,
                       double *alpha_value, int *has_seed, sqlite3_int64 *seed_value,
                       char **message) {
@@ -221,7 +221,7 @@ int bp_alpha_and_seed(sqlite3_value *alpha, sqlite3_value *seed,
     int type = sqlite3_value_type(alpha);
     if (type != SQLITE_INTEGER && type != SQLITE_FLOAT) {
       *message = sqlite3_mprintf("%s: argument %d (alpha) must be a number, not %s",
-                                 function, position, bp_type_name(alpha));
+                                 function, position, bpsql_type_name(alpha));
       return *message ? SQLITE_MISMATCH : SQLITE_NOMEM;
     }
     *has_alpha = 1;
@@ -230,7 +230,7 @@ int bp_alpha_and_seed(sqlite3_value *alpha, sqlite3_value *seed,
   if (seed && sqlite3_value_type(seed) != SQLITE_NULL) {
     if (sqlite3_value_type(seed) != SQLITE_INTEGER) {
       *message = sqlite3_mprintf("%s: argument %d (seed) must be an INTEGER, not %s",
-                                 function, position + 1, bp_type_name(seed));
+                                 function, position + 1, bpsql_type_name(seed));
       return *message ? SQLITE_MISMATCH : SQLITE_NOMEM;
     }
     *has_seed = 1;

@@ -30,10 +30,10 @@
 
 SQLITE_EXTENSION_INIT3
 
-/* Reports a message a helper gave (bp_text_value, bp_resolve_model, ...)
+/* Reports a message a helper gave (bpsql_text_value, bpsql_resolve_model, ...)
 ** through the table, and frees it; no message means out of memory. */
 static int report_message(sqlite3_vtab *vtab, int rc, char *message) {
-  rc = bp_vtab_error(vtab, message ? rc : SQLITE_NOMEM, "%s", message);
+  rc = bpsql_vtab_error(vtab, message ? rc : SQLITE_NOMEM, "%s", message);
   sqlite3_free(message);
   return rc;
 }
@@ -41,7 +41,7 @@ static int report_message(sqlite3_vtab *vtab, int rc, char *message) {
 /* Both tables: a vtab that knows the connection's model registry. */
 typedef struct function_table {
   sqlite3_vtab base;
-  bp_connection *connection;
+  bpsql_connection *connection;
 } function_table;
 
 static int connect_function_table(sqlite3 *db, void *aux, const char *schema,
@@ -209,36 +209,36 @@ static int tokens_filter(sqlite3_vtab_cursor *cursor, int idx_num,
     if (idx_num & (1 << k)) given[k] = argv[next++];
   if (keep_arguments(given, 4, c->arguments) != SQLITE_OK) return SQLITE_NOMEM;
   if (!given[0])
-    return bp_vtab_error(cursor->pVtab, SQLITE_ERROR,
+    return bpsql_vtab_error(cursor->pVtab, SQLITE_ERROR,
         "bp_tokens: the text argument is required, as in "
         "bp_tokens('some text', 'model')");
   const char *text;
   size_t len;
   int input;
   char *message;
-  int r = bp_text_value(given[0], "bp_tokens", 1, &text, &len, &input, &message);
+  int r = bpsql_text_value(given[0], "bp_tokens", 1, &text, &len, &input, &message);
   if (r == 0) return SQLITE_OK; /* no rows */
   if (r < 0) return report_message(cursor->pVtab, SQLITE_ERROR, message);
   int has_alpha, has_seed, sampling = 0;
   double alpha = -1;
   sqlite3_int64 seed = 0;
   bp_sampler sampler;
-  int rc = bp_alpha_and_seed(given[2], given[3], "bp_tokens", 3, &has_alpha,
+  int rc = bpsql_alpha_and_seed(given[2], given[3], "bp_tokens", 3, &has_alpha,
                              &alpha, &has_seed, &seed, &message);
   if (rc == SQLITE_OK)
-    rc = bp_sampler_from_options("bp_tokens", has_alpha, alpha, has_seed, seed,
+    rc = bpsql_sampler_from_options("bp_tokens", has_alpha, alpha, has_seed, seed,
                                  &sampler, &sampling, &message);
   if (rc == SQLITE_OK)
-    rc = bp_resolve_model(t->connection, given[1], "bp_tokens", NULL, &message,
+    rc = bpsql_resolve_model(t->connection, given[1], "bp_tokens", NULL, &message,
                           &c->model);
   if (rc != SQLITE_OK) return report_message(cursor->pVtab, rc, message);
   bp_error err;
-  bp_interrupt interrupt = {bp_sql_interrupted, bp_connection_db(t->connection)};
+  bp_interrupt interrupt = {bpsql_sql_interrupted, bpsql_connection_db(t->connection)};
   if (bp_encode_spans(c->model, text, len, input, 0, sampling ? &sampler : NULL,
                       &interrupt, &c->tokens, &err) != BP_OK)
     return err.code == BP_NOMEM || err.code == BP_INTERRUPT
-               ? bp_sqlite_code(err.code)
-               : bp_vtab_error(cursor->pVtab, SQLITE_ERROR, "bp_tokens: %s", err.message);
+               ? bpsql_sqlite_code(err.code)
+               : bpsql_vtab_error(cursor->pVtab, SQLITE_ERROR, "bp_tokens: %s", err.message);
   return SQLITE_OK;
 }
 
@@ -279,7 +279,7 @@ static int tokens_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
   return SQLITE_OK;
 }
 
-const sqlite3_module bp_tokens_module = {
+const sqlite3_module bpsql_tokens_module = {
     0,                 /* iVersion */
     NULL,              /* xCreate: eponymous only */
     tokens_connect,    /* xConnect */
@@ -350,10 +350,10 @@ static int chunks_close(sqlite3_vtab_cursor *cursor) {
 }
 
 /* Counts a token looked at. Asking about an interrupt can cost a statement
-** (bp_sql_interrupted before SQLite 3.41), so a scan asks every 65,536
+** (bpsql_sql_interrupted before SQLite 3.41), so a scan asks every 65,536
 ** tokens; SQLite itself checks between rows. */
 static int chunks_interrupted(chunks_cursor *c) {
-  return (++c->scanned & 0xFFFF) == 0 && bp_sql_interrupted(c->db);
+  return (++c->scanned & 0xFFFF) == 0 && bpsql_sql_interrupted(c->db);
 }
 
 /* Whether token k - 1 ends a line: with a newline not followed by another. */
@@ -410,13 +410,13 @@ static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   chunks_cursor *c = (chunks_cursor *)cursor;
   function_table *t = (function_table *)cursor->pVtab;
   chunks_reset(c);
-  c->db = bp_connection_db(t->connection);
+  c->db = bpsql_connection_db(t->connection);
   sqlite3_value *given[4] = {NULL, NULL, NULL, NULL};
   for (int k = 0, next = 0; k < 4; k++)
     if (idx_num & (1 << k)) given[k] = argv[next++];
   if (keep_arguments(given, 4, c->arguments) != SQLITE_OK) return SQLITE_NOMEM;
   if (!given[0] || !given[1])
-    return bp_vtab_error(cursor->pVtab, SQLITE_ERROR,
+    return bpsql_vtab_error(cursor->pVtab, SQLITE_ERROR,
         "bp_chunks: the text and max_tokens arguments are required, as in "
         "bp_chunks('some text', 256, 'model')");
   sqlite3_value *input = c->arguments[0]; /* the copy: chunks point into it */
@@ -424,31 +424,31 @@ static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   size_t len;
   int kind;
   char *message;
-  int r = bp_text_value(input, "bp_chunks", 1, &text, &len, &kind, &message);
+  int r = bpsql_text_value(input, "bp_chunks", 1, &text, &len, &kind, &message);
   if (r == 0) return SQLITE_OK;
   if (r < 0) return report_message(cursor->pVtab, SQLITE_ERROR, message);
   if (sqlite3_value_type(given[1]) != SQLITE_INTEGER || sqlite3_value_int64(given[1]) < 1)
-    return bp_vtab_error(cursor->pVtab, SQLITE_ERROR,
+    return bpsql_vtab_error(cursor->pVtab, SQLITE_ERROR,
         "bp_chunks: argument 2 (max_tokens) must be an INTEGER of 1 or more");
   sqlite3_int64 overlap = 0;
   if (given[3] && sqlite3_value_type(given[3]) != SQLITE_NULL) {
     overlap = sqlite3_value_int64(given[3]);
     if (sqlite3_value_type(given[3]) != SQLITE_INTEGER || overlap < 0 ||
         overlap >= sqlite3_value_int64(given[1]))
-      return bp_vtab_error(cursor->pVtab, SQLITE_ERROR,
+      return bpsql_vtab_error(cursor->pVtab, SQLITE_ERROR,
           "bp_chunks: argument 4 (overlap) must be an INTEGER from 0 to max_tokens - 1");
   }
   bp_model *model;
-  int rc = bp_resolve_model(t->connection, given[2], "bp_chunks", NULL, &message, &model);
+  int rc = bpsql_resolve_model(t->connection, given[2], "bp_chunks", NULL, &message, &model);
   if (rc != SQLITE_OK) return report_message(cursor->pVtab, rc, message);
   bp_error err;
-  bp_interrupt interrupt = {bp_sql_interrupted, c->db};
+  bp_interrupt interrupt = {bpsql_sql_interrupted, c->db};
   rc = bp_encode_spans(model, text, len, kind, 0, NULL, &interrupt, &c->text, &err);
   bp_model_release(model);
   if (rc != BP_OK)
     return rc == BP_NOMEM || rc == BP_INTERRUPT
-               ? bp_sqlite_code(rc)
-               : bp_vtab_error(cursor->pVtab, SQLITE_ERROR, "bp_chunks: %s", err.message);
+               ? bpsql_sqlite_code(rc)
+               : bpsql_vtab_error(cursor->pVtab, SQLITE_ERROR, "bp_chunks: %s", err.message);
   sqlite3_int64 budget = sqlite3_value_int64(given[1]);
   c->budget = (sqlite3_uint64)budget > SIZE_MAX ? SIZE_MAX : (size_t)budget;
   c->overlap = (size_t)overlap;
@@ -497,7 +497,7 @@ static int chunks_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
   return SQLITE_OK;
 }
 
-const sqlite3_module bp_chunks_module = {
+const sqlite3_module bpsql_chunks_module = {
     0,                 /* iVersion */
     NULL,              /* xCreate: eponymous only */
     chunks_connect,    /* xConnect */
@@ -578,7 +578,7 @@ static int vocab_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   sqlite3_value *given = (idx_num & 1) ? argv[0] : NULL;
   if (keep_arguments(&given, 1, &c->model_argument) != SQLITE_OK) return SQLITE_NOMEM;
   char *message;
-  int rc = bp_resolve_model(t->connection, given,
+  int rc = bpsql_resolve_model(t->connection, given,
                             "bp_vocab", NULL, &message, &c->model);
   if (rc != SQLITE_OK) return report_message(cursor->pVtab, rc, message);
   c->last = (sqlite3_int64)bp_model_vocab_size(c->model) - 1;
@@ -648,7 +648,7 @@ static int vocab_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
   return SQLITE_OK;
 }
 
-const sqlite3_module bp_vocab_module = {
+const sqlite3_module bpsql_vocab_module = {
     0,                /* iVersion */
     NULL,             /* xCreate: eponymous only */
     vocab_connect,    /* xConnect */

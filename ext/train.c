@@ -128,10 +128,10 @@ static int training_progress(void *context, const char *phase, double done) {
               100 * done, megabytes / (now - t->phase_started));
     }
   }
-  return bp_sql_interrupted(t->db);
+  return bpsql_sql_interrupted(t->db);
 }
 
-void bp_train_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bpsql_train_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   training *t = sqlite3_aggregate_context(ctx, sizeof *t);
   if (!t) {
     sqlite3_result_error_nomem(ctx);
@@ -142,7 +142,7 @@ void bp_train_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     bp_train_options_init(&t->options.library);
     t->options.library.max_memory = (uint64_t)DEFAULT_MAX_MEMORY_MB << 20;
     if (argc > 1 && sqlite3_value_type(argv[1]) != SQLITE_NULL &&
-        bp_read_options(ctx, argv[1], "bp_train", apply_train_option, &t->options) != SQLITE_OK) {
+        bpsql_read_options(ctx, argv[1], "bp_train", apply_train_option, &t->options) != SQLITE_OK) {
       t->failed = 1;
       return;
     }
@@ -152,7 +152,7 @@ void bp_train_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     t->options.library.progress_context = t;
     bp_error err;
     if (bp_trainer_new(&t->options.library, &t->trainer, &err) != BP_OK) {
-      bp_result_error(ctx, "bp_train", &err);
+      bpsql_result_error(ctx, "bp_train", &err);
       t->failed = 1;
       return;
     }
@@ -160,7 +160,7 @@ void bp_train_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *text;
   size_t len;
   int input;
-  int r = bp_text_argument(ctx, argv[0], "bp_train", 1, &text, &len, &input);
+  int r = bpsql_text_argument(ctx, argv[0], "bp_train", 1, &text, &len, &input);
   if (r < 0) {
     t->failed = 1;
     return;
@@ -168,7 +168,7 @@ void bp_train_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (r == 0) return; /* NULL rows are skipped */
   bp_error err;
   if (bp_trainer_add(t->trainer, text, len, input, &err) != BP_OK) {
-    bp_result_error(ctx, "bp_train", &err);
+    bpsql_result_error(ctx, "bp_train", &err);
     t->failed = 1;
   }
 }
@@ -182,14 +182,14 @@ static void result_built_model(sqlite3_context *ctx, const char *function, bp_mo
   size_t len;
   if (bp_model_serialize(model, &value, &len, &err) != BP_OK) {
     bp_model_release(model);
-    bp_result_error(ctx, function, &err);
+    bpsql_result_error(ctx, function, &err);
     return;
   }
-  bp_model_cache_keep(sqlite3_user_data(ctx), model, value, len);
-  bp_result_bytes(ctx, function, value, len, bp_free, false);
+  bpsql_model_cache_keep(sqlite3_user_data(ctx), model, value, len);
+  bpsql_result_bytes(ctx, function, value, len, bp_free, false);
 }
 
-void bp_train_final(sqlite3_context *ctx) {
+void bpsql_train_final(sqlite3_context *ctx) {
   training *t = sqlite3_aggregate_context(ctx, 0);
   if (t && t->failed) {
     bp_trainer_free(t->trainer);
@@ -197,7 +197,7 @@ void bp_train_final(sqlite3_context *ctx) {
   }
   if (!t || !t->trainer || bp_trainer_bytes(t->trainer) == 0) {
     if (t) bp_trainer_free(t->trainer);
-    bp_result_errorf(ctx, SQLITE_ERROR, "bp_train: no text to train on "
+    bpsql_result_errorf(ctx, SQLITE_ERROR, "bp_train: no text to train on "
                      "(every row was NULL or empty)");
     return;
   }
@@ -208,7 +208,7 @@ void bp_train_final(sqlite3_context *ctx) {
   t->trainer = NULL;
   if (rc != BP_OK) {
     if (rc == BP_INTERRUPT) sqlite3_result_error_code(ctx, SQLITE_INTERRUPT);
-    else bp_result_error(ctx, "bp_train", &err);
+    else bpsql_result_error(ctx, "bp_train", &err);
     return;
   }
   if (t->options.progress)
@@ -221,24 +221,24 @@ void bp_train_final(sqlite3_context *ctx) {
 static int shrink_progress(void *db, const char *phase, double done) {
   (void)phase;
   (void)done;
-  return bp_sql_interrupted(db);
+  return bpsql_sql_interrupted(db);
 }
 
-void bp_model_shrink_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+void bpsql_model_shrink_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER) {
-    bp_result_errorf(ctx, SQLITE_MISMATCH, "bp_model_shrink: argument 2 "
-                     "(vocab_size) must be an INTEGER, not %s", bp_type_name(argv[1]));
+    bpsql_result_errorf(ctx, SQLITE_MISMATCH, "bp_model_shrink: argument 2 "
+                     "(vocab_size) must be an INTEGER, not %s", bpsql_type_name(argv[1]));
     return;
   }
   sqlite3_int64 size = sqlite3_value_int64(argv[1]);
   if (size < 259 || size > (1 << 30)) {
-    bp_result_errorf(ctx, SQLITE_ERROR, "bp_model_shrink: vocab_size must be "
+    bpsql_result_errorf(ctx, SQLITE_ERROR, "bp_model_shrink: vocab_size must be "
                      "from 259 to %d, not %lld", 1 << 30, size);
     return;
   }
   bp_model *model, *smaller;
-  if (bp_resolve_model(sqlite3_user_data(ctx), argv[0], "bp_model_shrink", ctx,
+  if (bpsql_resolve_model(sqlite3_user_data(ctx), argv[0], "bp_model_shrink", ctx,
                        NULL, &model) != SQLITE_OK)
     return;
   bp_error err;
@@ -251,7 +251,7 @@ void bp_model_shrink_function(sqlite3_context *ctx, int argc, sqlite3_value **ar
   int rc = bp_model_shrink(model, (uint32_t)size, &options, &smaller, &err);
   bp_model_release(model);
   if (rc != BP_OK) {
-    bp_result_error(ctx, "bp_model_shrink", &err);
+    bpsql_result_error(ctx, "bp_model_shrink", &err);
     return;
   }
   result_built_model(ctx, "bp_model_shrink", smaller);
