@@ -24,14 +24,15 @@ void bpsql_truncate_function(sqlite3_context *ctx, int argc, sqlite3_value **arg
   int input;
   if (bpsql_text_argument(ctx, argv[0], "bp_truncate", 1, &text, &len, &input) <= 0) return;
   if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER || sqlite3_value_int64(argv[1]) < 0) {
-    bpsql_result_errorf(ctx, SQLITE_MISMATCH, "bp_truncate: argument 2 (max_tokens) must be "
-                     "an INTEGER of 0 or more");
+    bpsql_result_errorf(ctx, SQLITE_MISMATCH,
+                        "bp_truncate: argument 2 (max_tokens) must be "
+                        "an INTEGER of 0 or more");
     return;
   }
   sqlite3_int64 budget = sqlite3_value_int64(argv[1]);
   bp_model *model;
-  if (bpsql_resolve_model(sqlite3_user_data(ctx), argc > 2 ? argv[2] : NULL, "bp_truncate",
-                       ctx, NULL, &model) != SQLITE_OK)
+  if (bpsql_resolve_model(sqlite3_user_data(ctx), argc > 2 ? argv[2] : NULL, "bp_truncate", ctx,
+                          NULL, &model) != SQLITE_OK)
     return;
   bp_spans s;
   bp_error err;
@@ -52,8 +53,10 @@ void bpsql_truncate_function(sqlite3_context *ctx, int argc, sqlite3_value **arg
     }
   }
   bp_model_release(model);
-  if (rc != BP_OK) bpsql_result_error(ctx, "bp_truncate", &err);
-  else bpsql_result_bytes(ctx, "bp_truncate", s.text, cut, SQLITE_TRANSIENT, s.is_text);
+  if (rc != BP_OK)
+    bpsql_result_error(ctx, "bp_truncate", &err);
+  else
+    bpsql_result_bytes(ctx, "bp_truncate", s.text, cut, SQLITE_TRANSIENT, s.is_text);
   bp_spans_free(&s);
 }
 
@@ -81,7 +84,7 @@ void bpsql_stats_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (r <= 0) return;
   bp_model *model;
   if (bpsql_resolve_model(sqlite3_user_data(ctx), argc > 1 ? argv[1] : NULL, "bp_stats", ctx,
-                       NULL, &model) != SQLITE_OK) {
+                          NULL, &model) != SQLITE_OK) {
     s->failed = 1;
     return;
   }
@@ -138,12 +141,13 @@ void bpsql_stats_final(sqlite3_context *ctx) {
         "{\"documents\":%lld,\"bytes\":%lld,\"tokens\":%lld,\"bytes_per_token\":%.4f,"
         "\"min\":%lld,\"p50\":%lld,\"p90\":%lld,\"p99\":%lld,\"max\":%lld}",
         s->documents, s->bytes, s->tokens,
-        s->tokens ? (double)s->bytes / (double)s->tokens : 0.0,
-        s->counts[0], percentile(s->counts, s->documents, 50),
-        percentile(s->counts, s->documents, 90), percentile(s->counts, s->documents, 99),
-        s->counts[s->documents - 1]);
+        s->tokens ? (double)s->bytes / (double)s->tokens : 0.0, s->counts[0],
+        percentile(s->counts, s->documents, 50), percentile(s->counts, s->documents, 90),
+        percentile(s->counts, s->documents, 99), s->counts[s->documents - 1]);
   }
   if (s) sqlite3_free(s->counts);
-  if (json) sqlite3_result_text(ctx, json, -1, sqlite3_free);
-  else sqlite3_result_error_nomem(ctx);
+  if (json)
+    sqlite3_result_text(ctx, json, -1, sqlite3_free);
+  else
+    sqlite3_result_error_nomem(ctx);
 }

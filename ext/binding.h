@@ -25,10 +25,9 @@
 #define BPSQL_DECLARE_FUNCTION(name, min_args, max_args, flags, function) \
   void function(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 #define BPSQL_DECLARE_AGGREGATE(name, min_args, max_args, flags, step, final) \
-  void step(sqlite3_context *ctx, int argc, sqlite3_value **argv);         \
+  void step(sqlite3_context *ctx, int argc, sqlite3_value **argv);            \
   void final(sqlite3_context *ctx);
-#define BPSQL_DECLARE_MODULE(name, module, with_connection) \
-  extern const sqlite3_module module;
+#define BPSQL_DECLARE_MODULE(name, module, with_connection) extern const sqlite3_module module;
 BPSQL_SQL_API(BPSQL_DECLARE_FUNCTION, BPSQL_DECLARE_AGGREGATE, BPSQL_DECLARE_MODULE)
 
 /* Per-connection state: which compiled model each name resolves to. */
@@ -50,8 +49,8 @@ void bpsql_connection_release(void *connection);
 ** ctx is NULL, in *message (to free with sqlite3_free), and returns the
 ** SQLite error code. */
 int bpsql_resolve_model(bpsql_connection *connection, sqlite3_value *argument,
-                     const char *function, sqlite3_context *ctx,
-                     char **message, bp_model **model);
+                        const char *function, sqlite3_context *ctx, char **message,
+                        bp_model **model);
 
 /* The database handle of a connection's state. */
 sqlite3 *bpsql_connection_db(bpsql_connection *connection);
@@ -61,15 +60,15 @@ sqlite3 *bpsql_connection_db(bpsql_connection *connection);
 ** not compile them again (model_cache.c). Takes over the reference;
 ** `owner` is the connection returning the value: what it keeps is dropped
 ** when it closes. */
-void bpsql_model_cache_keep(const bpsql_connection *owner, bp_model *model, const uint8_t *value,
-                         size_t len);
+void bpsql_model_cache_keep(const bpsql_connection *owner, bp_model *model,
+                            const uint8_t *value, size_t len);
 
 /* How many models this process compiled, and how many it holds now. */
 void bpsql_registry_statistics(long *compiled, int *shared);
 
 /* The same for a model name (NULL: the default model); errors in *message. */
 int bpsql_resolve_model_name(bpsql_connection *connection, const char *name,
-                          const char *function, char **message, bp_model **model);
+                             const char *function, char **message, bp_model **model);
 
 /* Registers the FTS5 tokenizer "bytepiece" (when SQLite has FTS5);
 ** returns an SQLite result code. */

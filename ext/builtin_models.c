@@ -25,15 +25,15 @@ SQLITE_EXTENSION_INIT3
 /* Embeds a file as the hidden symbols SYMBOL and SYMBOL_end, which only
 ** this object and the others of the extension see. */
 #ifdef __APPLE__
-#define EMBED(symbol, path)                                                        \
+#define EMBED(symbol, path)                                                      \
   __asm__(".const_data\n.private_extern _" #symbol "\n.private_extern _" #symbol \
-          "_end\n.balign 16\n_" #symbol ":\n.incbin \"" path "\"\n_" #symbol       \
+          "_end\n.balign 16\n_" #symbol ":\n.incbin \"" path "\"\n_" #symbol     \
           "_end:\n.text\n");
 #else
-#define EMBED(symbol, path)                                                       \
-  __asm__(".pushsection .rodata\n.globl " #symbol "\n.hidden " #symbol          \
-          "\n.globl " #symbol "_end\n.hidden " #symbol "_end\n.balign 16\n" #symbol \
-          ":\n.incbin \"" path "\"\n" #symbol "_end:\n.popsection\n");
+#define EMBED(symbol, path)                                                                \
+  __asm__(".pushsection .rodata\n.globl " #symbol "\n.hidden " #symbol "\n.globl " #symbol \
+          "_end\n.hidden " #symbol "_end\n.balign 16\n" #symbol ":\n.incbin \"" path       \
+          "\"\n" #symbol "_end:\n.popsection\n");
 #endif
 /* NOLINTBEGIN(bugprone-macro-parentheses): a declarator, not an expression */
 #define DECLARE(symbol)                                                      \
@@ -42,11 +42,11 @@ SQLITE_EXTENSION_INIT3
 /* NOLINTEND(bugprone-macro-parentheses) */
 
 /* The models, by their published names; the first is the default. */
-#define BUILTIN_MODELS(X)                                              \
-  X(bpsql_builtin_80k, "bytepiece_80k")                                   \
-  X(bpsql_builtin_eu_plus_80k, "bytepiece.eu.plus.80k")                   \
-  X(bpsql_builtin_id_eu_plus_80k, "bytepiece.id.eu.plus.80k")             \
-  X(bpsql_builtin_plus_40k, "bytepiece.plus.40k")                         \
+#define BUILTIN_MODELS(X)                                     \
+  X(bpsql_builtin_80k, "bytepiece_80k")                       \
+  X(bpsql_builtin_eu_plus_80k, "bytepiece.eu.plus.80k")       \
+  X(bpsql_builtin_id_eu_plus_80k, "bytepiece.id.eu.plus.80k") \
+  X(bpsql_builtin_plus_40k, "bytepiece.plus.40k")             \
   X(bpsql_builtin_zh_id_eu_40k, "bytepiece.zh.id.eu.40k")
 
 #define AS_EMBED(symbol, name) EMBED(symbol, "models/" name ".value.z")
@@ -150,8 +150,8 @@ int bpsql_builtin_value(int i, uint8_t **value, sqlite3_int64 *len) {
 }
 
 int bpsql_builtin_compile(sqlite3 *db, int i, bp_model **model,
-                       uint8_t header[BP_VALUE_HEADER_BYTES], sqlite3_int64 *len,
-                       bp_error *err) {
+                          uint8_t header[BP_VALUE_HEADER_BYTES], sqlite3_int64 *len,
+                          bp_error *err) {
   *model = NULL;
   uint8_t *value;
   int rc = inflate_value(i, NULL, 0, &value, len);

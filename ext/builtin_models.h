@@ -30,7 +30,7 @@ int bpsql_builtin_value(int i, uint8_t **value, sqlite3_int64 *len);
 ** using it. Copies out its value's header and length; returns a library
 ** code (sqlite3_interrupt(db) stops a compilation). */
 int bpsql_builtin_compile(sqlite3 *db, int i, bp_model **model,
-                       uint8_t header[BP_VALUE_HEADER_BYTES], sqlite3_int64 *len,
-                       bp_error *err);
+                          uint8_t header[BP_VALUE_HEADER_BYTES], sqlite3_int64 *len,
+                          bp_error *err);
 
 #endif /* BYTEPIECE_BUILTIN_MODELS_H */

@@ -55,7 +55,7 @@ typedef struct sql_entry {
   void (*final)(sqlite3_context *);
   const sqlite3_module *module; /* a module, when not NULL */
   int min_args, max_args, flags;
-  int with_connection;          /* the module's aux is the connection state */
+  int with_connection; /* the module's aux is the connection state */
 } sql_entry;
 
 #define AS_FUNCTION(name, min_args, max_args, flags, function) \
@@ -72,11 +72,10 @@ static const sql_entry sql_api[] = {BPSQL_SQL_API(AS_FUNCTION, AS_AGGREGATE, AS_
 ** releases it, also when the registration fails. */
 static int register_entry(sqlite3 *db, const sql_entry *e, bpsql_connection *connection) {
   if (e->module)
-    return e->with_connection
-               ? sqlite3_create_module_v2(db, e->name, e->module,
-                                          bpsql_connection_retain(connection),
-                                          bpsql_connection_release)
-               : sqlite3_create_module_v2(db, e->name, e->module, NULL, NULL);
+    return e->with_connection ? sqlite3_create_module_v2(db, e->name, e->module,
+                                                         bpsql_connection_retain(connection),
+                                                         bpsql_connection_release)
+                              : sqlite3_create_module_v2(db, e->name, e->module, NULL, NULL);
   for (int n = e->min_args; n <= e->max_args; n++) {
     int rc = sqlite3_create_function_v2(db, e->name, n, e->flags,
                                         bpsql_connection_retain(connection), e->function,
@@ -92,8 +91,7 @@ __declspec(dllexport)
 #else
 __attribute__((visibility("default")))
 #endif
-int sqlite3_bytepiece_init(sqlite3 *db, char **error,
-                           const sqlite3_api_routines *api) {
+    int sqlite3_bytepiece_init(sqlite3 *db, char **error, const sqlite3_api_routines *api) {
   SQLITE_EXTENSION_INIT2(api);
   pthread_once(&allocator_once, use_sqlite_allocator);
   int loaded, rc = already_loaded(db, &loaded);
@@ -111,11 +109,9 @@ int sqlite3_bytepiece_init(sqlite3 *db, char **error,
   for (size_t i = 0; i < sizeof sql_api / sizeof sql_api[0] && rc == SQLITE_OK; i++)
     if ((rc = register_entry(db, &sql_api[i], connection)) != SQLITE_OK) failed = &sql_api[i];
   if (failed && failed->module == &bpsql_models_module)
-    *error = sqlite3_mprintf("bytepiece: cannot register bp_models: %s",
-                             sqlite3_errmsg(db));
+    *error = sqlite3_mprintf("bytepiece: cannot register bp_models: %s", sqlite3_errmsg(db));
   else if (rc != SQLITE_OK)
-    *error = sqlite3_mprintf("bytepiece: cannot register functions: %s",
-                             sqlite3_errmsg(db));
+    *error = sqlite3_mprintf("bytepiece: cannot register functions: %s", sqlite3_errmsg(db));
   /* The registrations hold the state now; it is freed with the last. */
   bpsql_connection_release(connection);
   return rc;

@@ -57,9 +57,9 @@ SQLITE_EXTENSION_INIT3
 
 struct Fts5Tokenizer {
   bpsql_connection *connection;
-  char *name;             /* the declared model name; NULL: the default model */
-  int pieces;             /* index the model's pieces for ranking */
-  bp_model *model;        /* resolved at first use */
+  char *name; /* the declared model name; NULL: the default model */
+  int pieces; /* index the model's pieces for ranking */
+  bp_model *model; /* resolved at first use */
   bp_interrupt interrupt; /* indexing a huge document stops on sqlite3_interrupt */
 };
 
@@ -133,8 +133,8 @@ static void tokenizer_delete(Fts5Tokenizer *t) {
 static int tokenizer_model(Fts5Tokenizer *t) {
   bp_model *model;
   char *message;
-  int rc = bpsql_resolve_model_name(t->connection, t->name, "bytepiece tokenizer", &message,
-                                 &model);
+  int rc =
+      bpsql_resolve_model_name(t->connection, t->name, "bytepiece tokenizer", &message, &model);
   if (rc != SQLITE_OK) {
     sqlite3_log(rc, "%s", message ? message : "bytepiece tokenizer: out of memory");
     sqlite3_free(message);
@@ -158,7 +158,7 @@ static int tokenizer_model(Fts5Tokenizer *t) {
 ** original, and the ends of the model's pieces when asked for. */
 typedef struct indexed_text {
   bp_spans spans;
-  const char *bytes;        /* spans.text */
+  const char *bytes; /* spans.text */
   size_t length;
   const size_t *piece_ends; /* NULL when pieces were not asked for */
   size_t piece_count;
@@ -326,8 +326,8 @@ static int tokenizer_tokenize(Fts5Tokenizer *t, void *context, int flags, const 
     return rc;
   }
   indexed_text x;
-  rc = indexed_text_make(t->model, &t->interrupt, text, (size_t)length, t->pieces && !query,
-                         &x);
+  rc =
+      indexed_text_make(t->model, &t->interrupt, text, (size_t)length, t->pieces && !query, &x);
   if (rc != SQLITE_OK) return rc;
   rc = emit_terms(&x, &t->interrupt, context, emit);
   indexed_text_free(&x);
@@ -391,7 +391,7 @@ void bpsql_fts_query_function(sqlite3_context *ctx, int argc, sqlite3_value **ar
   if (sqlite3_value_type(argv[0]) == SQLITE_NULL) return;
   if (sqlite3_value_type(argv[0]) != SQLITE_TEXT) {
     bpsql_result_errorf(ctx, SQLITE_MISMATCH, "bp_fts_query: the query must be TEXT, not %s",
-                     bpsql_type_name(argv[0]));
+                        bpsql_type_name(argv[0]));
     return;
   }
   const char *text = (const char *)sqlite3_value_text(argv[0]);
@@ -401,14 +401,14 @@ void bpsql_fts_query_function(sqlite3_context *ctx, int argc, sqlite3_value **ar
     return;
   }
   bp_model *model = NULL;
-  if (argc > 1 && bpsql_resolve_model(sqlite3_user_data(ctx), argv[1], "bp_fts_query", ctx, NULL,
-                                   &model) != SQLITE_OK)
+  if (argc > 1 && bpsql_resolve_model(sqlite3_user_data(ctx), argv[1], "bp_fts_query", ctx,
+                                      NULL, &model) != SQLITE_OK)
     return;
   bp_interrupt interrupt = {bpsql_sql_interrupted, sqlite3_context_db_handle(ctx)};
   sqlite3_str *out = sqlite3_str_new(sqlite3_context_db_handle(ctx));
   int rc = SQLITE_OK;
-  int terms = 0;           /* phrases written */
-  bool in_group = false;   /* inside ( ... OR ... ) */
+  int terms = 0; /* phrases written */
+  bool in_group = false; /* inside ( ... OR ... ) */
   bool or_pending = false; /* an OR after the last phrase */
   for (size_t i = 0; i < length && rc == SQLITE_OK;) {
     if (is_ascii_space(text[i])) {
@@ -459,8 +459,10 @@ void bpsql_fts_query_function(sqlite3_context *ctx, int argc, sqlite3_value **ar
   char *result = sqlite3_str_finish(out);
   if (rc != SQLITE_OK) {
     sqlite3_free(result);
-    if (rc == SQLITE_NOMEM) sqlite3_result_error_nomem(ctx);
-    else bpsql_result_errorf(ctx, rc, "bp_fts_query: %s", sqlite3_errstr(rc));
+    if (rc == SQLITE_NOMEM)
+      sqlite3_result_error_nomem(ctx);
+    else
+      bpsql_result_errorf(ctx, rc, "bp_fts_query: %s", sqlite3_errstr(rc));
     return;
   }
   if (terms == 0) {
@@ -476,7 +478,8 @@ void bpsql_fts_query_function(sqlite3_context *ctx, int argc, sqlite3_value **ar
 static int tokenizer_tokenize_v2(Fts5Tokenizer *t, void *context, int flags, const char *text,
                                  int length, const char *locale, int locale_length,
                                  int (*emit)(void *, int, const char *, int, int, int)) {
-  (void)locale; (void)locale_length;
+  (void)locale;
+  (void)locale_length;
   return tokenizer_tokenize(t, context, flags, text, length, emit);
 }
 #endif
@@ -503,8 +506,7 @@ int bpsql_register_fts5(sqlite3 *db, bpsql_connection *connection) {
   } else
 #endif
   {
-    static fts5_tokenizer tokenizer = {tokenizer_create, tokenizer_delete,
-                                       tokenizer_tokenize};
+    static fts5_tokenizer tokenizer = {tokenizer_create, tokenizer_delete, tokenizer_tokenize};
     rc = api->xCreateTokenizer(api, "bytepiece", bpsql_connection_retain(connection),
                                &tokenizer, bpsql_connection_release);
   }

@@ -42,8 +42,10 @@ static int apply_encode_option(void *target, const char *key, const char *type,
     int *flag = key[0] == 'b' ? &o->bos : &o->eos;
     /* json_object('bos', 1) is how SQL spells true. */
     sqlite3_int64 v = is_integer ? sqlite3_value_int64(atom) : -1;
-    if (strcmp(type, "true") == 0 || v == 1) *flag = 1;
-    else if (strcmp(type, "false") == 0 || v == 0) *flag = 0;
+    if (strcmp(type, "true") == 0 || v == 1)
+      *flag = 1;
+    else if (strcmp(type, "false") == 0 || v == 0)
+      *flag = 0;
     else if (is_integer)
       *message = sqlite3_mprintf("option '%s' must be true or false, not %lld", key, v);
     else
@@ -71,16 +73,15 @@ static int apply_encode_option(void *target, const char *key, const char *type,
 /* Reads arguments 3 and 4 of an encoding function into *options: alpha and
 ** seed, or an options object in argument 3 (parsed once per statement when
 ** it is constant). Returns 0 after reporting an error. */
-static int encode_options_argument(sqlite3_context *ctx, int argc,
-                                   sqlite3_value **argv, const char *function,
-                                   encode_options *options) {
+static int encode_options_argument(sqlite3_context *ctx, int argc, sqlite3_value **argv,
+                                   const char *function, encode_options *options) {
   memset(options, 0, sizeof *options);
   if (argc < 3) return 1;
   char *message;
   if (sqlite3_value_type(argv[2]) != SQLITE_TEXT) {
     int rc = bpsql_alpha_and_seed(argv[2], argc > 3 ? argv[3] : NULL, function, 3,
-                               &options->has_alpha, &options->alpha,
-                               &options->has_seed, &options->seed, &message);
+                                  &options->has_alpha, &options->alpha, &options->has_seed,
+                                  &options->seed, &message);
     if (rc != SQLITE_OK) {
       bpsql_result_errorf(ctx, rc, "%s", message);
       sqlite3_free(message);
@@ -89,8 +90,10 @@ static int encode_options_argument(sqlite3_context *ctx, int argc,
     return 1;
   }
   if (argc > 3) {
-    bpsql_result_errorf(ctx, SQLITE_ERROR, "%s: with an options object as argument 3, "
-                  "give the seed as its \"seed\" key", function);
+    bpsql_result_errorf(ctx, SQLITE_ERROR,
+                        "%s: with an options object as argument 3, "
+                        "give the seed as its \"seed\" key",
+                        function);
     return 0;
   }
   const encode_options *cached = sqlite3_get_auxdata(ctx, 2);
@@ -129,8 +132,8 @@ static int statement_model(sqlite3_context *ctx, int argc, sqlite3_value **argv,
       return 1;
     }
   }
-  if (bpsql_resolve_model(sqlite3_user_data(ctx), argc > 1 ? argv[1] : NULL,
-                       function, ctx, NULL, model) != SQLITE_OK)
+  if (bpsql_resolve_model(sqlite3_user_data(ctx), argc > 1 ? argv[1] : NULL, function, ctx,
+                          NULL, model) != SQLITE_OK)
     return 0;
   /* The statement's reference; released at once when SQLite cannot keep it. */
   if (argc > 1) sqlite3_set_auxdata(ctx, 1, bp_model_retain(*model), release_model);
@@ -153,9 +156,9 @@ static int encode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **argv
   bp_sampler sampler;
   int sampling;
   char *message;
-  int rc = bpsql_sampler_from_options(function, options.has_alpha, options.alpha,
-                                   options.has_seed, options.seed, &sampler,
-                                   &sampling, &message);
+  int rc =
+      bpsql_sampler_from_options(function, options.has_alpha, options.alpha, options.has_seed,
+                                 options.seed, &sampler, &sampling, &message);
   if (rc != SQLITE_OK) {
     bpsql_result_errorf(ctx, rc, "%s", message);
     sqlite3_free(message);
@@ -171,8 +174,7 @@ static int encode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **argv
   if (ids) {
     if (options.bos && !bp_ids_push(ids, BP_ID_BOS)) rc = err.code = BP_NOMEM;
     if (rc == BP_OK) rc = bp_encode(model, text, len, input, random, &interrupt, ids, &err);
-    if (rc == BP_OK && options.eos && !bp_ids_push(ids, BP_ID_EOS))
-      rc = err.code = BP_NOMEM;
+    if (rc == BP_OK && options.eos && !bp_ids_push(ids, BP_ID_EOS)) rc = err.code = BP_NOMEM;
     *count = ids->count;
   } else {
     rc = bp_count(model, text, len, input, random, &interrupt, count, &err);
@@ -237,7 +239,7 @@ void bpsql_encode_packed_function(sqlite3_context *ctx, int argc, sqlite3_value 
         packed[4 * i + 3] = (uint8_t)(v >> 24);
       }
       bpsql_result_bytes(ctx, "bp_encode_packed", packed, (sqlite3_uint64)ids.count * 4,
-                      sqlite3_free, false);
+                         sqlite3_free, false);
     } else {
       sqlite3_result_error_nomem(ctx);
     }
@@ -255,8 +257,8 @@ void bpsql_count_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
 
 /* Reads ids from a JSON array of integers or a packed int32 LE BLOB. Returns
 ** 1 with a new array (sqlite3_free), 0 for NULL, -1 after reporting. */
-static int ids_argument(sqlite3_context *ctx, sqlite3_value *value,
-                        const char *function, int64_t **ids, size_t *n) {
+static int ids_argument(sqlite3_context *ctx, sqlite3_value *value, const char *function,
+                        int64_t **ids, size_t *n) {
   *ids = NULL;
   *n = 0;
   int type = sqlite3_value_type(value);
@@ -266,8 +268,9 @@ static int ids_argument(sqlite3_context *ctx, sqlite3_value *value,
     size_t len = (size_t)sqlite3_value_bytes(value);
     if (len % 4) {
       bpsql_result_errorf(ctx, SQLITE_ERROR,
-                    "%s: a packed ids BLOB must be a multiple of 4 bytes long, "
-                    "not %llu", function, (unsigned long long)len);
+                          "%s: a packed ids BLOB must be a multiple of 4 bytes long, "
+                          "not %llu",
+                          function, (unsigned long long)len);
       return -1;
     }
     *n = len / 4;
@@ -283,8 +286,9 @@ static int ids_argument(sqlite3_context *ctx, sqlite3_value *value,
   }
   if (type != SQLITE_TEXT) {
     bpsql_result_errorf(ctx, SQLITE_MISMATCH,
-                  "%s: argument 1 must be a JSON array of ids (TEXT) or packed "
-                  "ids (BLOB), not %s", function, bpsql_type_name(value));
+                        "%s: argument 1 must be a JSON array of ids (TEXT) or packed "
+                        "ids (BLOB), not %s",
+                        function, bpsql_type_name(value));
     return -1;
   }
   const char *p = (const char *)sqlite3_value_text(value);
@@ -300,7 +304,8 @@ static int ids_argument(sqlite3_context *ctx, sqlite3_value *value,
     sqlite3_result_error_nomem(ctx);
     return -1;
   }
-#define SKIP_SPACE() while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++
+#define SKIP_SPACE() \
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++
   SKIP_SPACE();
   if (p == end || *p++ != '[') goto malformed;
   SKIP_SPACE();
@@ -320,8 +325,14 @@ static int ids_argument(sqlite3_context *ctx, sqlite3_value *value,
       if (p == digits || v > (uint64_t)INT64_MAX) goto malformed;
       (*ids)[(*n)++] = negative ? -(int64_t)v : (int64_t)v;
       SKIP_SPACE();
-      if (p < end && *p == ',') { p++; continue; }
-      if (p < end && *p == ']') { p++; break; }
+      if (p < end && *p == ',') {
+        p++;
+        continue;
+      }
+      if (p < end && *p == ']') {
+        p++;
+        break;
+      }
       goto malformed;
     }
   }
@@ -332,8 +343,8 @@ static int ids_argument(sqlite3_context *ctx, sqlite3_value *value,
 malformed:
   sqlite3_free(*ids);
   *ids = NULL;
-  bpsql_result_errorf(ctx, SQLITE_ERROR,
-                "%s: argument 1 is not a JSON array of integer ids", function);
+  bpsql_result_errorf(ctx, SQLITE_ERROR, "%s: argument 1 is not a JSON array of integer ids",
+                      function);
   return -1;
 }
 
@@ -344,8 +355,8 @@ static char *decode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **ar
   size_t n;
   if (ids_argument(ctx, argv[0], function, &ids, &n) <= 0) return NULL;
   bp_model *model;
-  if (bpsql_resolve_model(sqlite3_user_data(ctx), argc > 1 ? argv[1] : NULL,
-                       function, ctx, NULL, &model) != SQLITE_OK) {
+  if (bpsql_resolve_model(sqlite3_user_data(ctx), argc > 1 ? argv[1] : NULL, function, ctx,
+                          NULL, &model) != SQLITE_OK) {
     sqlite3_free(ids);
     return NULL;
   }
@@ -381,8 +392,10 @@ static const char *path_argument(sqlite3_context *ctx, sqlite3_value *value,
                                  const char *function, int position) {
   if (sqlite3_value_type(value) != SQLITE_TEXT) {
     if (sqlite3_value_type(value) != SQLITE_NULL)
-      bpsql_result_errorf(ctx, SQLITE_MISMATCH, "%s: argument %d must be a file path "
-                    "(TEXT), not %s", function, position, bpsql_type_name(value));
+      bpsql_result_errorf(ctx, SQLITE_MISMATCH,
+                          "%s: argument %d must be a file path "
+                          "(TEXT), not %s",
+                          function, position, bpsql_type_name(value));
     return NULL;
   }
   const char *path = (const char *)sqlite3_value_text(value);
@@ -417,23 +430,26 @@ void bpsql_model_save_function(sqlite3_context *ctx, int argc, sqlite3_value **a
   int format = BP_FILE_BYTEPIECE;
   if (argc > 2) {
     const char *name = sqlite3_value_type(argv[2]) == SQLITE_TEXT
-                           ? (const char *)sqlite3_value_text(argv[2]) : NULL;
+                           ? (const char *)sqlite3_value_text(argv[2])
+                           : NULL;
     if (name && strcmp(name, "sentencepiece") == 0) {
       format = BP_FILE_SENTENCEPIECE;
     } else if (!name || strcmp(name, "bytepiece") != 0) {
-      bpsql_result_errorf(ctx, SQLITE_ERROR, "bp_model_save: argument 3 (format) must be "
-                       "'bytepiece' or 'sentencepiece'");
+      bpsql_result_errorf(ctx, SQLITE_ERROR,
+                          "bp_model_save: argument 3 (format) must be "
+                          "'bytepiece' or 'sentencepiece'");
       return;
     }
   }
   if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
-    bpsql_result_errorf(ctx, SQLITE_MISMATCH, "bp_model_save: argument 1 must be a "
-                  "model name or a model value, not NULL");
+    bpsql_result_errorf(ctx, SQLITE_MISMATCH,
+                        "bp_model_save: argument 1 must be a "
+                        "model name or a model value, not NULL");
     return;
   }
   bp_model *model;
-  if (bpsql_resolve_model(sqlite3_user_data(ctx), argv[0], "bp_model_save", ctx,
-                       NULL, &model) != SQLITE_OK)
+  if (bpsql_resolve_model(sqlite3_user_data(ctx), argv[0], "bp_model_save", ctx, NULL,
+                          &model) != SQLITE_OK)
     return;
   bp_error err;
   size_t written;
@@ -447,21 +463,24 @@ void bpsql_model_save_function(sqlite3_context *ctx, int argc, sqlite3_value **a
 }
 
 void bpsql_version_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  (void)argc; (void)argv;
+  (void)argc;
+  (void)argv;
   sqlite3_result_text(ctx, BP_VERSION, -1, SQLITE_STATIC);
 }
 
 /* A JSON object describing the build and the compiled-model cache. */
 void bpsql_debug_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  (void)argc; (void)argv;
+  (void)argc;
+  (void)argv;
   long compiled;
   int shared;
   bpsql_registry_statistics(&compiled, &shared);
   char *json = sqlite3_mprintf(
       "{\"version\":\"%s\",\"sqlite\":\"%s\",\"utf8proc\":\"%s\","
       "\"models_compiled\":%ld,\"models_in_memory\":%d}",
-      BP_VERSION, sqlite3_libversion(), bp_unicode_library_version(), compiled,
-      shared);
-  if (json) sqlite3_result_text(ctx, json, -1, sqlite3_free);
-  else sqlite3_result_error_nomem(ctx);
+      BP_VERSION, sqlite3_libversion(), bp_unicode_library_version(), compiled, shared);
+  if (json)
+    sqlite3_result_text(ctx, json, -1, sqlite3_free);
+  else
+    sqlite3_result_error_nomem(ctx);
 }

@@ -46,11 +46,11 @@ static long compilations; /* for bp_debug(); under shared_lock */
 /* A value just made from a built model, and that model. */
 typedef struct kept_value {
   const bpsql_connection *owner; /* the connection that made it */
-  uint8_t *value;             /* a copy of the bytes returned */
+  uint8_t *value; /* a copy of the bytes returned */
   size_t length;
-  size_t cost;                /* the copy and the compiled model, in bytes */
-  bp_model *model;            /* one user of a shared model */
-  struct kept_value *next;    /* the newest first */
+  size_t cost; /* the copy and the compiled model, in bytes */
+  bp_model *model; /* one user of a shared model */
+  struct kept_value *next; /* the newest first */
 } kept_value;
 
 static kept_value *kept_values; /* under shared_lock, as are the totals */
@@ -84,8 +84,7 @@ static bp_model *shared_acquire(const uint8_t header[BP_VALUE_HEADER_BYTES]) {
 /* Shares a freshly compiled model (taking over its reference). If another
 ** connection shared the same model meanwhile, that one is used and `model`
 ** released. Returns the shared model, or NULL when out of memory. */
-static bp_model *shared_publish(const uint8_t header[BP_VALUE_HEADER_BYTES],
-                                bp_model *model) {
+static bp_model *shared_publish(const uint8_t header[BP_VALUE_HEADER_BYTES], bp_model *model) {
   bp_model *existing = shared_acquire(header);
   if (existing) {
     bp_model_release(model);
@@ -147,8 +146,8 @@ static void kept_free(kept_value *k) {
   }
 }
 
-void bpsql_model_cache_keep(const bpsql_connection *owner, bp_model *model, const uint8_t *value,
-                         size_t len) {
+void bpsql_model_cache_keep(const bpsql_connection *owner, bp_model *model,
+                            const uint8_t *value, size_t len) {
   size_t cost = len + bp_model_memory(model);
   kept_value *k = NULL;
   /* Keeping is only a saving: when it cannot be done, the value is
@@ -225,8 +224,8 @@ static bp_model *kept_take(const uint8_t *value, size_t len) {
 ** these very bytes (bpsql_model_cache_keep), or shared under its header, and
 ** then verified first, since its header alone proves nothing.
 ** sqlite3_interrupt(db) stops a long compilation. */
-int bpsql_model_cache_compile(sqlite3 *db, const uint8_t *value, size_t len,
-                           bp_model **model, bp_error *err) {
+int bpsql_model_cache_compile(sqlite3 *db, const uint8_t *value, size_t len, bp_model **model,
+                              bp_error *err) {
   *model = NULL;
   bp_value_header header;
   int rc = bp_value_read_header(value, len, &header, err);

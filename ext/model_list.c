@@ -22,7 +22,7 @@ enum { LIST_NAME, LIST_BUILTIN, LIST_VOCAB_SIZE, LIST_SHADOWED, LIST_IS_DEFAULT,
 
 typedef struct listed {
   char *name;
-  int builtin;              /* the index of a built-in model, or -1 */
+  int builtin; /* the index of a built-in model, or -1 */
   sqlite3_int64 vocab_size; /* -1: none (a stored value that is not a model) */
   int shadowed, is_default;
 } listed;
@@ -40,10 +40,14 @@ typedef struct list_cursor {
 
 static int list_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
                         sqlite3_vtab **vtab, char **error) {
-  (void)aux; (void)argc; (void)argv; (void)error;
-  int rc = sqlite3_declare_vtab(db,
-      "CREATE TABLE x(name TEXT, builtin INTEGER, vocab_size INTEGER, "
-      "shadowed INTEGER, is_default INTEGER, model BLOB)");
+  (void)aux;
+  (void)argc;
+  (void)argv;
+  (void)error;
+  int rc =
+      sqlite3_declare_vtab(db,
+                           "CREATE TABLE x(name TEXT, builtin INTEGER, vocab_size INTEGER, "
+                           "shadowed INTEGER, is_default INTEGER, model BLOB)");
   if (rc != SQLITE_OK) return rc;
   list_vtab *t = sqlite3_malloc64(sizeof *t);
   if (!t) return SQLITE_NOMEM;
@@ -110,20 +114,23 @@ static int add_row(list_cursor *c, int *capacity, char *name, int builtin,
   return SQLITE_OK;
 }
 
-static int list_filter(sqlite3_vtab_cursor *cursor, int idx_num, const char *idx_str,
-                       int argc, sqlite3_value **argv) {
-  (void)idx_num; (void)idx_str; (void)argc; (void)argv;
+static int list_filter(sqlite3_vtab_cursor *cursor, int idx_num, const char *idx_str, int argc,
+                       sqlite3_value **argv) {
+  (void)idx_num;
+  (void)idx_str;
+  (void)argc;
+  (void)argv;
   list_cursor *c = (list_cursor *)cursor;
   sqlite3 *db = ((list_vtab *)cursor->pVtab)->db;
   clear_rows(c);
   int capacity = 0;
   sqlite3_stmt *stmt;
-  int rc = sqlite3_prepare_v2(db, "SELECT name, vocab_size FROM main.bp_models", -1,
-                              &stmt, NULL);
+  int rc =
+      sqlite3_prepare_v2(db, "SELECT name, vocab_size FROM main.bp_models", -1, &stmt, NULL);
   while (rc == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
     const char *name = (const char *)sqlite3_column_text(stmt, 0);
-    sqlite3_int64 vocab_size = sqlite3_column_type(stmt, 1) == SQLITE_NULL
-                                   ? -1 : sqlite3_column_int64(stmt, 1);
+    sqlite3_int64 vocab_size =
+        sqlite3_column_type(stmt, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(stmt, 1);
     rc = add_row(c, &capacity, sqlite3_mprintf("%s", name ? name : ""), -1, vocab_size);
   }
   if (rc == SQLITE_OK) {
@@ -148,7 +155,8 @@ static int list_filter(sqlite3_vtab_cursor *cursor, int idx_num, const char *idx
     rc = add_row(c, &capacity, sqlite3_mprintf("%s", bpsql_builtin_name(b)), b, vocab_size);
     if (rc != SQLITE_OK) break;
     for (int i = 0; i < stored; i++)
-      if (strcmp(c->rows[i].name, bpsql_builtin_name(b)) == 0) c->rows[c->count - 1].shadowed = 1;
+      if (strcmp(c->rows[i].name, bpsql_builtin_name(b)) == 0)
+        c->rows[c->count - 1].shadowed = 1;
     if (stored == 0 && b == bpsql_builtin_find(NULL)) chosen = c->count - 1;
   }
   if (rc != SQLITE_OK) return rc;
@@ -171,15 +179,17 @@ static int result_stored_model(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx
                                const char *name) {
   sqlite3 *db = ((list_vtab *)cursor->pVtab)->db;
   sqlite3_stmt *stmt;
-  int rc = sqlite3_prepare_v2(db, "SELECT model FROM main.bp_models WHERE name = ?1", -1,
-                              &stmt, NULL);
+  int rc = sqlite3_prepare_v2(db, "SELECT model FROM main.bp_models WHERE name = ?1", -1, &stmt,
+                              NULL);
   if (rc == SQLITE_OK) rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
   if (rc == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
     sqlite3_result_value(ctx, sqlite3_column_value(stmt, 0));
   int finalize_rc = sqlite3_finalize(stmt);
   if (rc == SQLITE_OK) rc = finalize_rc;
-  if (rc == SQLITE_NOMEM) sqlite3_result_error_nomem(ctx);
-  else if (rc != SQLITE_OK) bpsql_vtab_error(cursor->pVtab, rc, "bp_model_list: %s", sqlite3_errmsg(db));
+  if (rc == SQLITE_NOMEM)
+    sqlite3_result_error_nomem(ctx);
+  else if (rc != SQLITE_OK)
+    bpsql_vtab_error(cursor->pVtab, rc, "bp_model_list: %s", sqlite3_errmsg(db));
   return rc;
 }
 
@@ -201,8 +211,9 @@ static int list_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx, int co
       int rc = bpsql_builtin_value(row->builtin, &value, &len);
       if (rc == SQLITE_NOMEM) return SQLITE_NOMEM;
       if (rc != SQLITE_OK)
-        return bpsql_vtab_error(cursor->pVtab, rc, "bp_model_list: built-in model '%s' does not inflate",
-                             row->name);
+        return bpsql_vtab_error(cursor->pVtab, rc,
+                                "bp_model_list: built-in model '%s' does not inflate",
+                                row->name);
       sqlite3_result_blob64(ctx, value, (sqlite3_uint64)len, sqlite3_free);
       break;
     }
@@ -216,18 +227,28 @@ static int list_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
 }
 
 const sqlite3_module bpsql_model_list_module = {
-    0,               /* iVersion */
-    NULL,            /* xCreate: eponymous only */
-    list_connect,    /* xConnect */
+    0, /* iVersion */
+    NULL, /* xCreate: eponymous only */
+    list_connect, /* xConnect */
     list_best_index, /* xBestIndex */
     list_disconnect, /* xDisconnect */
-    NULL,            /* xDestroy */
-    list_open,       /* xOpen */
-    list_close,      /* xClose */
-    list_filter,     /* xFilter */
-    list_next,       /* xNext */
-    list_eof,        /* xEof */
-    list_column,     /* xColumn */
-    list_rowid,      /* xRowid */
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    NULL, /* xDestroy */
+    list_open, /* xOpen */
+    list_close, /* xClose */
+    list_filter, /* xFilter */
+    list_next, /* xNext */
+    list_eof, /* xEof */
+    list_column, /* xColumn */
+    list_rowid, /* xRowid */
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };

@@ -36,12 +36,13 @@ typedef struct models_cursor {
 
 enum { MODELS_NAME, MODELS_MODEL, MODELS_VOCAB_SIZE };
 
-static int models_connect(sqlite3 *db, void *aux, int argc,
-                          const char *const *argv, sqlite3_vtab **vtab,
-                          char **error) {
-  (void)argc; (void)argv; (void)error;
-  int rc = sqlite3_declare_vtab(db,
-      "CREATE TABLE x(name TEXT, model BLOB, vocab_size INTEGER)");
+static int models_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                          sqlite3_vtab **vtab, char **error) {
+  (void)argc;
+  (void)argv;
+  (void)error;
+  int rc =
+      sqlite3_declare_vtab(db, "CREATE TABLE x(name TEXT, model BLOB, vocab_size INTEGER)");
   /* Not from triggers or views in a database file: a database must not
   ** change models when it is merely read, and a trigger on the store that
   ** writes bp_models would recurse. */
@@ -130,9 +131,10 @@ static int models_next(sqlite3_vtab_cursor *cursor) {
   return models_sqlite_error((models_table *)cursor->pVtab, rc);
 }
 
-static int models_filter(sqlite3_vtab_cursor *cursor, int idx_num,
-                         const char *idx_str, int argc, sqlite3_value **argv) {
-  (void)idx_str; (void)argc;
+static int models_filter(sqlite3_vtab_cursor *cursor, int idx_num, const char *idx_str,
+                         int argc, sqlite3_value **argv) {
+  (void)idx_str;
+  (void)argc;
   models_cursor *c = (models_cursor *)cursor;
   models_table *t = (models_table *)cursor->pVtab;
   sqlite3_finalize(c->stmt);
@@ -146,15 +148,16 @@ static int models_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   if (rc == SQLITE_OK && state == BP_STORE_INVALID) {
     sqlite3_finalize(snapshot);
     return bpsql_vtab_error(cursor->pVtab, SQLITE_ERROR, "bp_models: %s",
-                         t->connection->store_problem);
+                            t->connection->store_problem);
   }
   if (rc == SQLITE_OK && state == BP_STORE_VALID) {
-    rc = sqlite3_prepare_v2(t->db, idx_num == 1
-        ? "SELECT rowid, name, model FROM main." BPSQL_STORE_TABLE
-          " WHERE name = ?1 COLLATE BINARY"
-        : "SELECT rowid, name, model FROM main." BPSQL_STORE_TABLE
-          " ORDER BY name COLLATE BINARY",
-        -1, &c->stmt, NULL);
+    rc = sqlite3_prepare_v2(t->db,
+                            idx_num == 1
+                                ? "SELECT rowid, name, model FROM main." BPSQL_STORE_TABLE
+                                  " WHERE name = ?1 COLLATE BINARY"
+                                : "SELECT rowid, name, model FROM main." BPSQL_STORE_TABLE
+                                  " ORDER BY name COLLATE BINARY",
+                            -1, &c->stmt, NULL);
     if (rc == SQLITE_OK && idx_num == 1) rc = sqlite3_bind_value(c->stmt, 1, argv[0]);
   }
   if (rc != SQLITE_OK) {
@@ -169,20 +172,13 @@ static int models_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   return rc;
 }
 
-static int models_eof(sqlite3_vtab_cursor *cursor) {
-  return ((models_cursor *)cursor)->eof;
-}
+static int models_eof(sqlite3_vtab_cursor *cursor) { return ((models_cursor *)cursor)->eof; }
 
-static int models_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx,
-                         int column) {
+static int models_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx, int column) {
   models_cursor *c = (models_cursor *)cursor;
   switch (column) {
-    case MODELS_NAME:
-      sqlite3_result_value(ctx, sqlite3_column_value(c->stmt, 1));
-      break;
-    case MODELS_MODEL:
-      sqlite3_result_value(ctx, sqlite3_column_value(c->stmt, 2));
-      break;
+    case MODELS_NAME: sqlite3_result_value(ctx, sqlite3_column_value(c->stmt, 1)); break;
+    case MODELS_MODEL: sqlite3_result_value(ctx, sqlite3_column_value(c->stmt, 2)); break;
     case MODELS_VOCAB_SIZE: {
       if (sqlite3_vtab_nochange(ctx)) break; /* an UPDATE leaving it alone */
       /* What the value's header says (NULL when it has none); using the
@@ -224,8 +220,9 @@ static int run(sqlite3 *db, const char *sql, sqlite3_value *name, sqlite3_value 
 static int store_rowid(sqlite3 *db, sqlite3_value *name, int *found, sqlite3_int64 *rowid) {
   sqlite3_stmt *stmt;
   *found = 0;
-  int rc = sqlite3_prepare_v2(db, "SELECT rowid FROM main." BPSQL_STORE_TABLE
-                              " WHERE name = ?1 COLLATE BINARY", -1, &stmt, NULL);
+  int rc = sqlite3_prepare_v2(
+      db, "SELECT rowid FROM main." BPSQL_STORE_TABLE " WHERE name = ?1 COLLATE BINARY", -1,
+      &stmt, NULL);
   if (rc != SQLITE_OK) return rc;
   if ((rc = sqlite3_bind_value(stmt, 1, name)) == SQLITE_OK) rc = sqlite3_step(stmt);
   if (rc == SQLITE_ROW) {
@@ -233,16 +230,17 @@ static int store_rowid(sqlite3 *db, sqlite3_value *name, int *found, sqlite3_int
     *rowid = sqlite3_column_int64(stmt, 0);
   }
   int finalize_rc = sqlite3_finalize(stmt);
-  return rc == SQLITE_ROW || rc == SQLITE_DONE ? finalize_rc
-                                               : (finalize_rc ? finalize_rc : rc);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? finalize_rc : (finalize_rc ? finalize_rc : rc);
 }
 
 /* The name of the row at `rowid`, as text (NULL if none or not text). */
 static int store_name(sqlite3 *db, sqlite3_int64 rowid, char **name) {
   sqlite3_stmt *stmt;
   *name = NULL;
-  int rc = sqlite3_prepare_v2(db, "SELECT name FROM main." BPSQL_STORE_TABLE
-                              " WHERE rowid = ?1 AND typeof(name) = 'text'", -1, &stmt, NULL);
+  int rc = sqlite3_prepare_v2(db,
+                              "SELECT name FROM main." BPSQL_STORE_TABLE
+                              " WHERE rowid = ?1 AND typeof(name) = 'text'",
+                              -1, &stmt, NULL);
   if (rc != SQLITE_OK) return rc;
   if ((rc = sqlite3_bind_int64(stmt, 1, rowid)) == SQLITE_OK) rc = sqlite3_step(stmt);
   if (rc == SQLITE_ROW) {
@@ -251,34 +249,31 @@ static int store_name(sqlite3 *db, sqlite3_int64 rowid, char **name) {
   }
   int finalize_rc = sqlite3_finalize(stmt);
   if (rc == SQLITE_NOMEM) return rc;
-  return rc == SQLITE_ROW || rc == SQLITE_DONE ? finalize_rc
-                                               : (finalize_rc ? finalize_rc : rc);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? finalize_rc : (finalize_rc ? finalize_rc : rc);
 }
 
 /* Checks a row about to be stored: a non-empty name, a read-only
 ** vocab_size, and a model value. */
-static int models_check_row(models_table *t, sqlite3_value *name,
-                            sqlite3_value *model, sqlite3_value *vocab_size) {
+static int models_check_row(models_table *t, sqlite3_value *name, sqlite3_value *model,
+                            sqlite3_value *vocab_size) {
   sqlite3_vtab *vtab = &t->base;
   if (sqlite3_value_type(name) != SQLITE_TEXT || sqlite3_value_bytes(name) == 0)
     return bpsql_vtab_error(vtab, SQLITE_CONSTRAINT,
-                         "bp_models: name must be a non-empty TEXT");
-  if (sqlite3_value_type(vocab_size) != SQLITE_NULL &&
-      sqlite3_value_nochange(vocab_size) == 0)
-    return bpsql_vtab_error(vtab, SQLITE_CONSTRAINT,
-                         "bp_models: vocab_size is read-only");
+                            "bp_models: name must be a non-empty TEXT");
+  if (sqlite3_value_type(vocab_size) != SQLITE_NULL && sqlite3_value_nochange(vocab_size) == 0)
+    return bpsql_vtab_error(vtab, SQLITE_CONSTRAINT, "bp_models: vocab_size is read-only");
   if (sqlite3_value_type(model) != SQLITE_BLOB)
     return bpsql_vtab_error(vtab, SQLITE_CONSTRAINT,
-                         "bp_models: model must be a model value from "
-                         "bp_model_load() or bp_train(), not %s",
-                         bpsql_type_name(model));
+                            "bp_models: model must be a model value from "
+                            "bp_model_load() or bp_train(), not %s",
+                            bpsql_type_name(model));
   bp_value_header header;
   bp_error err;
   if (bp_value_read_header(sqlite3_value_blob(model), (size_t)sqlite3_value_bytes(model),
                            &header, &err) != BP_OK)
     return bpsql_vtab_error(vtab, SQLITE_CONSTRAINT,
-                         "bp_models: model must be a model value from "
-                         "bp_model_load() or bp_train()");
+                            "bp_models: model must be a model value from "
+                            "bp_model_load() or bp_train()");
   return SQLITE_OK;
 }
 
@@ -287,11 +282,11 @@ static int models_check_row(models_table *t, sqlite3_value *name,
 static int models_compile(models_table *t, sqlite3_value *model, bp_model **compiled) {
   bp_error err;
   int brc = bpsql_model_cache_compile(t->db, sqlite3_value_blob(model),
-                                   (size_t)sqlite3_value_bytes(model), compiled, &err);
+                                      (size_t)sqlite3_value_bytes(model), compiled, &err);
   if (brc == BP_NOMEM) return SQLITE_NOMEM;
   if (brc != BP_OK)
     return bpsql_vtab_error(&t->base, bpsql_sqlite_code(err.code), "bp_models: %s",
-                         err.message);
+                            err.message);
   return SQLITE_OK;
 }
 
@@ -305,13 +300,13 @@ static int name_conflict(models_table *t, sqlite3_value *name, int *mode) {
   if (*mode == SQLITE_IGNORE) return SQLITE_CONSTRAINT;
   if (*mode == SQLITE_FAIL || *mode == SQLITE_ROLLBACK)
     return bpsql_vtab_error(&t->base, SQLITE_CONSTRAINT,
-                         "bp_models: a model named '%s' exists already",
-                         (const char *)sqlite3_value_text(name));
+                            "bp_models: a model named '%s' exists already",
+                            (const char *)sqlite3_value_text(name));
   return SQLITE_OK;
 }
 
-static int models_insert(models_table *t, sqlite3_value *name, sqlite3_value *model,
-                         int state, sqlite3_int64 *rowid) {
+static int models_insert(models_table *t, sqlite3_value *name, sqlite3_value *model, int state,
+                         sqlite3_int64 *rowid) {
   bpsql_connection *c = t->connection;
   sqlite3 *db = t->db;
   int found = 0, mode, rc = SQLITE_OK;
@@ -323,8 +318,10 @@ static int models_insert(models_table *t, sqlite3_value *name, sqlite3_value *mo
   bp_model *compiled;
   if ((rc = models_compile(t, model, &compiled)) != SQLITE_OK) return rc;
   if (state == BP_STORE_ABSENT) {
-    rc = run(db, "CREATE TABLE IF NOT EXISTS main." BPSQL_STORE_TABLE
-             "(name TEXT PRIMARY KEY NOT NULL, model BLOB NOT NULL)", NULL, NULL, NULL);
+    rc = run(db,
+             "CREATE TABLE IF NOT EXISTS main." BPSQL_STORE_TABLE
+             "(name TEXT PRIMARY KEY NOT NULL, model BLOB NOT NULL)",
+             NULL, NULL, NULL);
     c->store_known = 0;
   }
   if (rc == SQLITE_OK && found) {
@@ -372,7 +369,7 @@ static int models_change(models_table *t, sqlite3_int64 old_rowid, sqlite3_value
   if (found && mode != SQLITE_REPLACE) {
     sqlite3_free(old_name);
     return bpsql_vtab_error(&t->base, SQLITE_CONSTRAINT,
-                         "bp_models: a model named '%s' exists already", new_name);
+                            "bp_models: a model named '%s' exists already", new_name);
   }
   bp_model *compiled;
   if ((rc = models_compile(t, model, &compiled)) != SQLITE_OK) {
@@ -399,7 +396,8 @@ static int models_delete(models_table *t, sqlite3_int64 rowid) {
   char *name;
   int rc = store_name(t->db, rowid, &name);
   if (rc == SQLITE_OK)
-    rc = run(t->db, "DELETE FROM main." BPSQL_STORE_TABLE " WHERE rowid = ?3", NULL, NULL, &rowid);
+    rc = run(t->db, "DELETE FROM main." BPSQL_STORE_TABLE " WHERE rowid = ?3", NULL, NULL,
+             &rowid);
   /* The model is released now, not at the next statement that resolves. */
   if (rc == SQLITE_OK) bpsql_connection_forget_name(t->connection, name);
   sqlite3_free(name);
@@ -415,8 +413,8 @@ static int models_update(sqlite3_vtab *vtab, int argc, sqlite3_value **argv,
   ** ever come round to bp_models again, it would never end. */
   if (c->updating)
     return bpsql_vtab_error(vtab, SQLITE_ERROR,
-                         "bp_models: a write to bp_models cannot write bp_models "
-                         "again (a trigger on " BPSQL_STORE_TABLE "?)");
+                            "bp_models: a write to bp_models cannot write bp_models "
+                            "again (a trigger on " BPSQL_STORE_TABLE "?)");
   bpsql_connection_note_write(c);
   int state, rc = bpsql_store_check_now(c, &state);
   if (rc != SQLITE_OK) return models_sqlite_error(t, rc);
@@ -460,33 +458,34 @@ static int models_transaction_noop(sqlite3_vtab *vtab) {
 }
 
 static int models_savepoint_noop(sqlite3_vtab *vtab, int savepoint) {
-  (void)vtab; (void)savepoint;
+  (void)vtab;
+  (void)savepoint;
   return SQLITE_OK;
 }
 
 const sqlite3_module bpsql_models_module = {
-    2,                       /* iVersion: savepoints */
-    NULL,                    /* xCreate: NULL makes it eponymous only */
-    models_connect,          /* xConnect */
-    models_best_index,       /* xBestIndex */
-    models_disconnect,       /* xDisconnect */
-    NULL,                    /* xDestroy */
-    models_open,             /* xOpen */
-    models_close,            /* xClose */
-    models_filter,           /* xFilter */
-    models_next,             /* xNext */
-    models_eof,              /* xEof */
-    models_column,           /* xColumn */
-    models_rowid,            /* xRowid */
-    models_update,           /* xUpdate */
+    2, /* iVersion: savepoints */
+    NULL, /* xCreate: NULL makes it eponymous only */
+    models_connect, /* xConnect */
+    models_best_index, /* xBestIndex */
+    models_disconnect, /* xDisconnect */
+    NULL, /* xDestroy */
+    models_open, /* xOpen */
+    models_close, /* xClose */
+    models_filter, /* xFilter */
+    models_next, /* xNext */
+    models_eof, /* xEof */
+    models_column, /* xColumn */
+    models_rowid, /* xRowid */
+    models_update, /* xUpdate */
     models_transaction_noop, /* xBegin */
     models_transaction_noop, /* xSync */
     models_transaction_noop, /* xCommit */
-    models_rollback,         /* xRollback */
-    NULL,                    /* xFindFunction */
-    NULL,                    /* xRename */
-    models_savepoint_noop,   /* xSavepoint */
-    models_savepoint_noop,   /* xRelease */
-    models_rollback_to,      /* xRollbackTo */
-    NULL,                    /* xShadowName */
+    models_rollback, /* xRollback */
+    NULL, /* xFindFunction */
+    NULL, /* xRename */
+    models_savepoint_noop, /* xSavepoint */
+    models_savepoint_noop, /* xRelease */
+    models_rollback_to, /* xRollbackTo */
+    NULL, /* xShadowName */
 };

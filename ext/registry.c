@@ -44,13 +44,13 @@ SQLITE_EXTENSION_INIT3
 /* ---- Per-connection resolution --------------------------------------------- */
 
 typedef struct resolved {
-  char *name;        /* a model name; NULL for the default model or a value */
-  int is_value;      /* resolved from a model value given as argument */
-  int builtin;       /* resolved to a built-in model: nothing stored had the name */
+  char *name; /* a model name; NULL for the default model or a value */
+  int is_value; /* resolved from a model value given as argument */
+  int builtin; /* resolved to a built-in model: nothing stored had the name */
   uint8_t header[BP_VALUE_HEADER_BYTES]; /* of the value resolved to */
-  sqlite3_int64 length;                  /* and its length */
-  bp_model *model;   /* shared */
-  unsigned serial;   /* the connection's serial when last confirmed */
+  sqlite3_int64 length; /* and its length */
+  bp_model *model; /* shared */
+  unsigned serial; /* the connection's serial when last confirmed */
   sqlite3_uint64 used;
 } resolved;
 
@@ -112,8 +112,7 @@ static resolved *find_name(bpsql_connection *c, const char *name) {
   return NULL;
 }
 
-static resolved *find_value(bpsql_connection *c, const uint8_t *header,
-                            sqlite3_int64 length) {
+static resolved *find_value(bpsql_connection *c, const uint8_t *header, sqlite3_int64 length) {
   for (int i = 0; i < c->count; i++) {
     resolved *e = &c->entries[i];
     if (e->is_value && e->length == length &&
@@ -164,8 +163,7 @@ static void remove_entry(bpsql_connection *c, resolved *e) {
 void bpsql_connection_forget_name(bpsql_connection *c, const char *name) {
   for (int i = c->count - 1; i >= 0; i--) {
     resolved *e = &c->entries[i];
-    if (!e->is_value && (!e->name || (name && strcmp(e->name, name) == 0)))
-      remove_entry(c, e);
+    if (!e->is_value && (!e->name || (name && strcmp(e->name, name) == 0))) remove_entry(c, e);
   }
 }
 
@@ -183,7 +181,7 @@ static void forget_names(bpsql_connection *c, int keep_builtin) {
 /* Remembers a model just stored under `name` (to be confirmed at the next
 ** use, as the transaction may still roll back). */
 void bpsql_connection_remember(bpsql_connection *c, const char *name, sqlite3_value *model,
-                            bp_model *compiled) {
+                               bp_model *compiled) {
   resolved *e = find_name(c, name);
   if (!e && !(e = new_entry(c, name, 0))) {
     bpsql_model_cache_release(compiled); /* only remembering failed: not an error */
@@ -259,8 +257,10 @@ static int store_inspect(sqlite3 *db, int *state, char **problem) {
   sqlite3_int64 rootpage = 0;
   /* Names are case-insensitive: BP_Model_Store is the store too. */
   int rc = query_one(db,
-      "SELECT type FROM main.sqlite_schema WHERE name = '" BPSQL_STORE_TABLE "' COLLATE NOCASE"
-      " AND type IN ('table', 'view', 'index')", &found, &type, NULL);
+                     "SELECT type FROM main.sqlite_schema WHERE name = '" BPSQL_STORE_TABLE
+                     "' COLLATE NOCASE"
+                     " AND type IN ('table', 'view', 'index')",
+                     &found, &type, NULL);
   if (rc != SQLITE_OK) return rc;
   if (!found) {
     *state = BP_STORE_ABSENT;
@@ -268,14 +268,16 @@ static int store_inspect(sqlite3 *db, int *state, char **problem) {
   }
   *state = BP_STORE_INVALID;
   if (strcmp(type, "table") != 0) {
-    *problem = sqlite3_mprintf(NOT_A_STORE "it is %s %s",
-                               strcmp(type, "index") ? "a" : "an", type);
+    *problem =
+        sqlite3_mprintf(NOT_A_STORE "it is %s %s", strcmp(type, "index") ? "a" : "an", type);
     sqlite3_free(type);
     return *problem ? SQLITE_OK : SQLITE_NOMEM;
   }
   sqlite3_free(type);
-  rc = query_one(db, "SELECT rootpage FROM main.sqlite_schema WHERE type = 'table'"
-                 " AND name = '" BPSQL_STORE_TABLE "' COLLATE NOCASE", &found, NULL, &rootpage);
+  rc = query_one(db,
+                 "SELECT rootpage FROM main.sqlite_schema WHERE type = 'table'"
+                 " AND name = '" BPSQL_STORE_TABLE "' COLLATE NOCASE",
+                 &found, NULL, &rootpage);
   if (rc != SQLITE_OK) return rc;
   if (rootpage == 0) {
     *problem = sqlite3_mprintf(NOT_A_STORE "it is a virtual table");
@@ -284,8 +286,8 @@ static int store_inspect(sqlite3 *db, int *state, char **problem) {
 
   /* Exactly the columns name and model, neither generated. */
   sqlite3_stmt *stmt;
-  rc = sqlite3_prepare_v2(db,
-      "SELECT name, type, hidden FROM pragma_table_xinfo('" BPSQL_STORE_TABLE "', 'main')",
+  rc = sqlite3_prepare_v2(
+      db, "SELECT name, type, hidden FROM pragma_table_xinfo('" BPSQL_STORE_TABLE "', 'main')",
       -1, &stmt, NULL);
   if (rc != SQLITE_OK) return rc;
   int has_name = 0, has_model = 0, bad = 0;
@@ -300,8 +302,8 @@ static int store_inspect(sqlite3 *db, int *state, char **problem) {
     int is_model = sqlite3_stricmp(column, "model") == 0;
     bad = 1;
     if (!is_name && !is_model)
-      *problem = sqlite3_mprintf(NOT_A_STORE "it has a column %s besides name and model",
-                                 column);
+      *problem =
+          sqlite3_mprintf(NOT_A_STORE "it has a column %s besides name and model", column);
     else if (sqlite3_column_int(stmt, 2) != 0)
       *problem = sqlite3_mprintf(NOT_A_STORE "its column %s is generated", column);
     else if (is_name && !text_affinity(declared))
@@ -317,8 +319,7 @@ static int store_inspect(sqlite3 *db, int *state, char **problem) {
   if (rc != SQLITE_DONE) return finalize_rc ? finalize_rc : rc;
   if (finalize_rc != SQLITE_OK) return finalize_rc;
   if (!has_name || !has_model) {
-    *problem = sqlite3_mprintf(NOT_A_STORE "it has no column %s",
-                               has_name ? "model" : "name");
+    *problem = sqlite3_mprintf(NOT_A_STORE "it has no column %s", has_name ? "model" : "name");
     return *problem ? SQLITE_OK : SQLITE_NOMEM;
   }
 
@@ -334,16 +335,19 @@ static int store_inspect(sqlite3 *db, int *state, char **problem) {
 
   /* One model per name: a full UNIQUE index on name alone, comparing names
   ** as bp_models does (BINARY). */
-  rc = query_one(db,
-      "SELECT 1 FROM pragma_index_list('" BPSQL_STORE_TABLE "', 'main') AS i"
-      " WHERE i.\"unique\" AND NOT i.partial"
-      " AND (SELECT count(*) FROM pragma_index_xinfo(i.name, 'main') WHERE key) = 1"
-      " AND EXISTS (SELECT 1 FROM pragma_index_xinfo(i.name, 'main') AS k WHERE k.key"
-      " AND k.name = 'name' COLLATE NOCASE AND k.coll = 'BINARY' COLLATE NOCASE)",
-      &found, NULL, NULL);
+  rc =
+      query_one(db,
+                "SELECT 1 FROM pragma_index_list('" BPSQL_STORE_TABLE
+                "', 'main') AS i"
+                " WHERE i.\"unique\" AND NOT i.partial"
+                " AND (SELECT count(*) FROM pragma_index_xinfo(i.name, 'main') WHERE key) = 1"
+                " AND EXISTS (SELECT 1 FROM pragma_index_xinfo(i.name, 'main') AS k WHERE k.key"
+                " AND k.name = 'name' COLLATE NOCASE AND k.coll = 'BINARY' COLLATE NOCASE)",
+                &found, NULL, NULL);
   if (rc != SQLITE_OK) return rc;
   if (!found) {
-    *problem = sqlite3_mprintf(NOT_A_STORE "its column name is not UNIQUE "
+    *problem = sqlite3_mprintf(NOT_A_STORE
+                               "its column name is not UNIQUE "
                                "(a PRIMARY KEY or UNIQUE constraint with BINARY collation)");
     return *problem ? SQLITE_OK : SQLITE_NOMEM;
   }
@@ -381,19 +385,20 @@ int bpsql_store_check_now(bpsql_connection *c, int *state) {
 
 static char *empty_store_message(const char *name) {
   return name ? sqlite3_mprintf("no model named '%s' in bp_models (it is empty)", name)
-              : sqlite3_mprintf("no default model: bp_models is empty; add one with "
-                                "INSERT INTO bp_models(name, model) VALUES "
-                                "('default', bp_model_load('file.model'))");
+              : sqlite3_mprintf(
+                    "no default model: bp_models is empty; add one with "
+                    "INSERT INTO bp_models(name, model) VALUES "
+                    "('default', bp_model_load('file.model'))");
 }
 
 /* A stored row: where it is, what it is called and what its model is. */
 typedef struct stored_row {
   sqlite3_int64 rowid;
-  char *name;        /* its name as text, for messages */
-  int model_type;    /* SQLITE_BLOB for a value to look at */
+  char *name; /* its name as text, for messages */
+  int model_type; /* SQLITE_BLOB for a value to look at */
   sqlite3_int64 length;
   uint8_t header[BP_VALUE_HEADER_BYTES];
-  int header_ok;     /* a model value's header */
+  int header_ok; /* a model value's header */
 } stored_row;
 
 /* Finds the stored row for `name` (NULL: the default model: the one named
@@ -407,15 +412,16 @@ static int store_find(sqlite3 *db, const char *name, int *found, stored_row *row
   if (stored) *stored = -1; /* unknown */
   memset(row, 0, sizeof *row);
   sqlite3_stmt *stmt;
-  int rc = sqlite3_prepare_v2(db, name
-      ? "SELECT rowid, name, typeof(model) FROM main." BPSQL_STORE_TABLE
-        " WHERE name = ?1 COLLATE BINARY"
-      : "SELECT rowid, name, typeof(model) FROM main." BPSQL_STORE_TABLE
-        " WHERE name = 'default' COLLATE BINARY"
-        " UNION ALL SELECT rowid, name, typeof(model) FROM main." BPSQL_STORE_TABLE
-        " WHERE NOT EXISTS (SELECT 1 FROM main." BPSQL_STORE_TABLE
-        " WHERE name = 'default' COLLATE BINARY)"
-        " AND (SELECT count(*) FROM main." BPSQL_STORE_TABLE ") = 1",
+  int rc = sqlite3_prepare_v2(
+      db,
+      name ? "SELECT rowid, name, typeof(model) FROM main." BPSQL_STORE_TABLE
+             " WHERE name = ?1 COLLATE BINARY"
+           : "SELECT rowid, name, typeof(model) FROM main." BPSQL_STORE_TABLE
+             " WHERE name = 'default' COLLATE BINARY"
+             " UNION ALL SELECT rowid, name, typeof(model) FROM main." BPSQL_STORE_TABLE
+             " WHERE NOT EXISTS (SELECT 1 FROM main." BPSQL_STORE_TABLE
+             " WHERE name = 'default' COLLATE BINARY)"
+             " AND (SELECT count(*) FROM main." BPSQL_STORE_TABLE ") = 1",
       -1, &stmt, NULL);
   if (rc != SQLITE_OK) return rc;
   if (name && (rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC)) != SQLITE_OK) {
@@ -428,11 +434,11 @@ static int store_find(sqlite3 *db, const char *name, int *found, stored_row *row
     const char *type = (const char *)sqlite3_column_text(stmt, 2);
     row->rowid = sqlite3_column_int64(stmt, 0);
     row->name = sqlite3_mprintf("%s", text ? text : "");
-    row->model_type = type && strcmp(type, "blob") == 0 ? SQLITE_BLOB
-                      : type && strcmp(type, "text") == 0 ? SQLITE_TEXT
+    row->model_type = type && strcmp(type, "blob") == 0      ? SQLITE_BLOB
+                      : type && strcmp(type, "text") == 0    ? SQLITE_TEXT
                       : type && strcmp(type, "integer") == 0 ? SQLITE_INTEGER
-                      : type && strcmp(type, "real") == 0 ? SQLITE_FLOAT
-                      : SQLITE_NULL;
+                      : type && strcmp(type, "real") == 0    ? SQLITE_FLOAT
+                                                             : SQLITE_NULL;
     if (!row->name || !type) {
       sqlite3_finalize(stmt);
       sqlite3_free(row->name);
@@ -454,10 +460,10 @@ static int store_find(sqlite3 *db, const char *name, int *found, stored_row *row
   *found = 0;
   if (rc != SQLITE_OK) return rc;
   if (stored) *stored = rows;
-  *message = rows == 0
-      ? empty_store_message(NULL)
-      : sqlite3_mprintf("no default model: bp_models holds several models and "
-                        "none is named 'default'; pass a model name");
+  *message = rows == 0 ? empty_store_message(NULL)
+                       : sqlite3_mprintf(
+                             "no default model: bp_models holds several models and "
+                             "none is named 'default'; pass a model name");
   return *message ? SQLITE_OK : SQLITE_NOMEM;
 }
 
@@ -494,19 +500,21 @@ static int store_read(sqlite3 *db, stored_row *row, uint8_t **value) {
 ** on ctx for a function, else in *message for a table or the FTS5
 ** tokenizer, which report it their own way (out of memory is said by the
 ** code alone, with *message NULL). */
-static int report(sqlite3_context *ctx, char **message, int code,
-                  const char *function, const char *text) {
+static int report(sqlite3_context *ctx, char **message, int code, const char *function,
+                  const char *text) {
   if (ctx) return bpsql_result_errorf(ctx, code, "%s: %s", function, text);
   char *m = code == SQLITE_NOMEM ? NULL : sqlite3_mprintf("%s: %s", function, text);
   if (!m) code = SQLITE_NOMEM;
-  if (message) *message = m;
-  else sqlite3_free(m);
+  if (message)
+    *message = m;
+  else
+    sqlite3_free(m);
   return code;
 }
 
 /* Reports an SQLite error of the connection (its message, or out of memory). */
-static int report_sqlite(bpsql_connection *c, sqlite3_context *ctx, char **message,
-                         int rc, const char *function) {
+static int report_sqlite(bpsql_connection *c, sqlite3_context *ctx, char **message, int rc,
+                         const char *function) {
   return report(ctx, message, rc, function,
                 rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(c->db));
 }
@@ -514,10 +522,9 @@ static int report_sqlite(bpsql_connection *c, sqlite3_context *ctx, char **messa
 /* Reports what is wrong with a stored row's model. */
 static int report_row(sqlite3_context *ctx, char **message, const char *function,
                       const stored_row *row, const char *problem) {
-  char *text = problem
-      ? sqlite3_mprintf("model '%s' in bp_models: %s", row->name, problem)
-      : sqlite3_mprintf("model '%s' in bp_models is %s, not a model value", row->name,
-                        bpsql_datatype_name(row->model_type));
+  char *text = problem ? sqlite3_mprintf("model '%s' in bp_models: %s", row->name, problem)
+                       : sqlite3_mprintf("model '%s' in bp_models is %s, not a model value",
+                                         row->name, bpsql_datatype_name(row->model_type));
   if (!text) return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
   int rc = report(ctx, message, SQLITE_ERROR, function, text);
   sqlite3_free(text);
@@ -528,12 +535,10 @@ static int report_row(sqlite3_context *ctx, char **message, const char *function
 ** the value's header and, unless it is the value this entry already
 ** resolved to, the whole value, which is verified and compiled (or found
 ** compiled). */
-static int resolve_row(bpsql_connection *c, resolved **entry, const char *name,
-                       stored_row *row, const char *function,
-                       sqlite3_context *ctx, char **message) {
+static int resolve_row(bpsql_connection *c, resolved **entry, const char *name, stored_row *row,
+                       const char *function, sqlite3_context *ctx, char **message) {
   resolved *e = *entry;
-  if (row->model_type != SQLITE_BLOB)
-    return report_row(ctx, message, function, row, NULL);
+  if (row->model_type != SQLITE_BLOB) return report_row(ctx, message, function, row, NULL);
   int rc = store_read(c->db, row, NULL);
   if (rc != SQLITE_OK) return report_sqlite(c, ctx, message, rc, function);
   if (!row->header_ok)
@@ -567,9 +572,8 @@ static int resolve_row(bpsql_connection *c, resolved **entry, const char *name,
 /* Brings the entry *entry for `name` (NULL: the default model) up to date
 ** with the built-in model `index`: compiled, or found compiled, unless the
 ** entry resolved to it already. */
-static int resolve_builtin(bpsql_connection *c, resolved **entry, const char *name,
-                           int index, const char *function, sqlite3_context *ctx,
-                           char **message) {
+static int resolve_builtin(bpsql_connection *c, resolved **entry, const char *name, int index,
+                           const char *function, sqlite3_context *ctx, char **message) {
   resolved *e = *entry;
   if (e && e->builtin) return SQLITE_OK; /* a name's built-in model never changes */
   bp_error err;
@@ -622,8 +626,7 @@ static int connection_sweep(bpsql_connection *c, int state) {
       rc = store_read(c->db, &row, NULL);
     sqlite3_free(row.name);
     if (rc != SQLITE_OK) return rc;
-    if (found && row.model_type == SQLITE_BLOB && row.header_ok &&
-        row.length == e->length &&
+    if (found && row.model_type == SQLITE_BLOB && row.header_ok && row.length == e->length &&
         memcmp(row.header, e->header, BP_VALUE_HEADER_BYTES) == 0)
       e->serial = c->serial;
     else
@@ -710,9 +713,8 @@ static int resolve_name(bpsql_connection *c, const char *name, const char *funct
   return rc;
 }
 
-int bpsql_resolve_model(bpsql_connection *c, sqlite3_value *argument,
-                     const char *function, sqlite3_context *ctx,
-                     char **message, bp_model **model) {
+int bpsql_resolve_model(bpsql_connection *c, sqlite3_value *argument, const char *function,
+                        sqlite3_context *ctx, char **message, bp_model **model) {
   *model = NULL;
   if (message) *message = NULL;
   const char *name = NULL;
@@ -736,8 +738,7 @@ int bpsql_resolve_model(bpsql_connection *c, sqlite3_value *argument,
         if (brc == BP_NOMEM)
           return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
         if (brc != BP_OK)
-          return report(ctx, message, bpsql_sqlite_code(err.code), function,
-                        err.message);
+          return report(ctx, message, bpsql_sqlite_code(err.code), function, err.message);
         if (!(e = new_entry(c, NULL, 1))) {
           bpsql_model_cache_release(compiled);
           return report(ctx, message, SQLITE_NOMEM, function, "out of memory");
@@ -761,7 +762,7 @@ int bpsql_resolve_model(bpsql_connection *c, sqlite3_value *argument,
 }
 
 int bpsql_resolve_model_name(bpsql_connection *c, const char *name, const char *function,
-                          char **message, bp_model **model) {
+                             char **message, bp_model **model) {
   *model = NULL;
   *message = NULL;
   return resolve_name(c, name, function, NULL, message, model);

@@ -28,32 +28,32 @@
 #define BPSQL_TOUCHES_FILES (SQLITE_UTF8 | SQLITE_DIRECTONLY)
 #define BPSQL_PROCESS_STATE SQLITE_UTF8
 
-#define BPSQL_SQL_API(FUNCTION, AGGREGATE, MODULE)                                        \
+#define BPSQL_SQL_API(FUNCTION, AGGREGATE, MODULE)                                     \
   /* models_table.c; first, as it was registered alone before */                       \
-  MODULE("bp_models", bpsql_models_module, 1)                                             \
+  MODULE("bp_models", bpsql_models_module, 1)                                          \
   /* functions.c */                                                                    \
-  FUNCTION("bp_encode", 1, 4, BPSQL_READS_MODELS, bpsql_encode_function)                     \
-  FUNCTION("bp_encode_packed", 1, 4, BPSQL_READS_MODELS, bpsql_encode_packed_function)       \
-  FUNCTION("bp_count", 1, 4, BPSQL_READS_MODELS, bpsql_count_function)                       \
-  FUNCTION("bp_decode", 1, 2, BPSQL_READS_MODELS, bpsql_decode_function)                     \
-  FUNCTION("bp_decode_bytes", 1, 2, BPSQL_READS_MODELS, bpsql_decode_bytes_function)         \
-  FUNCTION("bp_model_load", 1, 1, BPSQL_TOUCHES_FILES, bpsql_model_load_function)            \
-  FUNCTION("bp_model_save", 2, 3, BPSQL_TOUCHES_FILES, bpsql_model_save_function)            \
-  FUNCTION("bp_debug", 0, 0, BPSQL_PROCESS_STATE, bpsql_debug_function)                      \
+  FUNCTION("bp_encode", 1, 4, BPSQL_READS_MODELS, bpsql_encode_function)               \
+  FUNCTION("bp_encode_packed", 1, 4, BPSQL_READS_MODELS, bpsql_encode_packed_function) \
+  FUNCTION("bp_count", 1, 4, BPSQL_READS_MODELS, bpsql_count_function)                 \
+  FUNCTION("bp_decode", 1, 2, BPSQL_READS_MODELS, bpsql_decode_function)               \
+  FUNCTION("bp_decode_bytes", 1, 2, BPSQL_READS_MODELS, bpsql_decode_bytes_function)   \
+  FUNCTION("bp_model_load", 1, 1, BPSQL_TOUCHES_FILES, bpsql_model_load_function)      \
+  FUNCTION("bp_model_save", 2, 3, BPSQL_TOUCHES_FILES, bpsql_model_save_function)      \
+  FUNCTION("bp_debug", 0, 0, BPSQL_PROCESS_STATE, bpsql_debug_function)                \
   /* tables.c */                                                                       \
-  MODULE("bp_tokens", bpsql_tokens_module, 1)                                             \
-  MODULE("bp_vocab", bpsql_vocab_module, 1)                                               \
-  MODULE("bp_chunks", bpsql_chunks_module, 1)                                             \
+  MODULE("bp_tokens", bpsql_tokens_module, 1)                                          \
+  MODULE("bp_vocab", bpsql_vocab_module, 1)                                            \
+  MODULE("bp_chunks", bpsql_chunks_module, 1)                                          \
   /* model_list.c */                                                                   \
-  MODULE("bp_model_list", bpsql_model_list_module, 0)                                     \
+  MODULE("bp_model_list", bpsql_model_list_module, 0)                                  \
   /* train.c */                                                                        \
-  AGGREGATE("bp_train", 1, 2, BPSQL_INNOCUOUS, bpsql_train_step, bpsql_train_final)             \
-  FUNCTION("bp_model_shrink", 2, 2, BPSQL_READS_MODELS, bpsql_model_shrink_function)         \
+  AGGREGATE("bp_train", 1, 2, BPSQL_INNOCUOUS, bpsql_train_step, bpsql_train_final)    \
+  FUNCTION("bp_model_shrink", 2, 2, BPSQL_READS_MODELS, bpsql_model_shrink_function)   \
   /* analytics.c */                                                                    \
-  FUNCTION("bp_truncate", 2, 3, BPSQL_READS_MODELS, bpsql_truncate_function)                 \
-  AGGREGATE("bp_stats", 1, 2, BPSQL_READS_MODELS, bpsql_stats_step, bpsql_stats_final)         \
+  FUNCTION("bp_truncate", 2, 3, BPSQL_READS_MODELS, bpsql_truncate_function)           \
+  AGGREGATE("bp_stats", 1, 2, BPSQL_READS_MODELS, bpsql_stats_step, bpsql_stats_final) \
   /* fts5.c */                                                                         \
-  FUNCTION("bp_fts_query", 1, 2, BPSQL_READS_MODELS, bpsql_fts_query_function)             \
+  FUNCTION("bp_fts_query", 1, 2, BPSQL_READS_MODELS, bpsql_fts_query_function)         \
   /* functions.c; last, since it marks a complete load (bytepiece.c) */                \
   FUNCTION("bp_version", 0, 0, BPSQL_PURE, bpsql_version_function)
 

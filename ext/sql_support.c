@@ -30,11 +30,13 @@ int bpsql_sql_interrupted(void *db) {
 }
 
 void bpsql_result_bytes(sqlite3_context *ctx, const char *function, const void *data,
-                     sqlite3_uint64 len, void (*destroy)(void *), bool is_text) {
+                        sqlite3_uint64 len, void (*destroy)(void *), bool is_text) {
   int limit = sqlite3_limit(sqlite3_context_db_handle(ctx), SQLITE_LIMIT_LENGTH, -1);
   if (len > (sqlite3_uint64)limit) {
-    bpsql_result_errorf(ctx, SQLITE_TOOBIG, "%s: the result would be %llu bytes, more than "
-                     "SQLITE_LIMIT_LENGTH (%d)", function, (unsigned long long)len, limit);
+    bpsql_result_errorf(ctx, SQLITE_TOOBIG,
+                        "%s: the result would be %llu bytes, more than "
+                        "SQLITE_LIMIT_LENGTH (%d)",
+                        function, (unsigned long long)len, limit);
     if (destroy != SQLITE_TRANSIENT && destroy != SQLITE_STATIC) destroy((void *)data);
   } else if (is_text) {
     sqlite3_result_text64(ctx, data, len, destroy, SQLITE_UTF8);
@@ -67,8 +69,7 @@ const char *bpsql_type_name(sqlite3_value *value) {
   return bpsql_datatype_name(sqlite3_value_type(value));
 }
 
-void bpsql_result_error(sqlite3_context *ctx, const char *function,
-                     const bp_error *err) {
+void bpsql_result_error(sqlite3_context *ctx, const char *function, const bp_error *err) {
   bpsql_result_errorf(ctx, bpsql_sqlite_code(err->code), "%s: %s", function, err->message);
 }
 
@@ -103,11 +104,10 @@ int bpsql_vtab_error(sqlite3_vtab *vtab, int code, const char *format, ...) {
 }
 
 int bpsql_text_value(sqlite3_value *value, const char *function, int position,
-                  const char **text, size_t *len, int *input, char **message) {
+                     const char **text, size_t *len, int *input, char **message) {
   *message = NULL;
   switch (sqlite3_value_type(value)) {
-    case SQLITE_NULL:
-      return 0;
+    case SQLITE_NULL: return 0;
     case SQLITE_TEXT:
       *text = (const char *)sqlite3_value_text(value);
       *input = BP_INPUT_TEXT;
@@ -117,8 +117,8 @@ int bpsql_text_value(sqlite3_value *value, const char *function, int position,
       *input = BP_INPUT_BYTES;
       break;
     default:
-      *message = sqlite3_mprintf("%s: argument %d must be TEXT or BLOB, not %s",
-                                 function, position, bpsql_type_name(value));
+      *message = sqlite3_mprintf("%s: argument %d must be TEXT or BLOB, not %s", function,
+                                 position, bpsql_type_name(value));
       return -1;
   }
   *len = (size_t)sqlite3_value_bytes(value);
@@ -126,27 +126,27 @@ int bpsql_text_value(sqlite3_value *value, const char *function, int position,
   return *text ? 1 : -1; /* no text and no message: out of memory */
 }
 
-int bpsql_text_argument(sqlite3_context *ctx, sqlite3_value *value,
-                     const char *function, int position, const char **text,
-                     size_t *len, int *input) {
+int bpsql_text_argument(sqlite3_context *ctx, sqlite3_value *value, const char *function,
+                        int position, const char **text, size_t *len, int *input) {
   char *message;
   int r = bpsql_text_value(value, function, position, text, len, input, &message);
-  if (r < 0 && message) bpsql_result_errorf(ctx, SQLITE_MISMATCH, "%s", message);
-  else if (r < 0) sqlite3_result_error_nomem(ctx);
+  if (r < 0 && message)
+    bpsql_result_errorf(ctx, SQLITE_MISMATCH, "%s", message);
+  else if (r < 0)
+    sqlite3_result_error_nomem(ctx);
   sqlite3_free(message);
   return r;
 }
 
 /* ---- Options and sampling ------------------------------------------------- */
 
-int bpsql_read_options(sqlite3_context *ctx, sqlite3_value *json,
-                    const char *function, bpsql_option_handler apply,
-                    void *target) {
+int bpsql_read_options(sqlite3_context *ctx, sqlite3_value *json, const char *function,
+                       bpsql_option_handler apply, void *target) {
   sqlite3 *db = sqlite3_context_db_handle(ctx);
   sqlite3_stmt *stmt;
-  int rc = sqlite3_prepare_v2(db,
-      "SELECT key, type, atom FROM json_each(?1) WHERE json_type(?1) = 'object'",
-      -1, &stmt, NULL);
+  int rc = sqlite3_prepare_v2(
+      db, "SELECT key, type, atom FROM json_each(?1) WHERE json_type(?1) = 'object'", -1, &stmt,
+      NULL);
   if (rc != SQLITE_OK) {
     bpsql_result_errorf(ctx, rc, "%s: %s", function, sqlite3_errmsg(db));
     return rc;
@@ -186,16 +186,18 @@ int bpsql_read_options(sqlite3_context *ctx, sqlite3_value *json,
     return SQLITE_ERROR;
   }
   if (rc != SQLITE_DONE) {
-    if (rc == SQLITE_NOMEM) sqlite3_result_error_nomem(ctx);
-    else bpsql_result_errorf(ctx, rc, "%s: %s", function, sqlite3_errmsg(db));
+    if (rc == SQLITE_NOMEM)
+      sqlite3_result_error_nomem(ctx);
+    else
+      bpsql_result_errorf(ctx, rc, "%s: %s", function, sqlite3_errmsg(db));
     return rc;
   }
   return SQLITE_OK;
 }
 
-int bpsql_sampler_from_options(const char *function, int has_alpha, double alpha,
-                            int has_seed, sqlite3_int64 seed, bp_sampler *sampler,
-                            int *sampling, char **message) {
+int bpsql_sampler_from_options(const char *function, int has_alpha, double alpha, int has_seed,
+                               sqlite3_int64 seed, bp_sampler *sampler, int *sampling,
+                               char **message) {
   *sampling = 0;
   *message = NULL;
   if (!has_alpha || alpha < 0) return SQLITE_OK; /* the Viterbi result */
@@ -211,17 +213,16 @@ int bpsql_sampler_from_options(const char *function, int has_alpha, double alpha
   return SQLITE_OK;
 }
 
-int bpsql_alpha_and_seed(sqlite3_value *alpha, sqlite3_value *seed,
-                      const char *function, int position, int *has_alpha,
-                      double *alpha_value, int *has_seed, sqlite3_int64 *seed_value,
-                      char **message) {
+int bpsql_alpha_and_seed(sqlite3_value *alpha, sqlite3_value *seed, const char *function,
+                         int position, int *has_alpha, double *alpha_value, int *has_seed,
+                         sqlite3_int64 *seed_value, char **message) {
   *message = NULL;
   *has_alpha = *has_seed = 0;
   if (alpha && sqlite3_value_type(alpha) != SQLITE_NULL) {
     int type = sqlite3_value_type(alpha);
     if (type != SQLITE_INTEGER && type != SQLITE_FLOAT) {
-      *message = sqlite3_mprintf("%s: argument %d (alpha) must be a number, not %s",
-                                 function, position, bpsql_type_name(alpha));
+      *message = sqlite3_mprintf("%s: argument %d (alpha) must be a number, not %s", function,
+                                 position, bpsql_type_name(alpha));
       return *message ? SQLITE_MISMATCH : SQLITE_NOMEM;
     }
     *has_alpha = 1;
@@ -229,8 +230,8 @@ int bpsql_alpha_and_seed(sqlite3_value *alpha, sqlite3_value *seed,
   }
   if (seed && sqlite3_value_type(seed) != SQLITE_NULL) {
     if (sqlite3_value_type(seed) != SQLITE_INTEGER) {
-      *message = sqlite3_mprintf("%s: argument %d (seed) must be an INTEGER, not %s",
-                                 function, position + 1, bpsql_type_name(seed));
+      *message = sqlite3_mprintf("%s: argument %d (seed) must be an INTEGER, not %s", function,
+                                 position + 1, bpsql_type_name(seed));
       return *message ? SQLITE_MISMATCH : SQLITE_NOMEM;
     }
     *has_seed = 1;

@@ -25,7 +25,7 @@ int bpsql_sql_interrupted(void *db);
 ** so. `destroy` is called on data either way (SQLITE_TRANSIENT and
 ** SQLITE_STATIC as SQLite takes them). */
 void bpsql_result_bytes(sqlite3_context *ctx, const char *function, const void *data,
-                     sqlite3_uint64 len, void (*destroy)(void *), bool is_text);
+                        sqlite3_uint64 len, void (*destroy)(void *), bool is_text);
 
 /* The one way an error is reported: on a function's ctx, or on a virtual
 ** table (its zErrMsg, the old one freed). Both set a formatted message with
@@ -34,17 +34,15 @@ void bpsql_result_bytes(sqlite3_context *ctx, const char *function, const void *
 ** reports a library error, prefixed with the function name. */
 int bpsql_result_errorf(sqlite3_context *ctx, int code, const char *format, ...);
 int bpsql_vtab_error(sqlite3_vtab *vtab, int code, const char *format, ...);
-void bpsql_result_error(sqlite3_context *ctx, const char *function,
-                     const bp_error *err);
+void bpsql_result_error(sqlite3_context *ctx, const char *function, const bp_error *err);
 
 /* Reads an options object (JSON): calls `apply` for each key with its JSON
 ** type ("true", "integer", "text", ...) and value; `apply` sets *message
 ** to refuse. Returns SQLITE_OK, or an error code after reporting on ctx. */
 typedef int (*bpsql_option_handler)(void *target, const char *key, const char *type,
-                                 sqlite3_value *atom, char **message);
-int bpsql_read_options(sqlite3_context *ctx, sqlite3_value *json,
-                    const char *function, bpsql_option_handler apply,
-                    void *target);
+                                    sqlite3_value *atom, char **message);
+int bpsql_read_options(sqlite3_context *ctx, sqlite3_value *json, const char *function,
+                       bpsql_option_handler apply, void *target);
 
 /* Maps a library result code to an SQLite one. */
 int bpsql_sqlite_code(int bp_code);
@@ -59,22 +57,20 @@ const char *bpsql_datatype_name(int datatype);
 ** bpsql_text_value says the error in *message instead (to sqlite3_free; NULL
 ** when out of memory). */
 int bpsql_text_value(sqlite3_value *value, const char *function, int position,
-                  const char **text, size_t *len, int *input, char **message);
-int bpsql_text_argument(sqlite3_context *ctx, sqlite3_value *value,
-                     const char *function, int position, const char **text,
-                     size_t *len, int *input);
+                     const char **text, size_t *len, int *input, char **message);
+int bpsql_text_argument(sqlite3_context *ctx, sqlite3_value *value, const char *function,
+                        int position, const char **text, size_t *len, int *input);
 
 /* Reads SQL alpha and seed arguments (either may be NULL or absent). On
 ** error returns the SQLite code with *message (to sqlite3_free) set. */
-int bpsql_alpha_and_seed(sqlite3_value *alpha, sqlite3_value *seed,
-                      const char *function, int position, int *has_alpha,
-                      double *alpha_value, int *has_seed,
-                      sqlite3_int64 *seed_value, char **message);
+int bpsql_alpha_and_seed(sqlite3_value *alpha, sqlite3_value *seed, const char *function,
+                         int position, int *has_alpha, double *alpha_value, int *has_seed,
+                         sqlite3_int64 *seed_value, char **message);
 
 /* Seeds *sampler when alpha is given and >= 0 (*sampling = 1); a missing
 ** seed is drawn from sqlite3_randomness. Negative alpha means Viterbi. */
-int bpsql_sampler_from_options(const char *function, int has_alpha, double alpha,
-                            int has_seed, sqlite3_int64 seed,
-                            bp_sampler *sampler, int *sampling, char **message);
+int bpsql_sampler_from_options(const char *function, int has_alpha, double alpha, int has_seed,
+                               sqlite3_int64 seed, bp_sampler *sampler, int *sampling,
+                               char **message);
 
 #endif /* BPSQL_SQL_SUPPORT_H */

@@ -71,8 +71,7 @@ static int open_cursor(size_t size, sqlite3_vtab_cursor **cursor) {
 }
 
 /* Returns, in piece_text, a piece's bytes with invalid UTF-8 dropped. */
-static void result_piece_text(sqlite3_context *ctx, const uint8_t *bytes,
-                              uint32_t length) {
+static void result_piece_text(sqlite3_context *ctx, const uint8_t *bytes, uint32_t length) {
   char *text = sqlite3_malloc64(length + 1);
   if (!text) {
     sqlite3_result_error_nomem(ctx);
@@ -115,8 +114,8 @@ static void result_argument(sqlite3_context *ctx, sqlite3_value *kept) {
 ** back. Rows come in the order of `ordered_column`, ascending. Returns
 ** SQLITE_CONSTRAINT when an argument is present but not usable, so that
 ** SQLite picks a plan where it is. */
-static int plan_arguments(sqlite3_index_info *info, int first, int last,
-                          int ordered_column, double rows) {
+static int plan_arguments(sqlite3_index_info *info, int first, int last, int ordered_column,
+                          double rows) {
   int where[8], present = 0, usable = 0;
   for (int k = 0; k <= last - first; k++) where[k] = -1;
   for (int i = 0; i < info->nConstraint; i++) {
@@ -149,8 +148,16 @@ static int plan_arguments(sqlite3_index_info *info, int first, int last,
 /* ---- bp_tokens ------------------------------------------------------------ */
 
 enum {
-  TOKENS_POSITION, TOKENS_ID, TOKENS_PIECE, TOKENS_TEXT, TOKENS_START,
-  TOKENS_END, TOKENS_INPUT, TOKENS_MODEL, TOKENS_ALPHA, TOKENS_SEED
+  TOKENS_POSITION,
+  TOKENS_ID,
+  TOKENS_PIECE,
+  TOKENS_TEXT,
+  TOKENS_START,
+  TOKENS_END,
+  TOKENS_INPUT,
+  TOKENS_MODEL,
+  TOKENS_ALPHA,
+  TOKENS_SEED
 };
 
 typedef struct tokens_cursor {
@@ -161,14 +168,17 @@ typedef struct tokens_cursor {
   size_t position;
 } tokens_cursor;
 
-static int tokens_connect(sqlite3 *db, void *aux, int argc,
-                          const char *const *argv, sqlite3_vtab **vtab,
-                          char **error) {
-  (void)argc; (void)argv; (void)error;
-  return connect_function_table(db, aux,
+static int tokens_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                          sqlite3_vtab **vtab, char **error) {
+  (void)argc;
+  (void)argv;
+  (void)error;
+  return connect_function_table(
+      db, aux,
       "CREATE TABLE x(position INTEGER, id INTEGER, piece BLOB, text TEXT, "
       "start INTEGER, \"end\" INTEGER, input HIDDEN, model HIDDEN, "
-      "alpha HIDDEN, seed HIDDEN)", vtab);
+      "alpha HIDDEN, seed HIDDEN)",
+      vtab);
 }
 
 
@@ -196,9 +206,10 @@ static int tokens_close(sqlite3_vtab_cursor *cursor) {
   return SQLITE_OK;
 }
 
-static int tokens_filter(sqlite3_vtab_cursor *cursor, int idx_num,
-                         const char *idx_str, int argc, sqlite3_value **argv) {
-  (void)idx_str; (void)argc;
+static int tokens_filter(sqlite3_vtab_cursor *cursor, int idx_num, const char *idx_str,
+                         int argc, sqlite3_value **argv) {
+  (void)idx_str;
+  (void)argc;
   tokens_cursor *c = (tokens_cursor *)cursor;
   function_table *t = (function_table *)cursor->pVtab;
   tokens_reset(c);
@@ -210,8 +221,8 @@ static int tokens_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   if (keep_arguments(given, 4, c->arguments) != SQLITE_OK) return SQLITE_NOMEM;
   if (!given[0])
     return bpsql_vtab_error(cursor->pVtab, SQLITE_ERROR,
-        "bp_tokens: the text argument is required, as in "
-        "bp_tokens('some text', 'model')");
+                            "bp_tokens: the text argument is required, as in "
+                            "bp_tokens('some text', 'model')");
   const char *text;
   size_t len;
   int input;
@@ -223,19 +234,18 @@ static int tokens_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   double alpha = -1;
   sqlite3_int64 seed = 0;
   bp_sampler sampler;
-  int rc = bpsql_alpha_and_seed(given[2], given[3], "bp_tokens", 3, &has_alpha,
-                             &alpha, &has_seed, &seed, &message);
+  int rc = bpsql_alpha_and_seed(given[2], given[3], "bp_tokens", 3, &has_alpha, &alpha,
+                                &has_seed, &seed, &message);
   if (rc == SQLITE_OK)
-    rc = bpsql_sampler_from_options("bp_tokens", has_alpha, alpha, has_seed, seed,
-                                 &sampler, &sampling, &message);
+    rc = bpsql_sampler_from_options("bp_tokens", has_alpha, alpha, has_seed, seed, &sampler,
+                                    &sampling, &message);
   if (rc == SQLITE_OK)
-    rc = bpsql_resolve_model(t->connection, given[1], "bp_tokens", NULL, &message,
-                          &c->model);
+    rc = bpsql_resolve_model(t->connection, given[1], "bp_tokens", NULL, &message, &c->model);
   if (rc != SQLITE_OK) return report_message(cursor->pVtab, rc, message);
   bp_error err;
   bp_interrupt interrupt = {bpsql_sql_interrupted, bpsql_connection_db(t->connection)};
-  if (bp_encode_spans(c->model, text, len, input, 0, sampling ? &sampler : NULL,
-                      &interrupt, &c->tokens, &err) != BP_OK)
+  if (bp_encode_spans(c->model, text, len, input, 0, sampling ? &sampler : NULL, &interrupt,
+                      &c->tokens, &err) != BP_OK)
     return err.code == BP_NOMEM || err.code == BP_INTERRUPT
                ? bpsql_sqlite_code(err.code)
                : bpsql_vtab_error(cursor->pVtab, SQLITE_ERROR, "bp_tokens: %s", err.message);
@@ -253,8 +263,7 @@ static int tokens_eof(sqlite3_vtab_cursor *cursor) {
   return c->position >= c->tokens.ids.count;
 }
 
-static int tokens_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx,
-                         int column) {
+static int tokens_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx, int column) {
   tokens_cursor *c = (tokens_cursor *)cursor;
   uint32_t id = (uint32_t)c->tokens.ids.ids[c->position], length;
   const uint8_t *piece = bp_model_piece(c->model, id, &length);
@@ -280,46 +289,65 @@ static int tokens_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
 }
 
 const sqlite3_module bpsql_tokens_module = {
-    0,                 /* iVersion */
-    NULL,              /* xCreate: eponymous only */
-    tokens_connect,    /* xConnect */
+    0, /* iVersion */
+    NULL, /* xCreate: eponymous only */
+    tokens_connect, /* xConnect */
     tokens_best_index, /* xBestIndex */
     disconnect_function_table, /* xDisconnect */
-    NULL,              /* xDestroy */
-    tokens_open,       /* xOpen */
-    tokens_close,      /* xClose */
-    tokens_filter,     /* xFilter */
-    tokens_next,       /* xNext */
-    tokens_eof,        /* xEof */
-    tokens_column,     /* xColumn */
-    tokens_rowid,      /* xRowid */
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    NULL, /* xDestroy */
+    tokens_open, /* xOpen */
+    tokens_close, /* xClose */
+    tokens_filter, /* xFilter */
+    tokens_next, /* xNext */
+    tokens_eof, /* xEof */
+    tokens_column, /* xColumn */
+    tokens_rowid, /* xRowid */
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 /* ---- bp_chunks ------------------------------------------------------------- */
 
 enum {
-  CHUNKS_CHUNK, CHUNKS_TEXT, CHUNKS_TOKENS, CHUNKS_START, CHUNKS_END,
-  CHUNKS_INPUT, CHUNKS_MAX_TOKENS, CHUNKS_MODEL, CHUNKS_OVERLAP
+  CHUNKS_CHUNK,
+  CHUNKS_TEXT,
+  CHUNKS_TOKENS,
+  CHUNKS_START,
+  CHUNKS_END,
+  CHUNKS_INPUT,
+  CHUNKS_MAX_TOKENS,
+  CHUNKS_MODEL,
+  CHUNKS_OVERLAP
 };
 
 typedef struct chunks_cursor {
   sqlite3_vtab_cursor base;
-  sqlite3 *db;                 /* asked about interrupts */
+  sqlite3 *db; /* asked about interrupts */
   sqlite3_value *arguments[4]; /* input, max_tokens, model, overlap as given */
-  bp_spans text;               /* of arguments[0] */
+  bp_spans text; /* of arguments[0] */
   size_t budget, overlap;
-  size_t first, last;          /* the current chunk's tokens: [first, last) */
-  sqlite3_int64 chunk;         /* its number */
+  size_t first, last; /* the current chunk's tokens: [first, last) */
+  sqlite3_int64 chunk; /* its number */
   int eof;
-  unsigned scanned;            /* tokens looked at, for interrupt checks */
+  unsigned scanned; /* tokens looked at, for interrupt checks */
 } chunks_cursor;
 
-static int chunks_connect(sqlite3 *db, void *aux, int argc,
-                          const char *const *argv, sqlite3_vtab **vtab,
-                          char **error) {
-  (void)argc; (void)argv; (void)error;
-  return connect_function_table(db, aux,
+static int chunks_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                          sqlite3_vtab **vtab, char **error) {
+  (void)argc;
+  (void)argv;
+  (void)error;
+  return connect_function_table(
+      db, aux,
       "CREATE TABLE x(chunk INTEGER, text TEXT, tokens INTEGER, start INTEGER, "
       "\"end\" INTEGER, input HIDDEN, max_tokens HIDDEN, model HIDDEN, overlap HIDDEN)",
       vtab);
@@ -404,9 +432,10 @@ static int next_chunk(chunks_cursor *c, size_t first, size_t last) {
   return SQLITE_OK;
 }
 
-static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
-                         const char *idx_str, int argc, sqlite3_value **argv) {
-  (void)idx_str; (void)argc;
+static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num, const char *idx_str,
+                         int argc, sqlite3_value **argv) {
+  (void)idx_str;
+  (void)argc;
   chunks_cursor *c = (chunks_cursor *)cursor;
   function_table *t = (function_table *)cursor->pVtab;
   chunks_reset(c);
@@ -417,8 +446,8 @@ static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   if (keep_arguments(given, 4, c->arguments) != SQLITE_OK) return SQLITE_NOMEM;
   if (!given[0] || !given[1])
     return bpsql_vtab_error(cursor->pVtab, SQLITE_ERROR,
-        "bp_chunks: the text and max_tokens arguments are required, as in "
-        "bp_chunks('some text', 256, 'model')");
+                            "bp_chunks: the text and max_tokens arguments are required, as in "
+                            "bp_chunks('some text', 256, 'model')");
   sqlite3_value *input = c->arguments[0]; /* the copy: chunks point into it */
   const char *text;
   size_t len;
@@ -428,14 +457,16 @@ static int chunks_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   if (r == 0) return SQLITE_OK;
   if (r < 0) return report_message(cursor->pVtab, SQLITE_ERROR, message);
   if (sqlite3_value_type(given[1]) != SQLITE_INTEGER || sqlite3_value_int64(given[1]) < 1)
-    return bpsql_vtab_error(cursor->pVtab, SQLITE_ERROR,
+    return bpsql_vtab_error(
+        cursor->pVtab, SQLITE_ERROR,
         "bp_chunks: argument 2 (max_tokens) must be an INTEGER of 1 or more");
   sqlite3_int64 overlap = 0;
   if (given[3] && sqlite3_value_type(given[3]) != SQLITE_NULL) {
     overlap = sqlite3_value_int64(given[3]);
     if (sqlite3_value_type(given[3]) != SQLITE_INTEGER || overlap < 0 ||
         overlap >= sqlite3_value_int64(given[1]))
-      return bpsql_vtab_error(cursor->pVtab, SQLITE_ERROR,
+      return bpsql_vtab_error(
+          cursor->pVtab, SQLITE_ERROR,
           "bp_chunks: argument 4 (overlap) must be an INTEGER from 0 to max_tokens - 1");
   }
   bp_model *model;
@@ -467,12 +498,9 @@ static int chunks_next(sqlite3_vtab_cursor *cursor) {
   return next_chunk(c, c->first, c->last);
 }
 
-static int chunks_eof(sqlite3_vtab_cursor *cursor) {
-  return ((chunks_cursor *)cursor)->eof;
-}
+static int chunks_eof(sqlite3_vtab_cursor *cursor) { return ((chunks_cursor *)cursor)->eof; }
 
-static int chunks_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx,
-                         int column) {
+static int chunks_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx, int column) {
   chunks_cursor *c = (chunks_cursor *)cursor;
   size_t start = bp_spans_start(&c->text, c->first), end = c->text.ends[c->last - 1];
   switch (column) {
@@ -498,20 +526,30 @@ static int chunks_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
 }
 
 const sqlite3_module bpsql_chunks_module = {
-    0,                 /* iVersion */
-    NULL,              /* xCreate: eponymous only */
-    chunks_connect,    /* xConnect */
+    0, /* iVersion */
+    NULL, /* xCreate: eponymous only */
+    chunks_connect, /* xConnect */
     chunks_best_index, /* xBestIndex */
     disconnect_function_table, /* xDisconnect */
-    NULL,              /* xDestroy */
-    chunks_open,       /* xOpen */
-    chunks_close,      /* xClose */
-    chunks_filter,     /* xFilter */
-    chunks_next,       /* xNext */
-    chunks_eof,        /* xEof */
-    chunks_column,     /* xColumn */
-    chunks_rowid,      /* xRowid */
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    NULL, /* xDestroy */
+    chunks_open, /* xOpen */
+    chunks_close, /* xClose */
+    chunks_filter, /* xFilter */
+    chunks_next, /* xNext */
+    chunks_eof, /* xEof */
+    chunks_column, /* xColumn */
+    chunks_rowid, /* xRowid */
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 /* ---- bp_vocab ------------------------------------------------------------- */
@@ -525,13 +563,16 @@ typedef struct vocab_cursor {
   sqlite3_int64 id, last;
 } vocab_cursor;
 
-static int vocab_connect(sqlite3 *db, void *aux, int argc,
-                         const char *const *argv, sqlite3_vtab **vtab,
-                         char **error) {
-  (void)argc; (void)argv; (void)error;
-  return connect_function_table(db, aux,
+static int vocab_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                         sqlite3_vtab **vtab, char **error) {
+  (void)argc;
+  (void)argv;
+  (void)error;
+  return connect_function_table(
+      db, aux,
       "CREATE TABLE x(id INTEGER, piece BLOB, text TEXT, count INTEGER, "
-      "score REAL, model HIDDEN)", vtab);
+      "score REAL, model HIDDEN)",
+      vtab);
 }
 
 static int vocab_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
@@ -566,9 +607,10 @@ static int vocab_close(sqlite3_vtab_cursor *cursor) {
   return SQLITE_OK;
 }
 
-static int vocab_filter(sqlite3_vtab_cursor *cursor, int idx_num,
-                        const char *idx_str, int argc, sqlite3_value **argv) {
-  (void)idx_str; (void)argc;
+static int vocab_filter(sqlite3_vtab_cursor *cursor, int idx_num, const char *idx_str, int argc,
+                        sqlite3_value **argv) {
+  (void)idx_str;
+  (void)argc;
   vocab_cursor *c = (vocab_cursor *)cursor;
   function_table *t = (function_table *)cursor->pVtab;
   bp_model_release(c->model);
@@ -578,8 +620,7 @@ static int vocab_filter(sqlite3_vtab_cursor *cursor, int idx_num,
   sqlite3_value *given = (idx_num & 1) ? argv[0] : NULL;
   if (keep_arguments(&given, 1, &c->model_argument) != SQLITE_OK) return SQLITE_NOMEM;
   char *message;
-  int rc = bpsql_resolve_model(t->connection, given,
-                            "bp_vocab", NULL, &message, &c->model);
+  int rc = bpsql_resolve_model(t->connection, given, "bp_vocab", NULL, &message, &c->model);
   if (rc != SQLITE_OK) return report_message(cursor->pVtab, rc, message);
   c->last = (sqlite3_int64)bp_model_vocab_size(c->model) - 1;
   if (idx_num & 2) {
@@ -616,8 +657,7 @@ static int vocab_eof(sqlite3_vtab_cursor *cursor) {
   return c->id > c->last;
 }
 
-static int vocab_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx,
-                        int column) {
+static int vocab_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx, int column) {
   static const char *const reserved[] = {"<pad>", "<bos>", "<eos>"};
   vocab_cursor *c = (vocab_cursor *)cursor;
   uint32_t id = (uint32_t)c->id, length;
@@ -628,8 +668,10 @@ static int vocab_column(sqlite3_vtab_cursor *cursor, sqlite3_context *ctx,
       if (piece) sqlite3_result_blob(ctx, piece, (int)length, SQLITE_TRANSIENT);
       break;
     case VOCAB_TEXT:
-      if (piece) result_piece_text(ctx, piece, length);
-      else sqlite3_result_text(ctx, reserved[id], -1, SQLITE_STATIC);
+      if (piece)
+        result_piece_text(ctx, piece, length);
+      else
+        sqlite3_result_text(ctx, reserved[id], -1, SQLITE_STATIC);
       break;
     case VOCAB_COUNT:
       if (piece && bp_model_has_counts(c->model))
@@ -649,18 +691,28 @@ static int vocab_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
 }
 
 const sqlite3_module bpsql_vocab_module = {
-    0,                /* iVersion */
-    NULL,             /* xCreate: eponymous only */
-    vocab_connect,    /* xConnect */
+    0, /* iVersion */
+    NULL, /* xCreate: eponymous only */
+    vocab_connect, /* xConnect */
     vocab_best_index, /* xBestIndex */
     disconnect_function_table, /* xDisconnect */
-    NULL,             /* xDestroy */
-    vocab_open,       /* xOpen */
-    vocab_close,      /* xClose */
-    vocab_filter,     /* xFilter */
-    vocab_next,       /* xNext */
-    vocab_eof,        /* xEof */
-    vocab_column,     /* xColumn */
-    vocab_rowid,      /* xRowid */
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    NULL, /* xDestroy */
+    vocab_open, /* xOpen */
+    vocab_close, /* xClose */
+    vocab_filter, /* xFilter */
+    vocab_next, /* xNext */
+    vocab_eof, /* xEof */
+    vocab_column, /* xColumn */
+    vocab_rowid, /* xRowid */
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };

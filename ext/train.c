@@ -32,8 +32,15 @@ typedef struct train_options {
 } train_options;
 
 enum train_key {
-  KEY_ORDER, KEY_VOCAB_SIZE, KEY_MAX_PIECE_LENGTH, KEY_MIN_COUNT,
-  KEY_ISOLATE_DIGITS, KEY_ENSURE_UNICODE, KEY_THREADS, KEY_MAX_MEMORY, KEY_PROGRESS
+  KEY_ORDER,
+  KEY_VOCAB_SIZE,
+  KEY_MAX_PIECE_LENGTH,
+  KEY_MIN_COUNT,
+  KEY_ISOLATE_DIGITS,
+  KEY_ENSURE_UNICODE,
+  KEY_THREADS,
+  KEY_MAX_MEMORY,
+  KEY_PROGRESS
 };
 
 static const struct {
@@ -64,9 +71,11 @@ static int apply_train_option(void *target, const char *key, const char *type,
   size_t k = 0, keys = sizeof train_keys / sizeof train_keys[0];
   while (k < keys && strcmp(train_keys[k].name, key) != 0) k++;
   if (k == keys) {
-    *message = sqlite3_mprintf("unknown option '%s' (expected order, vocab_size, "
-                               "max_piece_length, min_count, isolate_digits, "
-                               "ensure_unicode, threads, max_memory, progress)", key);
+    *message = sqlite3_mprintf(
+        "unknown option '%s' (expected order, vocab_size, "
+        "max_piece_length, min_count, isolate_digits, "
+        "ensure_unicode, threads, max_memory, progress)",
+        key);
     return 1;
   }
   if (train_keys[k].is_boolean ? !boolean : !integer) {
@@ -98,7 +107,7 @@ typedef struct training {
   bp_trainer *trainer;
   train_options options;
   sqlite3 *db;
-  double started;  /* seconds, monotonic */
+  double started; /* seconds, monotonic */
   const char *last_phase;
   double phase_started, last_report;
   int failed;
@@ -142,7 +151,8 @@ void bpsql_train_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     bp_train_options_init(&t->options.library);
     t->options.library.max_memory = (uint64_t)DEFAULT_MAX_MEMORY_MB << 20;
     if (argc > 1 && sqlite3_value_type(argv[1]) != SQLITE_NULL &&
-        bpsql_read_options(ctx, argv[1], "bp_train", apply_train_option, &t->options) != SQLITE_OK) {
+        bpsql_read_options(ctx, argv[1], "bp_train", apply_train_option, &t->options) !=
+            SQLITE_OK) {
       t->failed = 1;
       return;
     }
@@ -197,8 +207,9 @@ void bpsql_train_final(sqlite3_context *ctx) {
   }
   if (!t || !t->trainer || bp_trainer_bytes(t->trainer) == 0) {
     if (t) bp_trainer_free(t->trainer);
-    bpsql_result_errorf(ctx, SQLITE_ERROR, "bp_train: no text to train on "
-                     "(every row was NULL or empty)");
+    bpsql_result_errorf(ctx, SQLITE_ERROR,
+                        "bp_train: no text to train on "
+                        "(every row was NULL or empty)");
     return;
   }
   bp_model *model;
@@ -207,13 +218,15 @@ void bpsql_train_final(sqlite3_context *ctx) {
   bp_trainer_free(t->trainer);
   t->trainer = NULL;
   if (rc != BP_OK) {
-    if (rc == BP_INTERRUPT) sqlite3_result_error_code(ctx, SQLITE_INTERRUPT);
-    else bpsql_result_error(ctx, "bp_train", &err);
+    if (rc == BP_INTERRUPT)
+      sqlite3_result_error_code(ctx, SQLITE_INTERRUPT);
+    else
+      bpsql_result_error(ctx, "bp_train", &err);
     return;
   }
   if (t->options.progress)
-    fprintf(stderr, "bp_train: %.1f s: done, vocab_size %u\n",
-            seconds_now() - t->started, bp_model_vocab_size(model));
+    fprintf(stderr, "bp_train: %.1f s: done, vocab_size %u\n", seconds_now() - t->started,
+            bp_model_vocab_size(model));
   result_built_model(ctx, "bp_train", model);
 }
 
@@ -227,19 +240,23 @@ static int shrink_progress(void *db, const char *phase, double done) {
 void bpsql_model_shrink_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER) {
-    bpsql_result_errorf(ctx, SQLITE_MISMATCH, "bp_model_shrink: argument 2 "
-                     "(vocab_size) must be an INTEGER, not %s", bpsql_type_name(argv[1]));
+    bpsql_result_errorf(ctx, SQLITE_MISMATCH,
+                        "bp_model_shrink: argument 2 "
+                        "(vocab_size) must be an INTEGER, not %s",
+                        bpsql_type_name(argv[1]));
     return;
   }
   sqlite3_int64 size = sqlite3_value_int64(argv[1]);
   if (size < 259 || size > (1 << 30)) {
-    bpsql_result_errorf(ctx, SQLITE_ERROR, "bp_model_shrink: vocab_size must be "
-                     "from 259 to %d, not %lld", 1 << 30, size);
+    bpsql_result_errorf(ctx, SQLITE_ERROR,
+                        "bp_model_shrink: vocab_size must be "
+                        "from 259 to %d, not %lld",
+                        1 << 30, size);
     return;
   }
   bp_model *model, *smaller;
-  if (bpsql_resolve_model(sqlite3_user_data(ctx), argv[0], "bp_model_shrink", ctx,
-                       NULL, &model) != SQLITE_OK)
+  if (bpsql_resolve_model(sqlite3_user_data(ctx), argv[0], "bp_model_shrink", ctx, NULL,
+                          &model) != SQLITE_OK)
     return;
   bp_error err;
   /* One thread, bp_train's default: bp_model_shrink has no options argument

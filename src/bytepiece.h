@@ -33,12 +33,12 @@
 /* Result codes. */
 enum {
   BP_OK = 0,
-  BP_NOMEM,     /* an allocation failed */
-  BP_IO,        /* a file could not be read or written */
-  BP_FORMAT,    /* malformed model file or model value */
-  BP_INVALID,   /* invalid argument: bad UTF-8, unknown id, ... */
-  BP_TOOBIG,    /* input or output beyond a documented limit */
-  BP_INTERRUPT  /* the caller's interrupt check asked to stop */
+  BP_NOMEM, /* an allocation failed */
+  BP_IO, /* a file could not be read or written */
+  BP_FORMAT, /* malformed model file or model value */
+  BP_INVALID, /* invalid argument: bad UTF-8, unknown id, ... */
+  BP_TOOBIG, /* input or output beyond a documented limit */
+  BP_INTERRUPT /* the caller's interrupt check asked to stop */
 };
 
 /* An error: a code and a message that says what went wrong and where. */
@@ -56,8 +56,7 @@ enum { BP_ID_PAD = 0, BP_ID_BOS = 1, BP_ID_EOS = 2, BP_FIRST_PIECE_ID = 3 };
 /* Route all of the library's allocations through these three functions.
 ** Passing NULLs restores malloc/realloc/free. Not thread-safe: call it once,
 ** before any other use of the library. */
-void bp_set_allocator(void *(*malloc_fn)(size_t),
-                      void *(*realloc_fn)(void *, size_t),
+void bp_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
                       void (*free_fn)(void *));
 
 /* A caller's way to stop long work: check(context) is called now and then
@@ -89,8 +88,7 @@ typedef struct bp_piece {
 ** single byte must be a piece; counts must be positive and add up to at
 ** most 2^63 - 1 (INT64_MAX), so that every count and sum fits a signed
 ** 64-bit integer. */
-int bp_model_build(const bp_piece *pieces, size_t n, bp_model **out,
-                   bp_error *err);
+int bp_model_build(const bp_piece *pieces, size_t n, bp_model **out, bp_error *err);
 
 /* The lowest score a piece may have: -FLT_MAX, the lowest a SentencePiece
 ** model (single-precision scores) can hold. Bounded scores keep the score of
@@ -102,8 +100,7 @@ int bp_model_build(const bp_piece *pieces, size_t n, bp_model **out,
 ** rules, with scores at most 0 and at least BP_LOWEST_SCORE (no NaN). Such a model encodes, samples
 ** and exports to SentencePiece, but has no counts: BytePiece JSON and
 ** bp_model_shrink need them and refuse it. */
-int bp_model_build_scored(const bp_piece *pieces, size_t n, bp_model **out,
-                          bp_error *err);
+int bp_model_build_scored(const bp_piece *pieces, size_t n, bp_model **out, bp_error *err);
 
 /* Whether the model has training counts (not only scores). */
 int bp_model_has_counts(const bp_model *m);
@@ -113,21 +110,19 @@ int bp_model_has_counts(const bp_model *m);
 int bp_model_load_file(const char *path, bp_model **out, bp_error *err);
 
 /* Parses BytePiece JSON held in memory. `source` names it in messages. */
-int bp_model_from_json(const char *json, size_t len, const char *source,
-                       bp_model **out, bp_error *err);
+int bp_model_from_json(const char *json, size_t len, const char *source, bp_model **out,
+                       bp_error *err);
 
 /* Writes BytePiece JSON, byte for byte as the reference's Trainer.save()
 ** lays it out, into a new buffer (*json, *len) to be freed with bp_free. */
-int bp_model_to_json(const bp_model *m, char **json, size_t *len,
-                     bp_error *err);
+int bp_model_to_json(const bp_model *m, char **json, size_t *len, bp_error *err);
 
 /* A SentencePiece model file (ModelProto) of the model, into a new buffer
 ** to free with bp_free: as the reference converts ensure_unicode models
 ** (Unigram, byte fallback, identity normalization; see sentencepiece.c),
 ** ids unchanged. Pieces that are not valid UTF-8 or contain U+2581 cannot
 ** be converted: BP_INVALID naming the first. */
-int bp_model_to_sentencepiece(const bp_model *m, uint8_t **out, size_t *len,
-                              bp_error *err);
+int bp_model_to_sentencepiece(const bp_model *m, uint8_t **out, size_t *len, bp_error *err);
 
 /* Reads a SentencePiece Unigram model into a model with scores: text and
 ** user-defined pieces with U+2581 read as a space, byte pieces <0xNN> as
@@ -151,8 +146,8 @@ enum { BP_FILE_BYTEPIECE = 0, BP_FILE_SENTENCEPIECE = 1 };
 /* Writes the model to `path` in `format` through a temporary file in the
 ** same directory, flushed and then renamed, so a crash never leaves a
 ** truncated file under `path`. Sets *written_bytes to the file's size. */
-int bp_model_save_file(const bp_model *m, const char *path, int format,
-                       size_t *written_bytes, bp_error *err);
+int bp_model_save_file(const bp_model *m, const char *path, int format, size_t *written_bytes,
+                       bp_error *err);
 
 /* The compact binary model value (what the SQLite binding stores):
 ** header "BPMODEL\0", u32 format version, u32 piece count, 32-byte SHA-256 of
@@ -166,8 +161,7 @@ enum { BP_VALUE_FORMAT_COUNTS = 1, BP_VALUE_FORMAT_SCORES = 2 };
 /* The model's value, into a new buffer to free with bp_free. Its header
 ** carries bp_model_digest(m), computed when the model was built (or taken
 ** from the value it was read from): serializing does not hash again. */
-int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
-                       bp_error *err);
+int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len, bp_error *err);
 /* Every field of a value is checked (header, format, piece count against
 ** the length, each length and count or score, nothing after the last piece,
 ** varints in their shortest form) before the model is compiled. Compiling
@@ -177,17 +171,16 @@ int bp_model_deserialize(const uint8_t *value, size_t len, const bp_interrupt *i
 /* What a value's header says, decoded. It claims the digest; only
 ** bp_value_verify proves the payload has it. */
 typedef struct bp_value_header {
-  uint32_t format;      /* BP_VALUE_FORMAT_COUNTS or BP_VALUE_FORMAT_SCORES */
+  uint32_t format; /* BP_VALUE_FORMAT_COUNTS or BP_VALUE_FORMAT_SCORES */
   uint32_t piece_count; /* the vocabulary size minus the 3 reserved ids */
-  uint8_t digest[32];   /* SHA-256 of the payload, as the header claims */
+  uint8_t digest[32]; /* SHA-256 of the payload, as the header claims */
 } bp_value_header;
 /* Checks and decodes a value's header: its first BP_VALUE_HEADER_BYTES
 ** (len may be just that, for a header read alone). BP_OK, or BP_FORMAT
 ** "not a BytePiece model value" when the value is shorter than a header,
 ** the magic is wrong or the format is neither of the two (then *out is all
 ** zero). Nothing after the header is looked at. */
-int bp_value_read_header(const uint8_t *value, size_t len, bp_value_header *out,
-                         bp_error *err);
+int bp_value_read_header(const uint8_t *value, size_t len, bp_value_header *out, bp_error *err);
 /* Checks a whole value without decoding it: its header, and that the
 ** SHA-256 of its payload is the digest the header carries. BP_OK, or
 ** BP_FORMAT with the message bp_model_deserialize would give. */
@@ -246,14 +239,12 @@ double bp_sampler_uniform(bp_sampler *s);
 ** one drawn with `sampler` when it is not NULL. Invalid UTF-8 in
 ** BP_INPUT_TEXT mode is BP_INVALID, with the byte offset in the message.
 ** `interrupt` may be NULL. */
-int bp_encode(const bp_model *m, const char *text, size_t len, int input,
-              bp_sampler *sampler, const bp_interrupt *interrupt, bp_ids *out,
-              bp_error *err);
+int bp_encode(const bp_model *m, const char *text, size_t len, int input, bp_sampler *sampler,
+              const bp_interrupt *interrupt, bp_ids *out, bp_error *err);
 
 /* The number of tokens bp_encode would produce, without storing them. */
-int bp_count(const bp_model *m, const char *text, size_t len, int input,
-             bp_sampler *sampler, const bp_interrupt *interrupt, size_t *count,
-             bp_error *err);
+int bp_count(const bp_model *m, const char *text, size_t len, int input, bp_sampler *sampler,
+             const bp_interrupt *interrupt, size_t *count, bp_error *err);
 
 /* Encoding with each token's place in the text: what is needed to list
 ** tokens with offsets, cut text at token boundaries, or index it for search.
@@ -270,11 +261,11 @@ int bp_count(const bp_model *m, const char *text, size_t len, int input,
 ** input itself when it is NFC already (nearly all text is), and the input
 ** bytes for BP_INPUT_BYTES. */
 typedef struct bp_spans {
-  const char *text;   /* as segmented; points into the input when unchanged */
+  const char *text; /* as segmented; points into the input when unchanged */
   size_t length;
-  int is_text;        /* BP_INPUT_TEXT: cuts must fall between characters */
+  int is_text; /* BP_INPUT_TEXT: cuts must fall between characters */
   bp_ids ids;
-  size_t *ends;       /* ends[i]: the offset in text where token i ends */
+  size_t *ends; /* ends[i]: the offset in text where token i ends */
   /* Private: the NFC text when it differs from the input, and the map back. */
   char *owned;
   size_t *original_starts, *original_ends;
@@ -288,8 +279,8 @@ typedef struct bp_spans {
 ** two offsets per byte of it). With `m` NULL the text is only normalized
 ** (and mapped): no tokens. */
 int bp_encode_spans(const bp_model *m, const char *text, size_t len, int input,
-                    int original_offsets, bp_sampler *sampler,
-                    const bp_interrupt *interrupt, bp_spans *out, bp_error *err);
+                    int original_offsets, bp_sampler *sampler, const bp_interrupt *interrupt,
+                    bp_spans *out, bp_error *err);
 /* Where token i starts in out->text (where token i - 1 ends). */
 size_t bp_spans_start(const bp_spans *s, size_t i);
 /* True where s->text may be cut: between characters of BP_INPUT_TEXT, at
@@ -311,8 +302,8 @@ int bp_pieces_inside(const bp_model *m, const uint8_t *bytes, size_t len,
 /* The text that is actually segmented: for BP_INPUT_TEXT the NFC form (a new
 ** buffer to free with bp_free, or NULL with *normalized_len == len when the
 ** text is already NFC). Lets callers relate token offsets to text. */
-int bp_normalize(const char *text, size_t len, char **normalized,
-                 size_t *normalized_len, bp_error *err);
+int bp_normalize(const char *text, size_t len, char **normalized, size_t *normalized_len,
+                 bp_error *err);
 
 /* ---- Training ------------------------------------------------------------
 ** The reference's BNLM training: count byte n-grams, segment every chunk with
@@ -329,13 +320,13 @@ int bp_normalize(const char *text, size_t len, char **normalized,
 ** number of times it occurred, which is all the later passes need.
 */
 typedef struct bp_train_options {
-  int order;                 /* n-gram order, 1..7 (6) */
-  uint32_t vocab_size;       /* including the 3 reserved ids, >= 259 (10000) */
-  int max_piece_length;      /* bytes, 1..255 (36) */
-  uint64_t min_count;        /* >= 1 (2) */
-  int isolate_digits;        /* every decimal digit is a chunk of its own (0) */
-  int ensure_unicode;        /* no multi-byte piece starts inside a character (1) */
-  int threads;               /* worker threads, 1..64; the result is the same (1) */
+  int order; /* n-gram order, 1..7 (6) */
+  uint32_t vocab_size; /* including the 3 reserved ids, >= 259 (10000) */
+  int max_piece_length; /* bytes, 1..255 (36) */
+  uint64_t min_count; /* >= 1 (2) */
+  int isolate_digits; /* every decimal digit is a chunk of its own (0) */
+  int ensure_unicode; /* no multi-byte piece starts inside a character (1) */
+  int threads; /* worker threads, 1..64; the result is the same (1) */
   /* About how much memory training may use, in bytes (0: no limit). Beyond
   ** it, chunks and piece counts go to temporary files and n-grams are
   ** counted in several passes; the model is the same. */
@@ -350,12 +341,10 @@ typedef struct bp_train_options {
 void bp_train_options_init(bp_train_options *options);
 
 typedef struct bp_trainer bp_trainer;
-int bp_trainer_new(const bp_train_options *options, bp_trainer **out,
-                   bp_error *err);
+int bp_trainer_new(const bp_train_options *options, bp_trainer **out, bp_error *err);
 /* Adds a text: BP_INPUT_TEXT (UTF-8, normalized to NFC, digits are Unicode
 ** decimal digits) or BP_INPUT_BYTES (raw bytes, digits are 0-9). */
-int bp_trainer_add(bp_trainer *t, const char *text, size_t len, int input,
-                   bp_error *err);
+int bp_trainer_add(bp_trainer *t, const char *text, size_t len, int input, bp_error *err);
 /* The number of bytes of text added so far (after normalization). */
 uint64_t bp_trainer_bytes(const bp_trainer *t);
 /* Trains and builds the model. BP_INVALID when no text was added. */
@@ -365,7 +354,7 @@ void bp_trainer_free(bp_trainer *t);
 /* How shrinking runs: the fields of bp_train_options that apply to it (the
 ** pieces come from the model, the size is an argument). */
 typedef struct bp_shrink_options {
-  int threads;               /* worker threads, 1..64; the result is the same (1) */
+  int threads; /* worker threads, 1..64; the result is the same (1) */
   /* Called now and then with the phase and the share of it done; a nonzero
   ** return stops shrinking with BP_INTERRUPT. May be NULL. */
   int (*progress)(void *context, const char *phase, double done);
@@ -383,20 +372,19 @@ void bp_shrink_options_init(bp_shrink_options *options);
 ** `options` may be NULL: bp_shrink_options_init's. Re-splitting runs on
 ** options->threads threads, and stops with BP_INTERRUPT when progress asks,
 ** as training does. */
-int bp_model_shrink(const bp_model *m, uint32_t vocab_size,
-                    const bp_shrink_options *options, bp_model **out,
-                    bp_error *err);
+int bp_model_shrink(const bp_model *m, uint32_t vocab_size, const bp_shrink_options *options,
+                    bp_model **out, bp_error *err);
 
 /* ---- Characters (chars.c) ------------------------------------------------
 ** What a full-text index makes of UTF-8 text, character by character. */
 enum {
-  BP_CHAR_SPACE,       /* white space, controls, format characters, unassigned */
+  BP_CHAR_SPACE, /* white space, controls, format characters, unassigned */
   BP_CHAR_PUNCTUATION, /* punctuation (Unicode P*; ASCII: what is not a letter,
                           digit, _ or space) */
-  BP_CHAR_WORD,      /* a letter or digit of a script that spaces its words */
-  BP_CHAR_ALONE,     /* Han, kana, Hangul, Thai, ..., symbols, and bytes that
+  BP_CHAR_WORD, /* a letter or digit of a script that spaces its words */
+  BP_CHAR_ALONE, /* Han, kana, Hangul, Thai, ..., symbols, and bytes that
                         are not UTF-8: indexed one by one */
-  BP_CHAR_MARK       /* internal: a combining mark, part of the character before */
+  BP_CHAR_MARK /* internal: a combining mark, part of the character before */
 };
 /* The character at bytes[offset] (offset < len): returns its length in
 ** bytes, a code point and the combining marks after it (one byte that is not
@@ -414,8 +402,8 @@ size_t bp_text_fold(const char *bytes, size_t len, char *out, size_t capacity);
 /* The concatenated bytes of the pieces of `ids`; reserved ids 0..2 add
 ** nothing. An id outside the vocabulary is BP_INVALID naming the id. The
 ** result (to free with bp_free) is exact bytes and may be invalid UTF-8. */
-int bp_decode(const bp_model *m, const int64_t *ids, size_t n, char **bytes,
-              size_t *len, bp_error *err);
+int bp_decode(const bp_model *m, const int64_t *ids, size_t n, char **bytes, size_t *len,
+              bp_error *err);
 
 /* Drops every byte that is not part of a well-formed UTF-8 sequence, in
 ** place, as Python's bytes.decode('utf-8', 'ignore') does. Returns the new

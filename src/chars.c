@@ -19,24 +19,24 @@
 
 /* Scripts written without spaces between words, by code point range. */
 static bool written_without_spaces(int32_t c) {
-  return (c >= 0x0E00 && c <= 0x0EFF) ||   /* Thai, Lao */
-         (c >= 0x1000 && c <= 0x109F) ||   /* Myanmar */
-         (c >= 0x1100 && c <= 0x11FF) ||   /* Hangul Jamo */
-         (c >= 0x1780 && c <= 0x17FF) ||   /* Khmer */
-         (c >= 0x2E80 && c <= 0x2FDF) ||   /* CJK and Kangxi radicals */
-         (c >= 0x3005 && c <= 0x3007) ||   /* 々 〆 〇 */
-         (c >= 0x3021 && c <= 0x3029) ||   /* Hangzhou numerals */
-         (c >= 0x3031 && c <= 0x3035) ||   /* kana repeat marks */
+  return (c >= 0x0E00 && c <= 0x0EFF) || /* Thai, Lao */
+         (c >= 0x1000 && c <= 0x109F) || /* Myanmar */
+         (c >= 0x1100 && c <= 0x11FF) || /* Hangul Jamo */
+         (c >= 0x1780 && c <= 0x17FF) || /* Khmer */
+         (c >= 0x2E80 && c <= 0x2FDF) || /* CJK and Kangxi radicals */
+         (c >= 0x3005 && c <= 0x3007) || /* 々 〆 〇 */
+         (c >= 0x3021 && c <= 0x3029) || /* Hangzhou numerals */
+         (c >= 0x3031 && c <= 0x3035) || /* kana repeat marks */
          (c >= 0x3038 && c <= 0x303C) ||
-         (c >= 0x3040 && c <= 0x31FF) ||   /* kana, Bopomofo, compatibility Jamo */
-         (c >= 0x3400 && c <= 0x4DBF) ||   /* CJK extension A */
-         (c >= 0x4E00 && c <= 0x9FFF) ||   /* CJK unified ideographs */
-         (c >= 0xA960 && c <= 0xA97F) ||   /* Hangul Jamo extended A */
-         (c >= 0xAC00 && c <= 0xD7FF) ||   /* Hangul syllables, Jamo extended B */
-         (c >= 0xF900 && c <= 0xFAFF) ||   /* CJK compatibility ideographs */
-         (c >= 0xFF66 && c <= 0xFFDC) ||   /* halfwidth kana and Hangul */
+         (c >= 0x3040 && c <= 0x31FF) || /* kana, Bopomofo, compatibility Jamo */
+         (c >= 0x3400 && c <= 0x4DBF) || /* CJK extension A */
+         (c >= 0x4E00 && c <= 0x9FFF) || /* CJK unified ideographs */
+         (c >= 0xA960 && c <= 0xA97F) || /* Hangul Jamo extended A */
+         (c >= 0xAC00 && c <= 0xD7FF) || /* Hangul syllables, Jamo extended B */
+         (c >= 0xF900 && c <= 0xFAFF) || /* CJK compatibility ideographs */
+         (c >= 0xFF66 && c <= 0xFFDC) || /* halfwidth kana and Hangul */
          (c >= 0x1B000 && c <= 0x1B16F) || /* kana supplement, extended */
-         (c >= 0x20000 && c <= 0x3FFFF);   /* CJK extensions B and later */
+         (c >= 0x20000 && c <= 0x3FFFF); /* CJK extensions B and later */
 }
 
 static int classify(int32_t c) {
@@ -51,25 +51,34 @@ static int classify(int32_t c) {
     utf8proc_category_t category = utf8proc_category(c);
     if (category >= UTF8PROC_CATEGORY_PC && category <= UTF8PROC_CATEGORY_PO)
       return BP_CHAR_PUNCTUATION;
-    if (category >= UTF8PROC_CATEGORY_MN && category <= UTF8PROC_CATEGORY_ME) return BP_CHAR_MARK;
+    if (category >= UTF8PROC_CATEGORY_MN && category <= UTF8PROC_CATEGORY_ME)
+      return BP_CHAR_MARK;
     return BP_CHAR_ALONE;
   }
   switch (utf8proc_category(c)) {
-  case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-  case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_ND:
-  case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
-    return BP_CHAR_WORD;
-  case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:
-    return BP_CHAR_MARK;
-  case UTF8PROC_CATEGORY_SM: case UTF8PROC_CATEGORY_SC: case UTF8PROC_CATEGORY_SK:
-  case UTF8PROC_CATEGORY_SO:
-    return BP_CHAR_ALONE;
-  case UTF8PROC_CATEGORY_PC: case UTF8PROC_CATEGORY_PD: case UTF8PROC_CATEGORY_PS:
-  case UTF8PROC_CATEGORY_PE: case UTF8PROC_CATEGORY_PI: case UTF8PROC_CATEGORY_PF:
-  case UTF8PROC_CATEGORY_PO:
-    return BP_CHAR_PUNCTUATION;
-  default: /* spaces, controls, format characters, unassigned */
-    return BP_CHAR_SPACE;
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_NO: return BP_CHAR_WORD;
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC:
+    case UTF8PROC_CATEGORY_ME: return BP_CHAR_MARK;
+    case UTF8PROC_CATEGORY_SM:
+    case UTF8PROC_CATEGORY_SC:
+    case UTF8PROC_CATEGORY_SK:
+    case UTF8PROC_CATEGORY_SO: return BP_CHAR_ALONE;
+    case UTF8PROC_CATEGORY_PC:
+    case UTF8PROC_CATEGORY_PD:
+    case UTF8PROC_CATEGORY_PS:
+    case UTF8PROC_CATEGORY_PE:
+    case UTF8PROC_CATEGORY_PI:
+    case UTF8PROC_CATEGORY_PF:
+    case UTF8PROC_CATEGORY_PO: return BP_CHAR_PUNCTUATION;
+    default: /* spaces, controls, format characters, unassigned */ return BP_CHAR_SPACE;
   }
 }
 

@@ -32,7 +32,7 @@
 ** interrupt is heard within a long chunk too; this is what carries over from
 ** one stretch to the next. */
 typedef struct stretch_state {
-  int32_t matcher_state;     /* the matcher's state */
+  int32_t matcher_state; /* the matcher's state */
   double scores[SCORE_RING]; /* best scores, or totals, of the last positions */
 } stretch_state;
 
@@ -72,8 +72,8 @@ static void viterbi(const bp_model *m, const uint8_t *chunk, size_t from, size_t
 
 /* Draws one of the n candidates ending at e, given their weights relative
 ** to the same scale, and returns the chosen piece. */
-static inline int32_t draw(bp_sampler *sampler, const double *weight,
-                           const int32_t *candidate, int n, double sum) {
+static inline int32_t draw(bp_sampler *sampler, const double *weight, const int32_t *candidate,
+                           int n, double sum) {
   double u = bp_sampler_uniform(sampler) * sum;
   int k = 0;
   while (k < n - 1 && (u -= weight[k]) >= 0) k++;
@@ -147,7 +147,8 @@ static void sample_log(const bp_model *m, const uint8_t *chunk, size_t from, siz
       candidate[n++] = p;
     }
     double sum = 0.0;
-    for (int k = 0; k < n; k++) sum += weight[k] = bp_exp_nonpositive(alpha * (weight[k] - top));
+    for (int k = 0; k < n; k++)
+      sum += weight[k] = bp_exp_nonpositive(alpha * (weight[k] - top));
     back[e] = n == 1 ? candidate[0] : draw(sampler, weight, candidate, n, sum);
     scaled_log_total[e & (SCORE_RING - 1)] = top + bp_log_at_least_one(sum) / alpha;
   }
@@ -166,12 +167,12 @@ static bool sample_in_linear_domain(const bp_model *m, double alpha) {
 typedef struct segmenter {
   const bp_model *m;
   bp_sampler *sampler;
-  const double *weights;     /* p^alpha, when sampling in the linear domain */
+  const double *weights; /* p^alpha, when sampling in the linear domain */
   const bp_interrupt *interrupt;
-  size_t since_check;        /* bytes segmented since the interrupt was checked */
-  bp_ids *out;               /* NULL when only counting */
+  size_t since_check; /* bytes segmented since the interrupt was checked */
+  bp_ids *out; /* NULL when only counting */
   size_t tokens;
-  int32_t *back;             /* back pointers of positions base..to, from index 0 */
+  int32_t *back; /* back pointers of positions base..to, from index 0 */
   size_t back_capacity;
   int32_t stack_back[STACK_BACK_POINTERS];
 } segmenter;
@@ -210,7 +211,7 @@ static int emit_tokens(segmenter *seg, size_t to, bp_error *err) {
 /* Marks on back pointers while looking for where paths meet (piece indexes
 ** stay below both). */
 #define ON_PATH 0x40000000 /* on the path from the window's last position */
-#define SEEN 0x20000000    /* on another path already followed */
+#define SEEN 0x20000000 /* on another path already followed */
 
 /* How far back from the window's end to look for where paths meet. */
 #define MEET_SPAN (1u << 16)
@@ -242,8 +243,10 @@ static size_t settled_position(const segmenter *seg, size_t to) {
     }
     /* Joining a path followed before changes nothing: it met the first
     ** path already (or the search has failed). */
-    if (e <= floor) meet = 0;
-    else if (e < meet && (back[e] & ON_PATH)) meet = e;
+    if (e <= floor)
+      meet = 0;
+    else if (e < meet && (back[e] & ON_PATH))
+      meet = e;
   }
   for (size_t e = floor + 1; e <= to; e++) back[e] &= ~(ON_PATH | SEEN);
   return meet;
@@ -254,7 +257,8 @@ static size_t settled_position(const segmenter *seg, size_t to) {
 ** them, so the back pointers kept stay about a stride long however long the
 ** chunk is (paths meet within a few pieces in text). Positions are counted
 ** from the window's start; the score ring turns with it. */
-static int segment_chunk(segmenter *seg, const uint8_t *chunk, size_t chunk_len, bp_error *err) {
+static int segment_chunk(segmenter *seg, const uint8_t *chunk, size_t chunk_len,
+                         bp_error *err) {
   stretch_state carry;
   carry.matcher_state = 0;
   carry.scores[0] = seg->sampler && seg->weights ? 1.0 : 0.0; /* the empty prefix */
@@ -300,7 +304,9 @@ static int segment_chunk(segmenter *seg, const uint8_t *chunk, size_t chunk_len,
     if (rc != BP_OK) return rc;
     memmove(seg->back, seg->back + settled, (to - settled + 1) * sizeof *seg->back);
     double ring[SCORE_RING];
-    for (size_t i = 0; i < SCORE_RING; i++) ring[i] = carry.scores[(i + settled) & (SCORE_RING - 1)];
+    for (size_t i = 0; i < SCORE_RING; i++)
+      // NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign): slots past `to` are copied, never read
+      ring[i] = carry.scores[(i + settled) & (SCORE_RING - 1)];
     memcpy(carry.scores, ring, sizeof ring);
     chunk += settled;
     from -= settled;
@@ -312,9 +318,9 @@ static int segment_chunk(segmenter *seg, const uint8_t *chunk, size_t chunk_len,
 /* Segments raw bytes chunk by chunk (or as one chunk when `chunked` is
 ** false); appends ids to `out` when it is not NULL and adds the number of
 ** tokens to *count. */
-static int segment(const bp_model *m, const uint8_t *text, size_t len,
-                   bool chunked, bp_sampler *sampler, const bp_interrupt *interrupt,
-                   bp_ids *out, size_t *count, bp_error *err) {
+static int segment(const bp_model *m, const uint8_t *text, size_t len, bool chunked,
+                   bp_sampler *sampler, const bp_interrupt *interrupt, bp_ids *out,
+                   size_t *count, bp_error *err) {
   segmenter seg;
   seg.m = m;
   seg.sampler = sampler;
@@ -348,37 +354,35 @@ static int segment(const bp_model *m, const uint8_t *text, size_t len,
 }
 
 /* Runs `segment` on the text as the reference sees it: NFC for text. */
-static int encode_input(const bp_model *m, const char *text, size_t len,
-                        int input, bp_sampler *sampler, const bp_interrupt *interrupt,
-                        bp_ids *out, size_t *count, bp_error *err) {
+static int encode_input(const bp_model *m, const char *text, size_t len, int input,
+                        bp_sampler *sampler, const bp_interrupt *interrupt, bp_ids *out,
+                        size_t *count, bp_error *err) {
   if (input == BP_INPUT_BYTES)
     return segment(m, (const uint8_t *)text, len, true, sampler, interrupt, out, count, err);
   char *normalized;
   size_t normalized_len;
   int rc = bp_normalize(text, len, &normalized, &normalized_len, err);
   if (rc != BP_OK) return rc;
-  rc = segment(m, (const uint8_t *)(normalized ? normalized : text),
-               normalized_len, true, sampler, interrupt, out, count, err);
+  rc = segment(m, (const uint8_t *)(normalized ? normalized : text), normalized_len, true,
+               sampler, interrupt, out, count, err);
   bp_free(normalized);
   return rc;
 }
 
-int bp_encode(const bp_model *m, const char *text, size_t len, int input,
-              bp_sampler *sampler, const bp_interrupt *interrupt, bp_ids *out,
-              bp_error *err) {
+int bp_encode(const bp_model *m, const char *text, size_t len, int input, bp_sampler *sampler,
+              const bp_interrupt *interrupt, bp_ids *out, bp_error *err) {
   size_t count = 0;
   return encode_input(m, text, len, input, sampler, interrupt, out, &count, err);
 }
 
-int bp_count(const bp_model *m, const char *text, size_t len, int input,
-             bp_sampler *sampler, const bp_interrupt *interrupt, size_t *count,
-             bp_error *err) {
+int bp_count(const bp_model *m, const char *text, size_t len, int input, bp_sampler *sampler,
+             const bp_interrupt *interrupt, size_t *count, bp_error *err) {
   *count = 0;
   return encode_input(m, text, len, input, sampler, interrupt, NULL, count, err);
 }
 
-int bp_segment_whole(const bp_model *m, const uint8_t *bytes, size_t len,
-                     bp_ids *out, bp_error *err) {
+int bp_segment_whole(const bp_model *m, const uint8_t *bytes, size_t len, bp_ids *out,
+                     bp_error *err) {
   size_t count = 0;
   return segment(m, bytes, len, false, NULL, NULL, out, &count, err);
 }
@@ -427,16 +431,16 @@ double bp_sampler_uniform(bp_sampler *s) {
   return (double)(result >> 11) * 0x1.0p-53;
 }
 
-int bp_decode(const bp_model *m, const int64_t *ids, size_t n, char **bytes,
-              size_t *len, bp_error *err) {
+int bp_decode(const bp_model *m, const int64_t *ids, size_t n, char **bytes, size_t *len,
+              bp_error *err) {
   *bytes = NULL;
   *len = 0;
   uint32_t vocab_size = bp_model_vocab_size(m);
   size_t total = 0;
   for (size_t i = 0; i < n; i++) {
     if (ids[i] < 0 || ids[i] >= vocab_size)
-      return bp_fail(err, BP_INVALID, "unknown id %lld (vocab_size is %u)",
-                     (long long)ids[i], vocab_size);
+      return bp_fail(err, BP_INVALID, "unknown id %lld (vocab_size is %u)", (long long)ids[i],
+                     vocab_size);
     if (ids[i] >= BP_FIRST_PIECE_ID) {
       uint32_t index = (uint32_t)ids[i] - BP_FIRST_PIECE_ID;
       total += m->offsets[index + 1] - m->offsets[index];

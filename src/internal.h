@@ -41,8 +41,7 @@ static inline uint32_t bp_get_u16(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8;
 }
 static inline uint32_t bp_get_u32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-         (uint32_t)p[3] << 24;
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 static inline uint64_t bp_get_u64(const uint8_t *p) {
   return (uint64_t)bp_get_u32(p) | (uint64_t)bp_get_u32(p + 4) << 32;
@@ -93,15 +92,15 @@ static inline size_t bp_get_varint(const uint8_t *p, const uint8_t *end, uint64_
 ** reference's Viterbi.
 */
 typedef struct bp_matcher_cell {
-  int32_t base;  /* children of this node are at base + byte */
+  int32_t base; /* children of this node are at base + byte */
   int32_t check; /* the parent's slot; -1 for a free slot */
-  int32_t fail;  /* slot of the longest proper suffix that is a trie node */
-  int32_t out;   /* index of the longest piece that is a suffix here, or -1 */
+  int32_t fail; /* slot of the longest proper suffix that is a trie node */
+  int32_t out; /* index of the longest piece that is a suffix here, or -1 */
 } bp_matcher_cell;
 
 typedef struct bp_matcher_piece {
-  double score;     /* log(count) - log(total) */
-  uint32_t length;  /* bytes */
+  double score; /* log(count) - log(total) */
+  uint32_t length; /* bytes */
   int32_t next_out; /* next shorter piece that is a suffix of this one, or -1 */
 } bp_matcher_piece;
 
@@ -120,14 +119,14 @@ typedef struct bp_matcher {
 ** linear in the pieces' total length; `interrupt` (may be NULL) is checked
 ** after sorting and every 65536 trie nodes, BP_INTERRUPT when it asks to
 ** stop. */
-int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes, const uint32_t *offsets,
-                     size_t n, const bp_interrupt *interrupt, bp_error *err);
+int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes, const uint32_t *offsets, size_t n,
+                     const bp_interrupt *interrupt, bp_error *err);
 void bp_matcher_free(bp_matcher *mt);
 
 /* The root is slot 0; every byte has an edge from it because every single
 ** byte is a piece, so the failure walk below always ends. */
-static inline int32_t bp_matcher_step(const bp_matcher_cell *cells,
-                                      int32_t state, uint8_t byte) {
+static inline int32_t bp_matcher_step(const bp_matcher_cell *cells, int32_t state,
+                                      uint8_t byte) {
   for (;;) {
     int32_t next = cells[state].base + byte;
     if (cells[next].check == state) return next;
@@ -145,14 +144,14 @@ typedef struct bp_alpha_weights {
 } bp_alpha_weights;
 
 struct bp_model {
-  int references;           /* atomically updated */
-  uint32_t piece_count;     /* vocab_size - 3 */
+  int references; /* atomically updated */
+  uint32_t piece_count; /* vocab_size - 3 */
   uint32_t max_piece_bytes;
-  uint32_t *offsets;        /* piece i is bytes[offsets[i] .. offsets[i+1]) */
+  uint32_t *offsets; /* piece i is bytes[offsets[i] .. offsets[i+1]) */
   uint8_t *bytes;
-  uint64_t *counts;         /* NULL in a model with scores only */
+  uint64_t *counts; /* NULL in a model with scores only */
   bp_matcher matcher;
-  uint8_t digest[32];       /* SHA-256 of the serialized payload */
+  uint8_t digest[32]; /* SHA-256 of the serialized payload */
   double lowest_score;
   /* The weights of the last few alphas sampled with, built on first use and
   ** kept until the model is freed; the only mutable part of a model. */
@@ -184,8 +183,8 @@ const double *bp_model_alpha_weights(bp_model *m, double alpha, double **owned);
 /* The Viterbi segmentation of raw bytes taken as one chunk (no newline
 ** chunking, no normalization): the reference's Tokenizer._tokenize, used by
 ** training to re-split pieces. */
-int bp_segment_whole(const bp_model *m, const uint8_t *bytes, size_t len,
-                     bp_ids *out, bp_error *err);
+int bp_segment_whole(const bp_model *m, const uint8_t *bytes, size_t len, bp_ids *out,
+                     bp_error *err);
 
 /* ---- Encoding -------------------------------------------------------------- */
 
@@ -201,8 +200,8 @@ int bp_read_file(const char *path, char **data, size_t *len, bp_error *err);
 /* If `data` is a zip archive, extracts its single member ending in ".model"
 ** (or its only member) into a new buffer and returns BP_OK with *member set;
 ** if it is not a zip archive, returns BP_OK with *member NULL. */
-int bp_zip_extract_model(const char *path, const uint8_t *data, size_t len,
-                         char **member, size_t *member_len, bp_error *err);
+int bp_zip_extract_model(const char *path, const uint8_t *data, size_t len, char **member,
+                         size_t *member_len, bp_error *err);
 
 /* ---- Normalization ------------------------------------------------------- */
 
@@ -212,8 +211,7 @@ int bp_zip_extract_model(const char *path, const uint8_t *data, size_t len,
 bool bp_nfc_quick_check(const uint8_t *text, size_t len, size_t *invalid_at);
 
 /* NFC of valid UTF-8 text into a new buffer (to free with bp_free). */
-int bp_nfc(const uint8_t *text, size_t len, uint8_t **out, size_t *out_len,
-           bp_error *err);
+int bp_nfc(const uint8_t *text, size_t len, uint8_t **out, size_t *out_len, bp_error *err);
 
 /* NFC of UTF-8 text into out->text and out->length (the input itself when
 ** it is NFC already), with the map back to the original in

@@ -48,15 +48,14 @@ static void trie_free(trie *t) {
 
 /* Returns BP_FORMAT with *duplicate set to the index of a piece that
 ** appears twice. */
-static int trie_build(trie *t, const sorted_piece *sorted, size_t n,
-                      size_t max_nodes, int32_t duplicate[2]) {
+static int trie_build(trie *t, const sorted_piece *sorted, size_t n, size_t max_nodes,
+                      int32_t duplicate[2]) {
   t->first_child = bp_malloc(max_nodes * sizeof(int32_t));
   t->next_sibling = bp_malloc(max_nodes * sizeof(int32_t));
   t->last_child = bp_malloc(max_nodes * sizeof(int32_t));
   t->piece = bp_malloc(max_nodes * sizeof(int32_t));
   t->label = bp_malloc(max_nodes);
-  if (!t->first_child || !t->next_sibling || !t->last_child || !t->piece ||
-      !t->label)
+  if (!t->first_child || !t->next_sibling || !t->last_child || !t->piece || !t->label)
     return BP_NOMEM;
   t->count = 1;
   t->first_child[0] = t->next_sibling[0] = t->last_child[0] = -1;
@@ -119,7 +118,7 @@ enum { CANDIDATES, LEFTOVERS };
 typedef struct placement {
   bp_matcher_cell *cells;
   int32_t *next_free, *previous_free; /* links of either list; -1 ends it */
-  uint8_t *misses;                    /* MAX_MISSES: a leftover */
+  uint8_t *misses; /* MAX_MISSES: a leftover */
   size_t capacity;
   int32_t first_free[2], last_free[2]; /* candidates, leftovers */
   int32_t highest_used;
@@ -236,8 +235,7 @@ static int build_sorted_trie(trie *t, const uint8_t *bytes, const uint32_t *offs
   if (!sorted) return BP_NOMEM;
   size_t max_nodes = 1;
   for (size_t i = 0; i < n; i++) {
-    sorted[i] = (sorted_piece){bytes + offsets[i], offsets[i + 1] - offsets[i],
-                               (int32_t)i};
+    sorted[i] = (sorted_piece){bytes + offsets[i], offsets[i + 1] - offsets[i], (int32_t)i};
     max_nodes += sorted[i].length;
   }
   qsort(sorted, n, sizeof *sorted, compare_piece_bytes);
@@ -309,8 +307,8 @@ static void link_failures(bp_matcher *mt, const trie *t, bp_matcher_cell *cells,
   cells[0].out = -1;
 }
 
-int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes, const uint32_t *offsets,
-                     size_t n, const bp_interrupt *interrupt, bp_error *err) {
+int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes, const uint32_t *offsets, size_t n,
+                     const bp_interrupt *interrupt, bp_error *err) {
   trie t = {0};
   placement pl = {0};
   pl.first_free[CANDIDATES] = pl.last_free[CANDIDATES] = -1;
@@ -337,9 +335,12 @@ int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes, const uint32_t *offse
     mt->cell_count = cell_count;
     pl.cells = NULL;
   }
-  if (rc == BP_NOMEM) bp_fail_nomem(err);
-  else if (rc == BP_INTERRUPT) bp_fail(err, rc, "interrupted");
-  else if (rc == BP_TOOBIG) bp_fail(err, rc, "model too large for the matcher");
+  if (rc == BP_NOMEM)
+    bp_fail_nomem(err);
+  else if (rc == BP_INTERRUPT)
+    bp_fail(err, rc, "interrupted");
+  else if (rc == BP_TOOBIG)
+    bp_fail(err, rc, "model too large for the matcher");
   bp_free(queue);
   bp_free(slot_of);
   trie_free(&t);

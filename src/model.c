@@ -41,37 +41,35 @@ static int model_validate(const bp_piece *pieces, size_t n, bool scored, bp_erro
                      "piece id %u is out of range: ids must run from 3 to %zu "
                      "without gaps",
                      p->id, n + BP_FIRST_PIECE_ID - 1);
-    if (p->length == 0)
-      return bp_fail(err, BP_FORMAT, "piece id %u is empty", p->id);
+    if (p->length == 0) return bp_fail(err, BP_FORMAT, "piece id %u is empty", p->id);
     if (p->length > BP_MAX_PIECE_BYTES)
-      return bp_fail(err, BP_FORMAT,
-                     "piece id %u is %u bytes long; the limit is %d", p->id,
+      return bp_fail(err, BP_FORMAT, "piece id %u is %u bytes long; the limit is %d", p->id,
                      p->length, BP_MAX_PIECE_BYTES);
     if (!scored && p->count == 0)
-      return bp_fail(err, BP_FORMAT, "piece id %u has count 0; counts must "
-                     "be positive", p->id);
+      return bp_fail(err, BP_FORMAT,
+                     "piece id %u has count 0; counts must "
+                     "be positive",
+                     p->id);
     /* Written so that NaN fails too. */
     if (scored && !(p->score <= 0.0 && p->score >= BP_LOWEST_SCORE))
-      return bp_fail(err, BP_FORMAT, "piece id %u has score %g; scores must be "
-                     "finite, at most 0 and at least %g", p->id, p->score,
-                     BP_LOWEST_SCORE);
+      return bp_fail(err, BP_FORMAT,
+                     "piece id %u has score %g; scores must be "
+                     "finite, at most 0 and at least %g",
+                     p->id, p->score, BP_LOWEST_SCORE);
     if (p->length == 1) seen_byte[p->bytes[0]] = true;
   }
   for (int b = 0; b < 256; b++)
     if (!seen_byte[b])
       return bp_fail(err, BP_FORMAT,
-                     "the single byte 0x%02X is not a piece; every byte must be",
-                     b);
+                     "the single byte 0x%02X is not a piece; every byte must be", b);
   return BP_OK;
 }
 
-int bp_model_build(const bp_piece *pieces, size_t n, bp_model **out,
-                   bp_error *err) {
+int bp_model_build(const bp_piece *pieces, size_t n, bp_model **out, bp_error *err) {
   return bp_model_assemble(pieces, n, false, BP_DIGEST_COMPUTE, NULL, NULL, out, err);
 }
 
-int bp_model_build_scored(const bp_piece *pieces, size_t n, bp_model **out,
-                          bp_error *err) {
+int bp_model_build_scored(const bp_piece *pieces, size_t n, bp_model **out, bp_error *err) {
   return bp_model_assemble(pieces, n, true, BP_DIGEST_COMPUTE, NULL, NULL, out, err);
 }
 
@@ -107,8 +105,7 @@ int bp_model_assemble(const bp_piece *pieces, size_t n, bool scored, int digest_
   m->counts = scored ? NULL : bp_malloc(n * sizeof *m->counts);
   m->matcher.pieces = bp_malloc(n * sizeof *m->matcher.pieces);
   int32_t *position = bp_malloc(n * sizeof *position);
-  if (!m->offsets || !m->bytes || (!scored && !m->counts) || !m->matcher.pieces ||
-      !position) {
+  if (!m->offsets || !m->bytes || (!scored && !m->counts) || !m->matcher.pieces || !position) {
     bp_free(position);
     model_free(m);
     return bp_fail_nomem(err);
@@ -139,7 +136,8 @@ int bp_model_assemble(const bp_piece *pieces, size_t n, bool scored, int digest_
     if (!scored && p->count > UINT64_MAX - total) {
       bp_free(position);
       model_free(m);
-      return bp_fail(err, BP_FORMAT, "the piece counts add up to more than "
+      return bp_fail(err, BP_FORMAT,
+                     "the piece counts add up to more than "
                      "2^64");
     }
     total += p->count;
@@ -194,13 +192,10 @@ bp_model *bp_model_retain(bp_model *m) {
 }
 
 void bp_model_release(bp_model *m) {
-  if (m && __atomic_sub_fetch(&m->references, 1, __ATOMIC_ACQ_REL) == 0)
-    model_free(m);
+  if (m && __atomic_sub_fetch(&m->references, 1, __ATOMIC_ACQ_REL) == 0) model_free(m);
 }
 
-uint32_t bp_model_vocab_size(const bp_model *m) {
-  return m->piece_count + BP_FIRST_PIECE_ID;
-}
+uint32_t bp_model_vocab_size(const bp_model *m) { return m->piece_count + BP_FIRST_PIECE_ID; }
 
 const uint8_t *bp_model_piece(const bp_model *m, uint32_t id, uint32_t *length) {
   if (id < BP_FIRST_PIECE_ID || id >= bp_model_vocab_size(m)) {
@@ -227,8 +222,8 @@ double bp_model_score(const bp_model *m, uint32_t id) {
 const uint8_t *bp_model_digest(const bp_model *m) { return m->digest; }
 
 size_t bp_model_memory(const bp_model *m) {
-  return sizeof *m + (m->piece_count + 1) * sizeof *m->offsets +
-         m->offsets[m->piece_count] + (m->counts ? m->piece_count * sizeof *m->counts : 0) +
+  return sizeof *m + (m->piece_count + 1) * sizeof *m->offsets + m->offsets[m->piece_count] +
+         (m->counts ? m->piece_count * sizeof *m->counts : 0) +
          m->piece_count * sizeof *m->matcher.pieces +
          m->matcher.cell_count * sizeof *m->matcher.cells;
 }
@@ -247,10 +242,19 @@ double bp_exp_nonpositive(double x) {
   if (x > 0.0) x = 0.0;
   /* x = k ln 2 + r with |r| <= ln 2 / 2; exp(r) by its Taylor series to
   ** r^13/13!, then 2^k through the exponent bits. */
-  static const double inverse_factorials[13] = {
-      1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
-      1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0,
-      1.0 / 6.0, 0.5, 1.0, 1.0};
+  static const double inverse_factorials[13] = {1.0 / 479001600.0,
+                                                1.0 / 39916800.0,
+                                                1.0 / 3628800.0,
+                                                1.0 / 362880.0,
+                                                1.0 / 40320.0,
+                                                1.0 / 5040.0,
+                                                1.0 / 720.0,
+                                                1.0 / 120.0,
+                                                1.0 / 24.0,
+                                                1.0 / 6.0,
+                                                0.5,
+                                                1.0,
+                                                1.0};
   double k = floor(x * 1.44269504088896338700 + 0.5);
   double r = (x - k * ln2_high) - k * ln2_low;
   double p = 1.0 / 6227020800.0;
@@ -356,8 +360,7 @@ static int value_write(const bp_model *m, uint8_t **value, size_t *len, bp_error
   return BP_OK;
 }
 
-int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len,
-                       bp_error *err) {
+int bp_model_serialize(const bp_model *m, uint8_t **value, size_t *len, bp_error *err) {
   int rc = value_write(m, value, len, err);
   if (rc == BP_OK) memcpy(*value + BP_VALUE_DIGEST_OFFSET, m->digest, 32);
   return rc;
@@ -378,8 +381,8 @@ int bp_value_read_header(const uint8_t *value, size_t len, bp_value_header *out,
 
 /* Whether the payload of a value whose header was read has the digest the
 ** header claims. */
-static int value_check_digest(const uint8_t *value, size_t len,
-                              const bp_value_header *header, bp_error *err) {
+static int value_check_digest(const uint8_t *value, size_t len, const bp_value_header *header,
+                              bp_error *err) {
   uint8_t digest[32];
   bp_sha256(value + BP_VALUE_HEADER_BYTES, len - BP_VALUE_HEADER_BYTES, digest);
   if (memcmp(digest, header->digest, 32) != 0)
@@ -439,7 +442,8 @@ int bp_model_deserialize(const uint8_t *value, size_t len, const bp_interrupt *i
                    (size_t)(end - p), end - p == 1 ? "" : "s");
   }
   /* The digest was just verified: no need to compute it again. */
-  rc = bp_model_assemble(pieces, n, scored, BP_DIGEST_KNOWN, header.digest, interrupt, out, err);
+  rc =
+      bp_model_assemble(pieces, n, scored, BP_DIGEST_KNOWN, header.digest, interrupt, out, err);
   bp_free(pieces);
   return rc;
 corrupt:
@@ -447,6 +451,7 @@ corrupt:
   return bp_fail(err, BP_FORMAT, "model value is corrupt (truncated piece)");
 not_shortest:
   bp_free(pieces);
-  return bp_fail(err, BP_FORMAT, "model value is corrupt (a varint not in its shortest "
+  return bp_fail(err, BP_FORMAT,
+                 "model value is corrupt (a varint not in its shortest "
                  "form)");
 }

@@ -55,8 +55,8 @@ static long base64_decode(const char *in, size_t len, uint8_t *out) {
         if (v[k] < 0) return -1;
       }
     }
-    uint32_t triple = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
-                      (uint32_t)v[2] << 6 | (uint32_t)v[3];
+    uint32_t triple =
+        (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
     out[n++] = (uint8_t)(triple >> 16);
     if (padding < 2) out[n++] = (uint8_t)(triple >> 8);
     if (padding < 1) out[n++] = (uint8_t)triple;
@@ -98,13 +98,12 @@ static int json_error(json_reader *r, const char *what) {
       column++;
     }
   }
-  return bp_fail(r->err, BP_FORMAT, "%s: %s at line %zu, column %zu",
-                 r->source, what, line, column);
+  return bp_fail(r->err, BP_FORMAT, "%s: %s at line %zu, column %zu", r->source, what, line,
+                 column);
 }
 
 static void json_skip_space(json_reader *r) {
-  while (r->p < r->end &&
-         (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
+  while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
     r->p++;
 }
 
@@ -121,10 +120,14 @@ static int hex4(const char *p) {
   int v = 0;
   for (int i = 0; i < 4; i++) {
     int c = (unsigned char)p[i], d;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-    else return -1;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+      d = c - 'A' + 10;
+    else
+      return -1;
     v = v * 16 + d;
   }
   return v;
@@ -137,18 +140,15 @@ static int json_read_string(json_reader *r, bp_buffer *out) {
   r->p++;
   for (;;) {
     const char *run = r->p;
-    while (r->p < r->end && *r->p != '"' && *r->p != '\\' &&
-           (unsigned char)*r->p >= 0x20)
+    while (r->p < r->end && *r->p != '"' && *r->p != '\\' && (unsigned char)*r->p >= 0x20)
       r->p++;
-    if (out && !bp_buffer_append(out, run, (size_t)(r->p - run)))
-      return bp_fail_nomem(r->err);
+    if (out && !bp_buffer_append(out, run, (size_t)(r->p - run))) return bp_fail_nomem(r->err);
     if (r->p >= r->end) return json_error(r, "unterminated string");
     if (*r->p == '"') {
       r->p++;
       return BP_OK;
     }
-    if ((unsigned char)*r->p < 0x20)
-      return json_error(r, "control character in string");
+    if ((unsigned char)*r->p < 0x20) return json_error(r, "control character in string");
     /* An escape. */
     if (r->end - r->p < 2) return json_error(r, "unterminated string");
     char e = r->p[1];
@@ -168,8 +168,8 @@ static int json_read_string(json_reader *r, bp_buffer *out) {
         if (v < 0) return json_error(r, "bad \\u escape");
         r->p += 4;
         cp = (uint32_t)v;
-        if (cp >= 0xD800 && cp < 0xDC00 && r->end - r->p >= 6 &&
-            r->p[0] == '\\' && r->p[1] == 'u') {
+        if (cp >= 0xD800 && cp < 0xDC00 && r->end - r->p >= 6 && r->p[0] == '\\' &&
+            r->p[1] == 'u') {
           int low = hex4(r->p + 2);
           if (low >= 0xDC00 && low < 0xE000) {
             cp = 0x10000 + ((cp - 0xD800) << 10) + ((uint32_t)low - 0xDC00);
@@ -178,19 +178,32 @@ static int json_read_string(json_reader *r, bp_buffer *out) {
         }
         break;
       }
-      default:
-        r->p--;
-        return json_error(r, "bad escape in string");
+      default: r->p--; return json_error(r, "bad escape in string");
     }
     if (out) {
       /* Lone surrogates are kept as their 3-byte form, like Python's
       ** surrogatepass; they only matter in display text. */
       char u[4];
       size_t n;
-      if (cp < 0x80) { u[0] = (char)cp; n = 1; }
-      else if (cp < 0x800) { u[0] = (char)(0xC0 | cp >> 6); u[1] = (char)(0x80 | (cp & 63)); n = 2; }
-      else if (cp < 0x10000) { u[0] = (char)(0xE0 | cp >> 12); u[1] = (char)(0x80 | (cp >> 6 & 63)); u[2] = (char)(0x80 | (cp & 63)); n = 3; }
-      else { u[0] = (char)(0xF0 | cp >> 18); u[1] = (char)(0x80 | (cp >> 12 & 63)); u[2] = (char)(0x80 | (cp >> 6 & 63)); u[3] = (char)(0x80 | (cp & 63)); n = 4; }
+      if (cp < 0x80) {
+        u[0] = (char)cp;
+        n = 1;
+      } else if (cp < 0x800) {
+        u[0] = (char)(0xC0 | cp >> 6);
+        u[1] = (char)(0x80 | (cp & 63));
+        n = 2;
+      } else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | cp >> 12);
+        u[1] = (char)(0x80 | (cp >> 6 & 63));
+        u[2] = (char)(0x80 | (cp & 63));
+        n = 3;
+      } else {
+        u[0] = (char)(0xF0 | cp >> 18);
+        u[1] = (char)(0x80 | (cp >> 12 & 63));
+        u[2] = (char)(0x80 | (cp >> 6 & 63));
+        u[3] = (char)(0x80 | (cp & 63));
+        n = 4;
+      }
       if (!bp_buffer_append(out, u, n)) return bp_fail_nomem(r->err);
     }
   }
@@ -216,8 +229,7 @@ static int json_read_uint(json_reader *r, uint64_t *v, const char *what) {
     value = value * 10 + d;
     r->p++;
   }
-  if (r->p == digits || (r->p < r->end && (*r->p == '.' || *r->p == 'e' ||
-                                           *r->p == 'E'))) {
+  if (r->p == digits || (r->p < r->end && (*r->p == '.' || *r->p == 'e' || *r->p == 'E'))) {
     r->p = digits;
     snprintf(message, sizeof message, "%s must be an integer", what);
     return json_error(r, message);
@@ -226,8 +238,8 @@ static int json_read_uint(json_reader *r, uint64_t *v, const char *what) {
   return BP_OK;
 }
 
-int bp_model_from_json(const char *json, size_t len, const char *source,
-                       bp_model **out, bp_error *err) {
+int bp_model_from_json(const char *json, size_t len, const char *source, bp_model **out,
+                       bp_error *err) {
   *out = NULL;
   json_reader r = {json, json, json + len, source, err};
   bp_buffer key = {0}, arena = {0};
@@ -247,8 +259,7 @@ int bp_model_from_json(const char *json, size_t len, const char *source,
       const char *key_start = r.p;
       if ((rc = json_read_string(&r, &key)) != BP_OK) goto done;
       if (!bp_buffer_reserve(&arena, key.length / 4 * 3 + 3)) goto nomem;
-      long n = base64_decode(key.data, key.length,
-                             (uint8_t *)arena.data + arena.length);
+      long n = base64_decode(key.data, key.length, (uint8_t *)arena.data + arena.length);
       if (n < 0) {
         r.p = key_start;
         rc = json_error(&r, "piece key is not valid base64");
@@ -267,17 +278,29 @@ int bp_model_from_json(const char *json, size_t len, const char *source,
       p->length = (uint32_t)n;
       arena.length += (size_t)n;
       uint64_t id = 0;
-      if (!json_accept(&r, ':')) { rc = json_error(&r, "expected ':'"); goto done; }
+      if (!json_accept(&r, ':')) {
+        rc = json_error(&r, "expected ':'");
+        goto done;
+      }
       if (!json_accept(&r, '[')) {
         rc = json_error(&r, "expected '[' starting [id, text, count]");
         goto done;
       }
       if ((rc = json_read_uint(&r, &id, "piece id")) != BP_OK) goto done;
-      if (id > UINT32_MAX) { rc = json_error(&r, "piece id is too large"); goto done; }
+      if (id > UINT32_MAX) {
+        rc = json_error(&r, "piece id is too large");
+        goto done;
+      }
       p->id = (uint32_t)id;
-      if (!json_accept(&r, ',')) { rc = json_error(&r, "expected ','"); goto done; }
+      if (!json_accept(&r, ',')) {
+        rc = json_error(&r, "expected ','");
+        goto done;
+      }
       if ((rc = json_read_string(&r, NULL)) != BP_OK) goto done;
-      if (!json_accept(&r, ',')) { rc = json_error(&r, "expected ','"); goto done; }
+      if (!json_accept(&r, ',')) {
+        rc = json_error(&r, "expected ','");
+        goto done;
+      }
       if ((rc = json_read_uint(&r, &p->count, "piece count")) != BP_OK) goto done;
       if (!json_accept(&r, ']')) {
         rc = json_error(&r, "expected ']' closing [id, text, count]");
@@ -323,8 +346,7 @@ int bp_read_file(const char *path, char **data, size_t *len, bp_error *err) {
   *data = NULL;
   *len = 0;
   int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0)
-    return bp_fail(err, BP_IO, "cannot open '%s': %s", path, strerror(errno));
+  if (fd < 0) return bp_fail(err, BP_IO, "cannot open '%s': %s", path, strerror(errno));
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);
@@ -344,8 +366,10 @@ int bp_read_file(const char *path, char **data, size_t *len, bp_error *err) {
   int failed = 0;
   while (got < size) {
     ssize_t k = read(fd, buffer + got, size - got);
-    if (k > 0) got += (size_t)k;
-    else if (k < 0 && errno == EINTR) continue;
+    if (k > 0)
+      got += (size_t)k;
+    else if (k < 0 && errno == EINTR)
+      continue;
     else {
       if (k < 0) failed = errno;
       break;
@@ -378,8 +402,7 @@ int bp_model_load_file(const char *path, bp_model **out, bp_error *err) {
   size_t len, member_len;
   int rc = bp_read_file(path, &data, &len, err);
   if (rc != BP_OK) return rc;
-  rc = bp_zip_extract_model(path, (const uint8_t *)data, len, &member,
-                            &member_len, err);
+  rc = bp_zip_extract_model(path, (const uint8_t *)data, len, &member, &member_len, err);
   if (rc == BP_OK && member) {
     bp_free(data);
     data = member;
@@ -408,13 +431,34 @@ static bool json_append_string(bp_buffer *b, const char *text, size_t len) {
     char escape[6];
     size_t n = 0;
     switch (c) {
-      case '"': n = 2; memcpy(escape, "\\\"", 2); break;
-      case '\\': n = 2; memcpy(escape, "\\\\", 2); break;
-      case '\b': n = 2; memcpy(escape, "\\b", 2); break;
-      case '\f': n = 2; memcpy(escape, "\\f", 2); break;
-      case '\n': n = 2; memcpy(escape, "\\n", 2); break;
-      case '\r': n = 2; memcpy(escape, "\\r", 2); break;
-      case '\t': n = 2; memcpy(escape, "\\t", 2); break;
+      case '"':
+        n = 2;
+        memcpy(escape, "\\\"", 2);
+        break;
+      case '\\':
+        n = 2;
+        memcpy(escape, "\\\\", 2);
+        break;
+      case '\b':
+        n = 2;
+        memcpy(escape, "\\b", 2);
+        break;
+      case '\f':
+        n = 2;
+        memcpy(escape, "\\f", 2);
+        break;
+      case '\n':
+        n = 2;
+        memcpy(escape, "\\n", 2);
+        break;
+      case '\r':
+        n = 2;
+        memcpy(escape, "\\r", 2);
+        break;
+      case '\t':
+        n = 2;
+        memcpy(escape, "\\t", 2);
+        break;
       default:
         if (c < 0x20) {
           memcpy(escape, "\\u00", 4);
@@ -429,12 +473,12 @@ static bool json_append_string(bp_buffer *b, const char *text, size_t len) {
   return bp_buffer_append(b, "\"", 1);
 }
 
-int bp_model_to_json(const bp_model *m, char **json, size_t *len,
-                     bp_error *err) {
+int bp_model_to_json(const bp_model *m, char **json, size_t *len, bp_error *err) {
   *json = NULL;
   *len = 0;
   if (!bp_model_has_counts(m))
-    return bp_fail(err, BP_INVALID, "the model has scores but no training counts (it came "
+    return bp_fail(err, BP_INVALID,
+                   "the model has scores but no training counts (it came "
                    "from SentencePiece), and BytePiece JSON needs counts; save it in the "
                    "SentencePiece format instead");
   bp_buffer b = {0}, text = {0};
@@ -447,16 +491,14 @@ int bp_model_to_json(const bp_model *m, char **json, size_t *len,
     if (!base64_append(&b, bytes, length)) goto nomem;
     int n = snprintf(number, sizeof number, "%u", i + BP_FIRST_PIECE_ID);
     if (!bp_buffer_append(&b, "\": [\n        ", 13) ||
-        !bp_buffer_append(&b, number, (size_t)n) ||
-        !bp_buffer_append(&b, ",\n        ", 10))
+        !bp_buffer_append(&b, number, (size_t)n) || !bp_buffer_append(&b, ",\n        ", 10))
       goto nomem;
     text.length = 0;
     if (!bp_buffer_append(&text, bytes, length)) goto nomem;
     text.length = bp_utf8_drop_invalid(text.data, text.length);
     if (!json_append_string(&b, text.data, text.length)) goto nomem;
     n = snprintf(number, sizeof number, "%llu", (unsigned long long)m->counts[i]);
-    if (!bp_buffer_append(&b, ",\n        ", 10) ||
-        !bp_buffer_append(&b, number, (size_t)n) ||
+    if (!bp_buffer_append(&b, ",\n        ", 10) || !bp_buffer_append(&b, number, (size_t)n) ||
         !bp_buffer_append(&b, "\n    ]", 6))
       goto nomem;
   }
@@ -515,8 +557,8 @@ static int create_temporary(const char *path, size_t path_len, char *temporary) 
   return -1; /* errno is EEXIST */
 }
 
-int bp_model_save_file(const bp_model *m, const char *path, int format,
-                       size_t *written_bytes, bp_error *err) {
+int bp_model_save_file(const bp_model *m, const char *path, int format, size_t *written_bytes,
+                       bp_error *err) {
   *written_bytes = 0;
   char *json = NULL;
   uint8_t *proto = NULL;
@@ -545,8 +587,10 @@ int bp_model_save_file(const bp_model *m, const char *path, int format,
   size_t written = 0;
   while (written < len && !step) {
     ssize_t k = write(fd, bytes + written, len - written);
-    if (k > 0) written += (size_t)k;
-    else if (k < 0 && errno == EINTR) continue;
+    if (k > 0)
+      written += (size_t)k;
+    else if (k < 0 && errno == EINTR)
+      continue;
     else {
       if (k == 0) errno = EIO;
       step = "write";

@@ -33,8 +33,7 @@ static void build_unstable_table(void) {
     if (!canonical_decomposition) continue;
     utf8proc_int32_t decomposed[32];
     int last_property = 0;
-    utf8proc_ssize_t n =
-        utf8proc_decompose_char(cp, decomposed, 32, options, &last_property);
+    utf8proc_ssize_t n = utf8proc_decompose_char(cp, decomposed, 32, options, &last_property);
     if (n <= 0 || n > 32) {
       mark(cp);
       continue;
@@ -67,8 +66,7 @@ static size_t utf8_decode(const uint8_t *p, const uint8_t *end, int32_t *cp) {
   }
   if (b0 >= 0xE0 && b0 <= 0xEF) {
     uint8_t low = b0 == 0xE0 ? 0xA0 : 0x80, high = b0 == 0xED ? 0x9F : 0xBF;
-    if (available < 3 || p[1] < low || p[1] > high || (p[2] & 0xC0) != 0x80)
-      return 0;
+    if (available < 3 || p[1] < low || p[1] > high || (p[2] & 0xC0) != 0x80) return 0;
     *cp = (b0 & 0x0F) << 12 | (p[1] & 0x3F) << 6 | (p[2] & 0x3F);
     return 3;
   }
@@ -77,8 +75,7 @@ static size_t utf8_decode(const uint8_t *p, const uint8_t *end, int32_t *cp) {
     if (available < 4 || p[1] < low || p[1] > high || (p[2] & 0xC0) != 0x80 ||
         (p[3] & 0xC0) != 0x80)
       return 0;
-    *cp = (b0 & 0x07) << 18 | (p[1] & 0x3F) << 12 | (p[2] & 0x3F) << 6 |
-          (p[3] & 0x3F);
+    *cp = (b0 & 0x07) << 18 | (p[1] & 0x3F) << 12 | (p[2] & 0x3F) << 6 | (p[3] & 0x3F);
     return 4;
   }
   return 0;
@@ -141,21 +138,17 @@ size_t bp_utf8_drop_invalid(char *bytes, size_t len) {
   return (size_t)(out - (uint8_t *)bytes);
 }
 
-int bp_nfc(const uint8_t *text, size_t len, uint8_t **out, size_t *out_len,
-           bp_error *err) {
+int bp_nfc(const uint8_t *text, size_t len, uint8_t **out, size_t *out_len, bp_error *err) {
   *out = NULL;
   *out_len = 0;
   const int options = UTF8PROC_STABLE | UTF8PROC_COMPOSE;
-  if (len > (size_t)INT32_MAX)
-    return bp_fail(err, BP_TOOBIG, "text longer than 2 GiB");
-  utf8proc_ssize_t n =
-      utf8proc_decompose(text, (utf8proc_ssize_t)len, NULL, 0, options);
+  if (len > (size_t)INT32_MAX) return bp_fail(err, BP_TOOBIG, "text longer than 2 GiB");
+  utf8proc_ssize_t n = utf8proc_decompose(text, (utf8proc_ssize_t)len, NULL, 0, options);
   if (n < 0) {
     if (n == UTF8PROC_ERROR_INVALIDUTF8)
       return bp_fail(err, BP_INVALID, "invalid UTF-8 at byte offset %zu",
                      bp_utf8_invalid_offset((const char *)text, len));
-    return bp_fail(err, BP_TOOBIG, "text cannot be normalized: %s",
-                   utf8proc_errmsg(n));
+    return bp_fail(err, BP_TOOBIG, "text cannot be normalized: %s", utf8proc_errmsg(n));
   }
   utf8proc_int32_t *buffer = bp_malloc((size_t)n * sizeof *buffer + 1);
   if (!buffer) return bp_fail_nomem(err);
@@ -163,25 +156,22 @@ int bp_nfc(const uint8_t *text, size_t len, uint8_t **out, size_t *out_len,
   if (n >= 0) n = utf8proc_reencode(buffer, n, options);
   if (n < 0) {
     bp_free(buffer);
-    return bp_fail(err, BP_INVALID, "text cannot be normalized: %s",
-                   utf8proc_errmsg(n));
+    return bp_fail(err, BP_INVALID, "text cannot be normalized: %s", utf8proc_errmsg(n));
   }
   *out = (uint8_t *)buffer;
   *out_len = (size_t)n;
   return BP_OK;
 }
 
-int bp_normalize(const char *text, size_t len, char **normalized,
-                 size_t *normalized_len, bp_error *err) {
+int bp_normalize(const char *text, size_t len, char **normalized, size_t *normalized_len,
+                 bp_error *err) {
   size_t invalid_at;
   *normalized = NULL;
   *normalized_len = len;
   if (bp_nfc_quick_check((const uint8_t *)text, len, &invalid_at)) return BP_OK;
   if (invalid_at < len)
-    return bp_fail(err, BP_INVALID, "invalid UTF-8 at byte offset %zu",
-                   invalid_at);
-  return bp_nfc((const uint8_t *)text, len, (uint8_t **)normalized,
-                normalized_len, err);
+    return bp_fail(err, BP_INVALID, "invalid UTF-8 at byte offset %zu", invalid_at);
+  return bp_nfc((const uint8_t *)text, len, (uint8_t **)normalized, normalized_len, err);
 }
 
 const char *bp_unicode_library_version(void) { return utf8proc_version(); }

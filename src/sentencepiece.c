@@ -25,8 +25,14 @@
 #include <string.h>
 
 /* SentencePiece's piece types. */
-enum { SP_NORMAL = 1, SP_UNKNOWN = 2, SP_CONTROL = 3, SP_USER_DEFINED = 4, SP_UNUSED = 5,
-       SP_BYTE = 6 };
+enum {
+  SP_NORMAL = 1,
+  SP_UNKNOWN = 2,
+  SP_CONTROL = 3,
+  SP_USER_DEFINED = 4,
+  SP_UNUSED = 5,
+  SP_BYTE = 6
+};
 /* What SentencePiece's Unigram search charges a character with no piece,
 ** below the lowest score (kUnkPenalty). */
 #define SP_UNKNOWN_PENALTY 10.0
@@ -85,12 +91,15 @@ int bp_model_to_sentencepiece(const bp_model *m, uint8_t **out, size_t *out_len,
     uint32_t n;
     const uint8_t *bytes = bp_model_piece(m, id, &n);
     if (n > 1 && bp_utf8_invalid_offset((const char *)bytes, n) < n)
-      return bp_fail(err, BP_INVALID, "piece id %u is not valid UTF-8, and SentencePiece "
+      return bp_fail(err, BP_INVALID,
+                     "piece id %u is not valid UTF-8, and SentencePiece "
                      "pieces are text: only models trained with ensure_unicode convert",
                      id);
     if (has_space_mark(bytes, n))
-      return bp_fail(err, BP_INVALID, "piece id %u contains U+2581, which SentencePiece "
-                     "reads as a space", id);
+      return bp_fail(err, BP_INVALID,
+                     "piece id %u contains U+2581, which SentencePiece "
+                     "reads as a space",
+                     id);
   }
   bp_buffer model = {0}, piece = {0}, text = {0}, spec = {0};
   bool ok = put_piece(&model, &piece, "<unk>", 5, 0.0f, SP_UNKNOWN) &&
@@ -201,10 +210,10 @@ typedef struct sp_piece {
   uint8_t *bytes;
   uint32_t length;
   double score;
-  bool is_byte;   /* from a byte piece <0xNN> */
-  bool dropped;   /* a second piece with the same bytes */
-  size_t index;   /* its position in the SentencePiece model */
-  size_t slot;    /* its position among the pieces kept */
+  bool is_byte; /* from a byte piece <0xNN> */
+  bool dropped; /* a second piece with the same bytes */
+  size_t index; /* its position in the SentencePiece model */
+  size_t slot; /* its position among the pieces kept */
 } sp_piece;
 
 static int compare_length_then_bytes(const void *a, const void *b) {
@@ -255,17 +264,19 @@ static int read_piece(const char *source, const uint8_t *data, size_t size, size
   if (!text || text_len == 0)
     return bp_fail(err, BP_FORMAT, "%s: piece %zu is empty", source, index);
   if (!isfinite(score) || score > 0)
-    return bp_fail(err, BP_FORMAT, "%s: piece %zu has score %g; scores must be finite and "
-                   "at most 0", source, index, (double)score);
+    return bp_fail(err, BP_FORMAT,
+                   "%s: piece %zu has score %g; scores must be finite and "
+                   "at most 0",
+                   source, index, (double)score);
   piece->index = index;
   piece->score = score;
   piece->is_byte = type == SP_BYTE;
   piece->dropped = false;
   if (piece->is_byte) {
-    int high = text_len == 6 ? hex_digit(text[3]) : -1, low = text_len == 6 ? hex_digit(text[4]) : -1;
+    int high = text_len == 6 ? hex_digit(text[3]) : -1,
+        low = text_len == 6 ? hex_digit(text[4]) : -1;
     if (memcmp(text, "<0x", 3) != 0 || text[5] != '>' || high < 0 || low < 0)
-      return bp_fail(err, BP_FORMAT, "%s: byte piece %zu is not written <0xNN>", source,
-                     index);
+      return bp_fail(err, BP_FORMAT, "%s: byte piece %zu is not written <0xNN>", source, index);
     piece->bytes = bp_malloc(1);
     if (!piece->bytes) return bp_fail_nomem(err);
     piece->bytes[0] = (uint8_t)(high << 4 | low);
@@ -284,8 +295,8 @@ static int read_piece(const char *source, const uint8_t *data, size_t size, size
     }
     if (n > BP_MAX_PIECE_BYTES) {
       bp_free(piece->bytes);
-      return bp_fail(err, BP_FORMAT, "%s: piece %zu is %zu bytes long; the limit is %d",
-                     source, index, n, BP_MAX_PIECE_BYTES);
+      return bp_fail(err, BP_FORMAT, "%s: piece %zu is %zu bytes long; the limit is %d", source,
+                     index, n, BP_MAX_PIECE_BYTES);
     }
     piece->length = (uint32_t)n;
   }
@@ -358,11 +369,14 @@ static int drop_duplicates(sp_piece *pieces, size_t count, const char *source, b
   int rc = BP_OK;
   for (size_t i = 1; i < count; i++) {
     sp_piece *first = &sorted[i - 1], *second = &sorted[i];
-    if (first->length != second->length || memcmp(first->bytes, second->bytes, first->length) != 0)
+    if (first->length != second->length ||
+        memcmp(first->bytes, second->bytes, first->length) != 0)
       continue;
     if (!second->is_byte) {
-      rc = bp_fail(err, BP_FORMAT, "%s: pieces %zu and %zu are the same bytes (with U+2581 "
-                   "read as a space)", source, first->index, second->index);
+      rc = bp_fail(err, BP_FORMAT,
+                   "%s: pieces %zu and %zu are the same bytes (with U+2581 "
+                   "read as a space)",
+                   source, first->index, second->index);
       break;
     }
     /* first is the text piece (or another byte piece); the piece listed
@@ -403,8 +417,8 @@ static int build_from_pieces(const sp_piece *pieces, size_t count, const char *s
   for (size_t i = 0; i < count; i++) {
     if (pieces[i].dropped) continue;
     double score = pieces[i].length == 1 && pieces[i].score == 0.0 ? fallback : pieces[i].score;
-    built[n] = (bp_piece){pieces[i].bytes, pieces[i].length,
-                          (uint32_t)(n + BP_FIRST_PIECE_ID), 0, score};
+    built[n] = (bp_piece){pieces[i].bytes, pieces[i].length, (uint32_t)(n + BP_FIRST_PIECE_ID),
+                          0, score};
     n++;
   }
   for (int b = 0; b < 256; b++) {

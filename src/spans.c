@@ -13,8 +13,8 @@
 #include <string.h>
 
 int bp_encode_spans(const bp_model *m, const char *text, size_t len, int input,
-                    int original_offsets, bp_sampler *sampler,
-                    const bp_interrupt *interrupt, bp_spans *out, bp_error *err) {
+                    int original_offsets, bp_sampler *sampler, const bp_interrupt *interrupt,
+                    bp_spans *out, bp_error *err) {
   memset(out, 0, sizeof *out);
   out->text = text;
   out->length = len;

@@ -13,8 +13,7 @@ static void *(*allocator_malloc)(size_t) = malloc;
 static void *(*allocator_realloc)(void *, size_t) = realloc;
 static void (*allocator_free)(void *) = free;
 
-void bp_set_allocator(void *(*malloc_fn)(size_t),
-                      void *(*realloc_fn)(void *, size_t),
+void bp_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
                       void (*free_fn)(void *)) {
   allocator_malloc = malloc_fn ? malloc_fn : malloc;
   allocator_realloc = realloc_fn ? realloc_fn : realloc;
@@ -39,9 +38,7 @@ int bp_fail(bp_error *err, int code, const char *format, ...) {
   return code;
 }
 
-int bp_fail_nomem(bp_error *err) {
-  return bp_fail(err, BP_NOMEM, "out of memory");
-}
+int bp_fail_nomem(bp_error *err) { return bp_fail(err, BP_NOMEM, "out of memory"); }
 
 bool bp_buffer_reserve(bp_buffer *b, size_t extra) {
   if (extra <= b->capacity - b->length) return true;

@@ -46,18 +46,17 @@ void bp_train_options_init(bp_train_options *o) {
   o->threads = 1;
 }
 
-int bp_trainer_new(const bp_train_options *options, bp_trainer **out,
-                   bp_error *err) {
+int bp_trainer_new(const bp_train_options *options, bp_trainer **out, bp_error *err) {
   *out = NULL;
   if (options->order < 1 || options->order > MAX_ORDER)
     return bp_fail(err, BP_INVALID, "order must be an integer from 1 to %d", MAX_ORDER);
   if (options->vocab_size < 259)
-    return bp_fail(err, BP_INVALID, "vocab_size must be at least 259 (256 bytes and 3 reserved ids)");
+    return bp_fail(err, BP_INVALID,
+                   "vocab_size must be at least 259 (256 bytes and 3 reserved ids)");
   if (options->max_piece_length < 1 || options->max_piece_length > BP_MAX_PIECE_BYTES)
     return bp_fail(err, BP_INVALID, "max_piece_length must be an integer from 1 to %d",
                    BP_MAX_PIECE_BYTES);
-  if (options->min_count < 1)
-    return bp_fail(err, BP_INVALID, "min_count must be at least 1");
+  if (options->min_count < 1) return bp_fail(err, BP_INVALID, "min_count must be at least 1");
   if (options->threads < 1 || options->threads > MAX_THREADS)
     return bp_fail(err, BP_INVALID, "threads must be an integer from 1 to %d", MAX_THREADS);
   bp_trainer *t = bp_malloc(sizeof *t);
@@ -92,8 +91,7 @@ bool train_report(const train_runner *r, const char *phase, double done) {
 }
 
 /* The length of the character at p, and whether it is a decimal digit. */
-static size_t character(const uint8_t *p, const uint8_t *end, bool text,
-                        bool *digit) {
+static size_t character(const uint8_t *p, const uint8_t *end, bool text, bool *digit) {
   if (!text || *p < 0x80) {
     *digit = *p >= '0' && *p <= '9';
     return 1;
@@ -157,16 +155,16 @@ static int spill_chunks(bp_trainer *t, bp_error *err) {
   if (!t->chunk_file && !(t->chunk_file = tmpfile())) return train_spill_error(err, "create");
   for (size_t i = 0; i < t->chunks.capacity; i++) {
     const counted_string *c = &t->chunks.slots[i];
-    if (c->count && !train_record_write(t->chunk_file, (const uint8_t *)t->chunks.arena.data + c->offset,
-                                  c->length, c->count))
+    if (c->count &&
+        !train_record_write(t->chunk_file, (const uint8_t *)t->chunks.arena.data + c->offset,
+                            c->length, c->count))
       return train_spill_error(err, "write");
   }
   train_string_counter_free(&t->chunks);
   return BP_OK;
 }
 
-int bp_trainer_add(bp_trainer *t, const char *text, size_t len, int input,
-                   bp_error *err) {
+int bp_trainer_add(bp_trainer *t, const char *text, size_t len, int input, bp_error *err) {
   char *normalized = NULL;
   size_t normalized_len = len;
   if (input == BP_INPUT_TEXT) {
@@ -178,7 +176,8 @@ int bp_trainer_add(bp_trainer *t, const char *text, size_t len, int input,
   bp_free(normalized);
   if (!ok) return bp_fail_nomem(err);
   t->bytes += normalized_len;
-  if (t->options.max_memory && train_string_counter_memory(&t->chunks) > t->options.max_memory / 3)
+  if (t->options.max_memory &&
+      train_string_counter_memory(&t->chunks) > t->options.max_memory / 3)
     return spill_chunks(t, err);
   return BP_OK;
 }
@@ -191,9 +190,11 @@ int bp_trainer_finish(bp_trainer *t, bp_model **model, bp_error *err) {
   int rc = t->chunk_file ? spill_chunks(t, err) : BP_OK;
   if (rc == BP_OK) rc = train_count_ngrams(t, err);
   if (rc == BP_OK) rc = train_prune_ngrams(t, err);
-  if (rc == BP_OK && train_report(&t->runner, "segmenting", 0)) rc = bp_fail(err, BP_INTERRUPT, "%s", interrupted);
+  if (rc == BP_OK && train_report(&t->runner, "segmenting", 0))
+    rc = bp_fail(err, BP_INTERRUPT, "%s", interrupted);
   if (rc == BP_OK) rc = train_count_pieces(t, err);
-  if (rc == BP_OK && train_report(&t->runner, "pruning pieces", 0)) rc = bp_fail(err, BP_INTERRUPT, "%s", interrupted);
+  if (rc == BP_OK && train_report(&t->runner, "pruning pieces", 0))
+    rc = bp_fail(err, BP_INTERRUPT, "%s", interrupted);
   /* The n-gram model is no longer needed. */
   for (int n = 0; n <= MAX_ORDER; n++) train_ngram_table_free(&t->tables[n]);
   bp_free(t->logs2);

@@ -51,7 +51,7 @@ uint64_t train_hash_bytes(const uint8_t *p, size_t n);
 typedef struct counted_string {
   uint64_t hash;
   uint64_t count; /* 0: empty slot */
-  size_t offset;  /* into the arena */
+  size_t offset; /* into the arena */
   size_t length;
 } counted_string;
 
@@ -66,8 +66,8 @@ void train_string_counter_free(string_counter *c);
 size_t train_string_counter_memory(const string_counter *c);
 /* Adds `count` to the string's count (inserting it); false when out of
 ** memory. */
-bool train_string_counter_add(string_counter *c, const uint8_t *bytes,
-                              size_t length, uint64_t count);
+bool train_string_counter_add(string_counter *c, const uint8_t *bytes, size_t length,
+                              uint64_t count);
 
 /* N-grams of one length n >= 3, packed into 64 bits (last byte lowest),
 ** with their counts, later their log probabilities: one slot, one cache
@@ -94,7 +94,8 @@ bool train_ngram_table_init(ngram_table *t, size_t capacity);
 ** because the counting and segmenting loops call it for every byte. */
 static inline ngram_slot *train_ngram_find(const ngram_table *t, uint64_t key) {
   size_t k = train_mix64(key) & (t->capacity - 1);
-  while (t->slots[k].key != key && t->slots[k].key != EMPTY_KEY) k = (k + 1) & (t->capacity - 1);
+  while (t->slots[k].key != key && t->slots[k].key != EMPTY_KEY)
+    k = (k + 1) & (t->capacity - 1);
   return &t->slots[k];
 }
 
@@ -142,8 +143,8 @@ struct bp_trainer {
   bp_train_options options;
   train_runner runner; /* the options' threads and progress */
   string_counter chunks;
-  FILE *chunk_file;     /* chunks spilled when over a third of the memory */
-  uint64_t bytes;       /* total, with repetitions */
+  FILE *chunk_file; /* chunks spilled when over a third of the memory */
+  uint64_t bytes; /* total, with repetitions */
   /* The n-gram model: counts, then log conditional probabilities. Lengths 1
   ** and 2 are arrays; longer ones hash tables, of the n-grams seen at least
   ** min_count times only. */
@@ -186,8 +187,8 @@ bool train_should_stop(work *w, int index, const char *phase, double done);
 /* Runs `run` on the threads for every block of chunks: the chunks in
 ** memory as one block, or, once they were spilled, the chunk file read back
 ** a block at a time. *chunks (a field of `pass`) points at the block. */
-int train_share_chunk_blocks(bp_trainer *t, int (*run)(work *, int, bp_error *),
-                             void *pass, const block **chunks, bp_error *err);
+int train_share_chunk_blocks(bp_trainer *t, int (*run)(work *, int, bp_error *), void *pass,
+                             const block **chunks, bp_error *err);
 
 /* ---- The steps ------------------------------------------------------------------ */
 

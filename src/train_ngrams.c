@@ -39,9 +39,14 @@ typedef struct ngram_pass {
 } ngram_pass;
 
 /* Progress phases, one per n-gram length counted. */
-static const char *const counting_phase[MAX_ORDER + 1] = {
-    "", "", "counting 1- and 2-grams", "counting 3-grams", "counting 4-grams",
-    "counting 5-grams", "counting 6-grams", "counting 7-grams"};
+static const char *const counting_phase[MAX_ORDER + 1] = {"",
+                                                          "",
+                                                          "counting 1- and 2-grams",
+                                                          "counting 3-grams",
+                                                          "counting 4-grams",
+                                                          "counting 5-grams",
+                                                          "counting 6-grams",
+                                                          "counting 7-grams"};
 
 static uint64_t partition_of(uint64_t key, uint64_t partitions) {
   return (train_mix64(key) >> 32) % partitions;
@@ -92,7 +97,8 @@ static int count_ngram_share(work *w, int index, bp_error *err) {
           if (shorter_table)
             __builtin_prefetch(&shorter_table->slots[train_mix64(ahead & shorter) &
                                                      (shorter_table->capacity - 1)]);
-          __builtin_prefetch(&mine->table.slots[train_mix64(ahead & mask) & (mine->table.capacity - 1)]);
+          __builtin_prefetch(
+              &mine->table.slots[train_mix64(ahead & mask) & (mine->table.capacity - 1)]);
         }
         if (e + 2 < (size_t)n) continue;
         bool frequent = ngram_count(t, n - 1, rolling & shorter) >= min_count;
@@ -107,7 +113,8 @@ static int count_ngram_share(work *w, int index, bp_error *err) {
       }
     }
     if ((i - begin) % 4096 == 4095 &&
-        train_should_stop(w, index, counting_phase[n], (double)(i - begin) / (double)(end - begin)))
+        train_should_stop(w, index, counting_phase[n],
+                          (double)(i - begin) / (double)(end - begin)))
       return bp_fail(err, BP_INTERRUPT, "interrupted");
   }
   return BP_OK;
@@ -150,8 +157,9 @@ int train_count_ngrams(bp_trainer *t, bp_error *err) {
   memset(pass, 0, sizeof *pass);
   pass->n = 2;
   pass->partitions = 1;
-  int rc = train_report(&t->runner, counting_phase[2], 0) ? bp_fail(err, BP_INTERRUPT, "interrupted")
-                                           : train_share_chunk_blocks(t, count_ngram_share, pass, &pass->chunks, err);
+  int rc = train_report(&t->runner, counting_phase[2], 0)
+               ? bp_fail(err, BP_INTERRUPT, "interrupted")
+               : train_share_chunk_blocks(t, count_ngram_share, pass, &pass->chunks, err);
   for (int s = 0; s < t->options.threads; s++) {
     ngram_share *part = &pass->shares[s];
     if (rc == BP_OK) {
@@ -179,13 +187,16 @@ int train_count_ngrams(bp_trainer *t, bp_error *err) {
         *pass = (ngram_pass){.n = n, .partition = p, .partitions = partitions};
         rc = count_ngram_partition(t, pass, &kept, err);
       }
-      for (int s = 0; s < t->options.threads; s++) train_ngram_table_free(&pass->shares[s].table);
+      for (int s = 0; s < t->options.threads; s++)
+        train_ngram_table_free(&pass->shares[s].table);
       if (rc == BP_TOOBIG && partitions < 65536) {
         train_ngram_table_free(&kept);
         continue;
       }
-      if (rc == BP_OK) t->tables[n] = kept;
-      else train_ngram_table_free(&kept);
+      if (rc == BP_OK)
+        t->tables[n] = kept;
+      else
+        train_ngram_table_free(&kept);
       break;
     }
   }
@@ -212,7 +223,8 @@ int train_prune_ngrams(bp_trainer *t, bp_error *err) {
     if (!t->logs2) return bp_fail_nomem(err);
     for (int g = 0; g < 65536; g++)
       t->logs2[g] = t->counts2[g] >= t->options.min_count && t->counts2[g]
-                        ? log((double)t->counts2[g]) : -INFINITY;
+                        ? log((double)t->counts2[g])
+                        : -INFINITY;
   }
   bp_free(t->counts2);
   t->counts2 = NULL;

@@ -37,8 +37,10 @@ typedef struct piece_list {
 /* A unigram tokenizer of the list, used only inside training: its digest is
 ** never computed. */
 static int build_intermediate_model(const piece_list *list, bp_model **m, bp_error *err) {
-  for (size_t i = 0; i < list->count; i++) list->pieces[i].id = (uint32_t)(i + BP_FIRST_PIECE_ID);
-  return bp_model_assemble(list->pieces, list->count, false, BP_DIGEST_NONE, NULL, NULL, m, err);
+  for (size_t i = 0; i < list->count; i++)
+    list->pieces[i].id = (uint32_t)(i + BP_FIRST_PIECE_ID);
+  return bp_model_assemble(list->pieces, list->count, false, BP_DIGEST_NONE, NULL, NULL, m,
+                           err);
 }
 
 /* Splits each of `sources` with the tokenizer `m` and adds the source's
@@ -63,12 +65,14 @@ static int split_share(work *w, int index, bp_error *err) {
   int rc = BP_OK;
   for (size_t s = begin; s < end && rc == BP_OK; s++) {
     ids.count = 0;
-    rc = bp_segment_whole(pass->model, pass->sources[s].bytes, pass->sources[s].length, &ids, err);
+    rc = bp_segment_whole(pass->model, pass->sources[s].bytes, pass->sources[s].length, &ids,
+                          err);
     for (size_t k = 0; rc == BP_OK && k < ids.count; k++)
       if (!count_add(&hits[ids.ids[k] - BP_FIRST_PIECE_ID], pass->sources[s].count))
         rc = bp_fail(err, BP_TOOBIG, COUNTS_TOO_BIG);
     if (rc == BP_OK && (s - begin) % 65536 == 65535 &&
-        train_should_stop(w, index, "pruning pieces", (double)(s - begin) / (double)(end - begin)))
+        train_should_stop(w, index, "pruning pieces",
+                          (double)(s - begin) / (double)(end - begin)))
       rc = bp_fail(err, BP_INTERRUPT, "interrupted");
   }
   bp_ids_free(&ids);
@@ -86,7 +90,8 @@ static int count_splits(const train_runner *r, const bp_model *m, size_t piece_c
   int rc = train_run_work(&w, err);
   for (int s = 1; s < w.count; s++) {
     for (size_t i = 0; rc == BP_OK && i < piece_count; i++)
-      if (!count_add(&pass.hits[0][i], pass.hits[s][i])) rc = bp_fail(err, BP_TOOBIG, COUNTS_TOO_BIG);
+      if (!count_add(&pass.hits[0][i], pass.hits[s][i]))
+        rc = bp_fail(err, BP_TOOBIG, COUNTS_TOO_BIG);
     bp_free(pass.hits[s]);
   }
   /* The recounted pieces become a tokenizer's counts (remove_wasted):
@@ -94,8 +99,10 @@ static int count_splits(const train_runner *r, const bp_model *m, size_t piece_c
   uint64_t total = 0;
   for (size_t i = 0; rc == BP_OK && i < piece_count; i++)
     if (!count_add(&total, pass.hits[0][i])) rc = bp_fail(err, BP_TOOBIG, COUNTS_TOO_BIG);
-  if (rc == BP_OK) *hits = pass.hits[0];
-  else bp_free(pass.hits[0]);
+  if (rc == BP_OK)
+    *hits = pass.hits[0];
+  else
+    bp_free(pass.hits[0]);
   return rc;
 }
 
@@ -114,7 +121,8 @@ static int add_hits(piece_list *kept, uint64_t *hits, bp_error *err) {
   int rc = BP_OK;
   uint64_t total = 0;
   for (size_t i = 0; i < kept->count && rc == BP_OK; i++)
-    if (!count_add(&kept->pieces[i].count, hits[i]) || !count_add(&total, kept->pieces[i].count))
+    if (!count_add(&kept->pieces[i].count, hits[i]) ||
+        !count_add(&total, kept->pieces[i].count))
       rc = bp_fail(err, BP_TOOBIG, COUNTS_TOO_BIG);
   bp_free(hits);
   return rc;
@@ -161,7 +169,8 @@ static int resplit_file(bp_trainer *t, piece_list *kept, FILE *dropped, bp_error
       }
     }
     for (size_t i = 0; i < b.count; i++)
-      sources[i] = (bp_piece){b.views[i].bytes, (uint32_t)b.views[i].length, 0, b.views[i].count, 0.0};
+      sources[i] =
+          (bp_piece){b.views[i].bytes, (uint32_t)b.views[i].length, 0, b.views[i].count, 0.0};
     uint64_t *hits;
     rc = count_splits(&t->runner, m, kept->count, sources, b.count, &hits, err);
     if (rc == BP_OK) {
@@ -170,8 +179,10 @@ static int resplit_file(bp_trainer *t, piece_list *kept, FILE *dropped, bp_error
       bp_free(hits);
     }
   }
-  if (rc == BP_OK) rc = add_hits(kept, total, err);
-  else bp_free(total);
+  if (rc == BP_OK)
+    rc = add_hits(kept, total, err);
+  else
+    bp_free(total);
   bp_free(sources);
   train_block_free(&b);
   bp_model_release(m);
@@ -179,8 +190,8 @@ static int resplit_file(bp_trainer *t, piece_list *kept, FILE *dropped, bp_error
 }
 
 static bool keeps_piece(const bp_trainer *t, size_t length, uint64_t count) {
-  return length == 1 || (length <= (size_t)t->options.max_piece_length &&
-                         count >= t->options.min_count);
+  return length == 1 ||
+         (length <= (size_t)t->options.max_piece_length && count >= t->options.min_count);
 }
 
 /* For spilled pieces: sums each bucket's counts, keeps in t->pieces what
@@ -194,9 +205,11 @@ static int sort_out_buckets(bp_trainer *t, bp_error *err) {
     bool more = true;
     rewind(t->piece_buckets[k]);
     while (more && rc == BP_OK) {
-      rc = train_block_read(t->piece_buckets[k], &b, (size_t)(t->options.max_memory / 3), &more, err);
+      rc = train_block_read(t->piece_buckets[k], &b, (size_t)(t->options.max_memory / 3), &more,
+                            err);
       for (size_t i = 0; i < b.count && rc == BP_OK; i++)
-        if (!train_string_counter_add(&sum, b.views[i].bytes, b.views[i].length, b.views[i].count))
+        if (!train_string_counter_add(&sum, b.views[i].bytes, b.views[i].length,
+                                      b.views[i].count))
           rc = bp_fail_nomem(err);
     }
     for (size_t i = 0; i < sum.capacity && rc == BP_OK; i++) {
@@ -204,7 +217,8 @@ static int sort_out_buckets(bp_trainer *t, bp_error *err) {
       if (!s->count) continue;
       const uint8_t *bytes = (const uint8_t *)sum.arena.data + s->offset;
       if (keeps_piece(t, s->length, s->count)) {
-        if (!train_string_counter_add(&t->pieces, bytes, s->length, s->count)) rc = bp_fail_nomem(err);
+        if (!train_string_counter_add(&t->pieces, bytes, s->length, s->count))
+          rc = bp_fail_nomem(err);
       } else if (!train_record_write(t->dropped_file, bytes, s->length, s->count)) {
         rc = train_spill_error(err, "write");
       }
@@ -271,9 +285,11 @@ static int fit_vocab_size(const train_runner *r, piece_list *list, uint32_t voca
 static int build_trained_model(piece_list *list, bp_model **model, bp_error *err) {
   uint64_t total = 0;
   for (size_t i = 0; i < list->count; i++)
-    if (!count_add(&total, list->pieces[i].count)) return bp_fail(err, BP_TOOBIG, COUNTS_TOO_BIG);
+    if (!count_add(&total, list->pieces[i].count))
+      return bp_fail(err, BP_TOOBIG, COUNTS_TOO_BIG);
   qsort(list->pieces, list->count, sizeof *list->pieces, compare_for_ids);
-  for (size_t i = 0; i < list->count; i++) list->pieces[i].id = (uint32_t)(i + BP_FIRST_PIECE_ID);
+  for (size_t i = 0; i < list->count; i++)
+    list->pieces[i].id = (uint32_t)(i + BP_FIRST_PIECE_ID);
   return bp_model_build(list->pieces, list->count, model, err);
 }
 
@@ -292,7 +308,8 @@ int train_prune_pieces(bp_trainer *t, bp_model **model, bp_error *err) {
       if (t->pieces.slots[k].length == 1 &&
           (uint8_t)t->pieces.arena.data[t->pieces.slots[k].offset] == byte)
         present = true;
-    if (!present && !train_string_counter_add(&t->pieces, &byte, 1, 1)) return bp_fail_nomem(err);
+    if (!present && !train_string_counter_add(&t->pieces, &byte, 1, 1))
+      return bp_fail_nomem(err);
   }
   /* b. keep short and frequent pieces; re-split the others into them */
   bp_piece *all = bp_malloc(t->pieces.entries * sizeof *all);
@@ -302,15 +319,19 @@ int train_prune_pieces(bp_trainer *t, bp_model **model, bp_error *err) {
     const counted_string *s = &t->pieces.slots[i];
     if (!s->count) continue;
     bp_piece p = {(const uint8_t *)t->pieces.arena.data + s->offset,
-                  (uint32_t)(s->length > UINT32_MAX ? UINT32_MAX : s->length), 0, s->count, 0.0};
-    if (keeps_piece(t, s->length, s->count)) all[kept++] = p;
-    else all[--dropped] = p;
+                  (uint32_t)(s->length > UINT32_MAX ? UINT32_MAX : s->length), 0, s->count,
+                  0.0};
+    if (keeps_piece(t, s->length, s->count))
+      all[kept++] = p;
+    else
+      all[--dropped] = p;
   }
   /* Deterministic order, whatever the hash table's. */
   qsort(all, kept, sizeof *all, compare_for_ids);
   piece_list list = {all, kept};
-  int rc = t->dropped_file ? resplit_file(t, &list, t->dropped_file, err)
-                           : resplit(&t->runner, &list, all + kept, t->pieces.entries - kept, err);
+  int rc = t->dropped_file
+               ? resplit_file(t, &list, t->dropped_file, err)
+               : resplit(&t->runner, &list, all + kept, t->pieces.entries - kept, err);
   /* c. remove wasted pieces; d. fit the vocabulary size */
   if (rc == BP_OK) rc = remove_wasted(&t->runner, &list, err);
   if (rc == BP_OK) rc = fit_vocab_size(&t->runner, &list, t->options.vocab_size, err);
@@ -324,14 +345,15 @@ void bp_shrink_options_init(bp_shrink_options *o) {
   o->threads = 1;
 }
 
-int bp_model_shrink(const bp_model *m, uint32_t vocab_size,
-                    const bp_shrink_options *options, bp_model **out, bp_error *err) {
+int bp_model_shrink(const bp_model *m, uint32_t vocab_size, const bp_shrink_options *options,
+                    bp_model **out, bp_error *err) {
   *out = NULL;
   bp_shrink_options defaults;
   bp_shrink_options_init(&defaults);
   if (!options) options = &defaults;
   if (vocab_size < 259)
-    return bp_fail(err, BP_INVALID, "vocab_size must be at least 259 (256 bytes and 3 reserved ids)");
+    return bp_fail(err, BP_INVALID,
+                   "vocab_size must be at least 259 (256 bytes and 3 reserved ids)");
   if (options->threads < 1 || options->threads > MAX_THREADS)
     return bp_fail(err, BP_INVALID, "threads must be an integer from 1 to %d", MAX_THREADS);
   if (bp_model_vocab_size(m) <= vocab_size) {
@@ -339,13 +361,14 @@ int bp_model_shrink(const bp_model *m, uint32_t vocab_size,
     return BP_OK;
   }
   if (!bp_model_has_counts(m))
-    return bp_fail(err, BP_INVALID, "the model has scores but no training counts (it came "
+    return bp_fail(err, BP_INVALID,
+                   "the model has scores but no training counts (it came "
                    "from SentencePiece); shrinking re-splits counts");
   piece_list list = {bp_malloc(m->piece_count * sizeof(bp_piece)), m->piece_count};
   if (!list.pieces) return bp_fail_nomem(err);
   for (uint32_t i = 0; i < m->piece_count; i++)
-    list.pieces[i] = (bp_piece){m->bytes + m->offsets[i], m->offsets[i + 1] - m->offsets[i],
-                                0, m->counts[i], 0.0};
+    list.pieces[i] = (bp_piece){m->bytes + m->offsets[i], m->offsets[i + 1] - m->offsets[i], 0,
+                                m->counts[i], 0.0};
   const train_runner runner = {options->threads, options->progress, options->progress_context};
   /* As bp_trainer_finish before its own pruning: a stop asked for now is
   ** seen before the first pass, however few pieces each share has. */

@@ -24,8 +24,8 @@ static int first_max(const double *v, int n, double *max) {
 
 /* Splits a chunk into pieces and counts each `weight` times. */
 static int count_pieces_of_chunk(bp_trainer *t, const uint8_t *chunk, size_t len,
-                         uint64_t weight, uint8_t *back, uint8_t *states,
-                         string_counter *pieces) {
+                                 uint64_t weight, uint8_t *back, uint8_t *states,
+                                 string_counter *pieces) {
   const int order = t->options.order;
   const bool ensure_unicode = t->options.ensure_unicode;
   double previous[MAX_ORDER], current[MAX_ORDER], candidates[MAX_ORDER];
@@ -37,7 +37,8 @@ static int count_pieces_of_chunk(bp_trainer *t, const uint8_t *chunk, size_t len
     ** at once rather than one after another. */
     for (int n = 3; n <= order; n++) {
       const ngram_table *table = &t->tables[n];
-      __builtin_prefetch(&table->slots[train_mix64(rolling & train_ngram_mask(n)) & (table->capacity - 1)]);
+      __builtin_prefetch(
+          &table->slots[train_mix64(rolling & train_ngram_mask(n)) & (table->capacity - 1)]);
     }
     /* An n-gram whose last n - 1 bytes were pruned was pruned too: once one
     ** is missing, so are all the longer ones ending here. */
@@ -83,8 +84,7 @@ static int count_pieces_of_chunk(bp_trainer *t, const uint8_t *chunk, size_t len
   size_t start = 0;
   for (size_t i = 1; i <= len; i++)
     if (i == len || states[i] == 0) {
-      if (!train_string_counter_add(pieces, chunk + start, i - start, weight))
-        return BP_NOMEM;
+      if (!train_string_counter_add(pieces, chunk + start, i - start, weight)) return BP_NOMEM;
       start = i;
     }
   return BP_OK;
@@ -106,8 +106,9 @@ static int spill_pieces(bp_trainer *t, string_counter *c, bp_error *err) {
       rc = train_spill_error(err, "create");
   for (size_t i = 0; i < c->capacity && rc == BP_OK; i++) {
     const counted_string *s = &c->slots[i];
-    if (s->count && !train_record_write(t->piece_buckets[(s->hash >> 40) % PIECE_BUCKETS],
-                                  (const uint8_t *)c->arena.data + s->offset, s->length, s->count))
+    if (s->count &&
+        !train_record_write(t->piece_buckets[(s->hash >> 40) % PIECE_BUCKETS],
+                            (const uint8_t *)c->arena.data + s->offset, s->length, s->count))
       rc = train_spill_error(err, "write");
   }
   pthread_mutex_unlock(&t->bucket_lock);
@@ -137,7 +138,8 @@ static int count_piece_share(work *w, int index, bp_error *err) {
     else if (limit && train_string_counter_memory(mine) > limit)
       rc = spill_pieces(t, mine, err);
     else if ((i - begin) % 1024 == 1023 &&
-             train_should_stop(w, index, "segmenting", (double)(i - begin) / (double)(end - begin)))
+             train_should_stop(w, index, "segmenting",
+                               (double)(i - begin) / (double)(end - begin)))
       rc = bp_fail(err, BP_INTERRUPT, "interrupted");
   }
   bp_free(back);
@@ -162,8 +164,9 @@ int train_count_pieces(bp_trainer *t, bp_error *err) {
     } else {
       for (size_t i = 0; i < c->capacity && rc == BP_OK; i++)
         if (c->slots[i].count &&
-            !train_string_counter_add(&t->pieces, (const uint8_t *)c->arena.data + c->slots[i].offset,
-                                c->slots[i].length, c->slots[i].count))
+            !train_string_counter_add(&t->pieces,
+                                      (const uint8_t *)c->arena.data + c->slots[i].offset,
+                                      c->slots[i].length, c->slots[i].count))
           rc = bp_fail_nomem(err);
     }
     train_string_counter_free(c);

@@ -54,8 +54,8 @@ size_t train_string_counter_memory(const string_counter *c) {
   return c->arena.capacity + c->capacity * sizeof *c->slots;
 }
 
-bool train_string_counter_add(string_counter *c, const uint8_t *bytes,
-                               size_t length, uint64_t count) {
+bool train_string_counter_add(string_counter *c, const uint8_t *bytes, size_t length,
+                              uint64_t count) {
   if (2 * (c->entries + 1) > c->capacity && !string_counter_grow(c)) return false;
   uint64_t hash = train_hash_bytes(bytes, length);
   size_t k = hash & (c->capacity - 1);
@@ -97,7 +97,8 @@ int train_ngram_table_add(ngram_table *t, uint64_t key, uint64_t count) {
     ngram_table bigger;
     if (!train_ngram_table_init(&bigger, capacity)) return BP_NOMEM;
     for (size_t i = 0; i < t->capacity; i++)
-      if (t->slots[i].key != EMPTY_KEY) *train_ngram_find(&bigger, t->slots[i].key) = t->slots[i];
+      if (t->slots[i].key != EMPTY_KEY)
+        *train_ngram_find(&bigger, t->slots[i].key) = t->slots[i];
     bigger.entries = t->entries;
     bigger.limit = t->limit;
     train_ngram_table_free(t);

@@ -39,8 +39,7 @@ int train_run_work(work *w, bp_error *err) {
   int started = 1;
   for (int i = 0; i < count; i++) shares[i] = (share){w, i, BP_OK, {0, ""}, 0};
   for (; started < count; started++)
-    if (pthread_create(&shares[started].thread, NULL, run_share, &shares[started]) != 0)
-      break;
+    if (pthread_create(&shares[started].thread, NULL, run_share, &shares[started]) != 0) break;
   /* Shares without a thread of their own run here, after share 0. */
   run_share(&shares[0]);
   for (int i = started; i < count; i++) run_share(&shares[i]);
@@ -73,17 +72,18 @@ bool train_should_stop(work *w, int index, const char *phase, double done) {
 /* Runs `run` on the threads for every block of chunks: the chunks in
 ** memory as one block, or, once they were spilled, the chunk file read back
 ** a block at a time. *chunks (a field of `pass`) points at the block. */
-int train_share_chunk_blocks(bp_trainer *t, int (*run)(work *, int, bp_error *),
-                              void *pass, const block **chunks, bp_error *err) {
+int train_share_chunk_blocks(bp_trainer *t, int (*run)(work *, int, bp_error *), void *pass,
+                             const block **chunks, bp_error *err) {
   block b = {0};
   int rc = BP_OK;
-  work w = {.runner = &t->runner, .trainer = t, .run = run, .count = t->runner.threads, .data = pass};
+  work w = {
+      .runner = &t->runner, .trainer = t, .run = run, .count = t->runner.threads, .data = pass};
   *chunks = &b;
   if (!t->chunk_file) {
     for (size_t i = 0; i < t->chunks.capacity && rc == BP_OK; i++) {
       const counted_string *c = &t->chunks.slots[i];
       if (c->count && !train_block_push(&b, (const uint8_t *)t->chunks.arena.data + c->offset,
-                                  c->length, c->count))
+                                        c->length, c->count))
         rc = bp_fail_nomem(err);
     }
     if (rc == BP_OK) rc = train_run_work(&w, err);

@@ -41,16 +41,13 @@ static int find_directory(const char *path, const uint8_t *data, size_t len,
         break;
       }
   }
-  if (!eocd)
-    return bp_fail(err, BP_FORMAT, "%s: zip archive has no central directory",
-                   path);
+  if (!eocd) return bp_fail(err, BP_FORMAT, "%s: zip archive has no central directory", path);
   *entries = bp_get_u16(eocd + 10);
   uint32_t directory_size = bp_get_u32(eocd + 12), directory_offset = bp_get_u32(eocd + 16);
   if (directory_offset == 0xFFFFFFFF || *entries == 0xFFFF)
     return bp_fail(err, BP_FORMAT, "%s: zip64 archives are not supported", path);
   if ((uint64_t)directory_offset + directory_size > (uint64_t)(eocd - data))
-    return bp_fail(err, BP_FORMAT, "%s: zip central directory is out of bounds",
-                   path);
+    return bp_fail(err, BP_FORMAT, "%s: zip central directory is out of bounds", path);
   *directory = data + directory_offset;
   *size = directory_size;
   return BP_OK;
@@ -64,13 +61,11 @@ static int choose_member(const char *path, const uint8_t *directory, size_t size
   *chosen = NULL;
   for (uint32_t e = 0; e < entries; e++) {
     if (end - p < 46 || bp_get_u32(p) != 0x02014b50)
-      return bp_fail(err, BP_FORMAT, "%s: zip central directory is corrupt",
-                     path);
+      return bp_fail(err, BP_FORMAT, "%s: zip central directory is corrupt", path);
     uint32_t name_len = bp_get_u16(p + 28);
     size_t entry_len = 46 + (size_t)name_len + bp_get_u16(p + 30) + bp_get_u16(p + 32);
     if ((size_t)(end - p) < entry_len)
-      return bp_fail(err, BP_FORMAT, "%s: zip central directory is corrupt",
-                     path);
+      return bp_fail(err, BP_FORMAT, "%s: zip central directory is corrupt", path);
     const uint8_t *name = p + 46;
     if (!ends_with(name, name_len, "/")) {
       file_members++;
@@ -83,13 +78,10 @@ static int choose_member(const char *path, const uint8_t *directory, size_t size
     p += entry_len;
   }
   if (model_members > 1)
-    return bp_fail(err, BP_FORMAT,
-                   "%s: zip archive holds %u .model members; expected one",
+    return bp_fail(err, BP_FORMAT, "%s: zip archive holds %u .model members; expected one",
                    path, model_members);
   if (!*chosen && file_members == 1) *chosen = only;
-  if (!*chosen)
-    return bp_fail(err, BP_FORMAT, "%s: zip archive holds no .model member",
-                   path);
+  if (!*chosen) return bp_fail(err, BP_FORMAT, "%s: zip archive holds no .model member", path);
   return BP_OK;
 }
 
@@ -112,13 +104,12 @@ static int inflate_exactly(const char *path, const uint8_t *packed_data, uint64_
   /* Z_BUF_ERROR with no room left means the member is larger than its
   ** directory entry says: a corrupt entry or a zip bomb. */
   if (zrc != Z_STREAM_END || produced != size)
-    return bp_fail(err, BP_FORMAT,
-                   "%s: zip member does not inflate to its stated size", path);
+    return bp_fail(err, BP_FORMAT, "%s: zip member does not inflate to its stated size", path);
   return BP_OK;
 }
 
-int bp_zip_extract_model(const char *path, const uint8_t *data, size_t len,
-                         char **member, size_t *member_len, bp_error *err) {
+int bp_zip_extract_model(const char *path, const uint8_t *data, size_t len, char **member,
+                         size_t *member_len, bp_error *err) {
   *member = NULL;
   *member_len = 0;
   if (len < 4 || memcmp(data, "PK\x03\x04", 4) != 0) return BP_OK;
@@ -128,6 +119,7 @@ int bp_zip_extract_model(const char *path, const uint8_t *data, size_t len,
   int rc = find_directory(path, data, len, &directory, &directory_size, &entries, err);
   if (rc == BP_OK) rc = choose_member(path, directory, directory_size, entries, &chosen, err);
   if (rc != BP_OK) return rc;
+  if (!chosen) return bp_fail(err, BP_FORMAT, "%s: zip archive holds no .model member", path);
   uint32_t method = bp_get_u16(chosen + 10), crc = bp_get_u32(chosen + 16);
   uint64_t packed = bp_get_u32(chosen + 20), size = bp_get_u32(chosen + 24);
   uint64_t local = bp_get_u32(chosen + 42);
@@ -149,8 +141,10 @@ int bp_zip_extract_model(const char *path, const uint8_t *data, size_t len,
     return bp_fail(err, BP_FORMAT, "%s: zip member sizes disagree", path);
   char *out = bp_malloc((size_t)size + 1);
   if (!out) return bp_fail_nomem(err);
-  if (method == 0) memcpy(out, data + start, (size_t)size);
-  else rc = inflate_exactly(path, data + start, packed, out, size, err);
+  if (method == 0)
+    memcpy(out, data + start, (size_t)size);
+  else
+    rc = inflate_exactly(path, data + start, packed, out, size, err);
   if (rc == BP_OK && crc32(0L, (const Bytef *)out, (uInt)size) != crc)
     rc = bp_fail(err, BP_FORMAT, "%s: zip member fails its CRC check", path);
   if (rc != BP_OK) {

@@ -49,7 +49,8 @@ static corpus read_corpus(const char *path) {
   sqlite3 *db;
   sqlite3_stmt *stmt;
   if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(db, "SELECT text FROM corpus ORDER BY rowid", -1, &stmt, NULL) != SQLITE_OK)
+      sqlite3_prepare_v2(db, "SELECT text FROM corpus ORDER BY rowid", -1, &stmt, NULL) !=
+          SQLITE_OK)
     die(path, sqlite3_errmsg(db));
   corpus c = {0};
   size_t capacity = 0;
@@ -87,7 +88,8 @@ int main(int argc, char **argv) {
     double best = 1e9;
     for (int run = 0; run < 20; run++) {
       double t0 = now();
-      if (bp_model_deserialize(value, len, NULL, &m, &err) != BP_OK) die("compile", err.message);
+      if (bp_model_deserialize(value, len, NULL, &m, &err) != BP_OK)
+        die("compile", err.message);
       double t = now() - t0;
       if (t < best) best = t;
       bp_model_release(m);
@@ -97,8 +99,8 @@ int main(int argc, char **argv) {
   }
   if (argc < 4) die("usage", "bench_encode lib|sql DB MODEL_FILE [EXTENSION]");
   corpus c = read_corpus(argv[2]);
-  const char *alpha = strcmp(mode, "lib") == 0 ? (argc > 4 ? argv[4] : NULL)
-                                               : (argc > 5 ? argv[5] : NULL);
+  const char *alpha =
+      strcmp(mode, "lib") == 0 ? (argc > 4 ? argv[4] : NULL) : (argc > 5 ? argv[5] : NULL);
   double best = 1e9;
   long long tokens = 0;
   if (strcmp(mode, "lib") == 0) {
@@ -111,8 +113,8 @@ int main(int argc, char **argv) {
         size_t n;
         bp_sampler sampler;
         if (alpha) bp_sampler_init(&sampler, atof(alpha), i + 1);
-        if (bp_count(m, c.texts[i], c.lengths[i], BP_INPUT_TEXT,
-                     alpha ? &sampler : NULL, NULL, &n, &err) != BP_OK)
+        if (bp_count(m, c.texts[i], c.lengths[i], BP_INPUT_TEXT, alpha ? &sampler : NULL, NULL,
+                     &n, &err) != BP_OK)
           die("encode", err.message);
         tokens += (long long)n;
       }
@@ -128,11 +130,13 @@ int main(int argc, char **argv) {
     if (sqlite3_load_extension(db, argv[4], NULL, &message) != SQLITE_OK) die(argv[4], message);
     char *sql = sqlite3_mprintf(
         "CREATE TEMP TABLE m AS SELECT 1;"
-        "INSERT INTO bp_models(name, model) VALUES ('bench', bp_model_load(%Q))", argv[3]);
+        "INSERT INTO bp_models(name, model) VALUES ('bench', bp_model_load(%Q))",
+        argv[3]);
     if (sqlite3_exec(db, sql, NULL, NULL, &message) != SQLITE_OK) die("load model", message);
     sqlite3_free(sql);
     sqlite3_stmt *stmt;
-    sql = alpha ? sqlite3_mprintf("SELECT sum(bp_count(text, 'bench', %s, rowid)) FROM corpus", alpha)
+    sql = alpha ? sqlite3_mprintf("SELECT sum(bp_count(text, 'bench', %s, rowid)) FROM corpus",
+                                  alpha)
                 : sqlite3_mprintf("SELECT sum(bp_count(text, 'bench')) FROM corpus");
     if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
       die("prepare", sqlite3_errmsg(db));

@@ -27,8 +27,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                            (uint32_t)data[4 * i + 2] << 16 | (uint32_t)data[4 * i + 3] << 24);
     ids[i] = id;
     uint32_t length = 0;
-    if (id < 0 || (uint32_t)id >= bp_model_vocab_size(model)) valid = 0;
-    else bp_model_piece(model, (uint32_t)id, &length);
+    if (id < 0 || (uint32_t)id >= bp_model_vocab_size(model))
+      valid = 0;
+    else
+      bp_model_piece(model, (uint32_t)id, &length);
     expected_len += length;
   }
   char *bytes;

@@ -36,8 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   bp_error err;
   bp_ids ids = {0};
   int rc = bp_encode(model, text, len, input, sampling, NULL, &ids, &err);
-  if (rc == BP_INVALID && input == BP_INPUT_TEXT &&
-      bp_utf8_invalid_offset(text, len) < len) {
+  if (rc == BP_INVALID && input == BP_INPUT_TEXT && bp_utf8_invalid_offset(text, len) < len) {
     bp_ids_free(&ids);
     return 0;
   }
@@ -55,7 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   bp_segment_stride = 1u << 20;
   bp_ids_free(&strided);
   size_t count;
-  if (bp_count(model, text, len, input, sampling ? &replay : NULL, NULL, &count, &err) != BP_OK ||
+  if (bp_count(model, text, len, input, sampling ? &replay : NULL, NULL, &count, &err) !=
+          BP_OK ||
       count != ids.count)
     abort();
   int64_t *wide = malloc((ids.count + 1) * sizeof *wide);

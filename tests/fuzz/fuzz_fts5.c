@@ -45,26 +45,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     sqlite3_stmt *stmt;
     snprintf(sql, sizeof sql, "INSERT INTO %s(rowid, body) VALUES (1, ?1)", tables[t]);
     if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) abort();
-    if (data[0] & 1) sqlite3_bind_blob(stmt, 1, data + 1, (int)size - 1, SQLITE_STATIC);
-    else sqlite3_bind_text(stmt, 1, (const char *)data + 1, (int)size - 1, SQLITE_STATIC);
+    if (data[0] & 1)
+      sqlite3_bind_blob(stmt, 1, data + 1, (int)size - 1, SQLITE_STATIC);
+    else
+      sqlite3_bind_text(stmt, 1, (const char *)data + 1, (int)size - 1, SQLITE_STATIC);
     if (sqlite3_step(stmt) != SQLITE_DONE) abort();
     sqlite3_finalize(stmt);
-    snprintf(sql, sizeof sql, "INSERT INTO %s(%s) VALUES ('integrity-check')", tables[t], tables[t]);
+    snprintf(sql, sizeof sql, "INSERT INTO %s(%s) VALUES ('integrity-check')", tables[t],
+             tables[t]);
     run(sql);
     /* The document as a phrase query: it may or may not match (FTS5's query
     ** syntax takes some bytes apart), but it must not fail or crash. */
     snprintf(sql, sizeof sql,
-             "SELECT rowid, highlight(%s, 0, '[', ']') FROM %s WHERE %s MATCH ?1",
-             tables[t], tables[t], tables[t]);
+             "SELECT rowid, highlight(%s, 0, '[', ']') FROM %s WHERE %s MATCH ?1", tables[t],
+             tables[t], tables[t]);
     if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) abort();
     char *phrase = sqlite3_mprintf("\"%.*w\"", (int)size - 1, (const char *)data + 1);
     sqlite3_bind_text(stmt, 1, phrase, -1, sqlite3_free);
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-    }
+    while (sqlite3_step(stmt) == SQLITE_ROW) {}
     sqlite3_finalize(stmt);
     snprintf(sql, sizeof sql, "DELETE FROM %s WHERE rowid = 1", tables[t]);
     run(sql);
-    snprintf(sql, sizeof sql, "INSERT INTO %s(%s) VALUES ('integrity-check')", tables[t], tables[t]);
+    snprintf(sql, sizeof sql, "INSERT INTO %s(%s) VALUES ('integrity-check')", tables[t],
+             tables[t]);
     run(sql);
   }
   return 0;

@@ -19,9 +19,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *json = member ? member : (const char *)data;
   size_t json_len = member ? member_len : size;
   bp_model *m;
-  int rc = json_len > 0 && json[0] == 0x0A
-               ? bp_model_from_sentencepiece((const uint8_t *)json, json_len, "fuzz.model", &m, &err)
-               : bp_model_from_json(json, json_len, "fuzz.model", &m, &err);
+  int rc =
+      json_len > 0 && json[0] == 0x0A
+          ? bp_model_from_sentencepiece((const uint8_t *)json, json_len, "fuzz.model", &m, &err)
+          : bp_model_from_json(json, json_len, "fuzz.model", &m, &err);
   if (rc == BP_OK && !bp_model_has_counts(m)) {
     uint8_t *sp;
     size_t sp_len;

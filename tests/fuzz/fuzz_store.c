@@ -30,7 +30,7 @@
 #include "internal.h"
 #include "sqlite3_bytepiece.h"
 
-static sqlite3 *keeper;     /* holds 'good' compiled for the whole run */
+static sqlite3 *keeper; /* holds 'good' compiled for the whole run */
 static uint8_t *good_value; /* its model value */
 static size_t good_len;
 
@@ -72,17 +72,19 @@ static void must(sqlite3 *db, const char *sql, const uint8_t *blob, size_t blob_
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-  (void)argc; (void)argv;
+  (void)argc;
+  (void)argv;
   sqlite3_auto_extension((void (*)(void))sqlite3_bytepiece_init);
   if (sqlite3_open(":memory:", &keeper) != SQLITE_OK) abort();
-  char *sql = sqlite3_mprintf(
-      "INSERT INTO bp_models(name, model) VALUES ('good', bp_model_load(%Q))",
-      fuzz_model_path());
+  char *sql =
+      sqlite3_mprintf("INSERT INTO bp_models(name, model) VALUES ('good', bp_model_load(%Q))",
+                      fuzz_model_path());
   must(keeper, sql, NULL, 0);
   sqlite3_free(sql);
   must(keeper, "SELECT bp_count('a', 'good')", NULL, 0);
   sqlite3_stmt *stmt;
-  if (sqlite3_prepare_v2(keeper, "SELECT model FROM bp_model_store", -1, &stmt, NULL) != SQLITE_OK ||
+  if (sqlite3_prepare_v2(keeper, "SELECT model FROM bp_model_store", -1, &stmt, NULL) !=
+          SQLITE_OK ||
       sqlite3_step(stmt) != SQLITE_ROW)
     abort();
   good_len = (size_t)sqlite3_column_bytes(stmt, 0);
@@ -137,15 +139,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *schema = schemas[flags & 7];
   if (schema) {
     must(db, schema, NULL, 0);
-    run(db, "INSERT INTO bp_model_store(name, model) VALUES ('good', ?1)", good_value,
-        good_len, NULL);
+    run(db, "INSERT INTO bp_model_store(name, model) VALUES ('good', ?1)", good_value, good_len,
+        NULL);
   } else {
     must(db, "INSERT INTO bp_models(name, model) VALUES ('good', ?1)", good_value, good_len);
   }
-  run(db, (flags & 32) ? "INSERT INTO bp_model_store(rowid, name, model) VALUES (0, 'x', ?1)"
-                       : "INSERT INTO bp_model_store(name, model) VALUES ('x', ?1)",
+  run(db,
+      (flags & 32) ? "INSERT INTO bp_model_store(rowid, name, model) VALUES (0, 'x', ?1)"
+                   : "INSERT INTO bp_model_store(name, model) VALUES ('x', ?1)",
       value, len, NULL);
-  if (flags & 16) run(db, "INSERT INTO bp_models(name, model) VALUES ('y', ?1)", value, len, NULL);
+  if (flags & 16)
+    run(db, "INSERT INTO bp_models(name, model) VALUES ('y', ?1)", value, len, NULL);
 
   for (size_t i = 0; i < sizeof readers / sizeof readers[0]; i++) {
     char *first;
@@ -153,10 +157,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* A model the library refuses is never used under its name. */
     if (i == 1 && rc == SQLITE_OK && !valid) {
       sqlite3_stmt *stmt;
-      int found = sqlite3_prepare_v2(db, "SELECT model = ?1 FROM bp_model_store WHERE name = 'x'",
-                                     -1, &stmt, NULL) == SQLITE_OK &&
-                  (sqlite3_bind_blob64(stmt, 1, value, len, SQLITE_STATIC), 1) &&
-                  sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_int(stmt, 0) == 1;
+      int found =
+          sqlite3_prepare_v2(db, "SELECT model = ?1 FROM bp_model_store WHERE name = 'x'", -1,
+                             &stmt, NULL) == SQLITE_OK &&
+          (sqlite3_bind_blob64(stmt, 1, value, len, SQLITE_STATIC), 1) &&
+          sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_int(stmt, 0) == 1;
       sqlite3_finalize(stmt);
       if (found) {
         fprintf(stderr, "bp_count used a value the library refuses: %s\n", err.message);
@@ -167,8 +172,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   /* Whatever encodes decodes back. */
   char *decoded;
-  if (run(db, "SELECT bp_decode(bp_encode('abc xyz 天气', 'good'), 'good')", NULL, 0, &decoded) ==
-          SQLITE_OK &&
+  if (run(db, "SELECT bp_decode(bp_encode('abc xyz 天气', 'good'), 'good')", NULL, 0,
+          &decoded) == SQLITE_OK &&
       (!decoded || strcmp(decoded, "abc xyz 天气") != 0))
     abort();
   sqlite3_free(decoded);

@@ -50,9 +50,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (sqlite3_step(train) == SQLITE_ROW && sqlite3_column_type(train, 0) == SQLITE_BLOB) {
     sqlite3_stmt *check;
     if (sqlite3_prepare_v2(db,
-            "SELECT count(*) FROM docs WHERE bp_decode_bytes(bp_encode(CAST(t AS BLOB), ?1), ?1)"
-            " IS NOT CAST(t AS BLOB) AND length(t) > 0",
-            -1, &check, NULL) != SQLITE_OK)
+                           "SELECT count(*) FROM docs WHERE bp_decode_bytes(bp_encode(CAST(t "
+                           "AS BLOB), ?1), ?1)"
+                           " IS NOT CAST(t AS BLOB) AND length(t) > 0",
+                           -1, &check, NULL) != SQLITE_OK)
       abort();
     sqlite3_bind_value(check, 1, sqlite3_column_value(train, 0));
     if (sqlite3_step(check) != SQLITE_ROW || sqlite3_column_int(check, 0) != 0) abort();

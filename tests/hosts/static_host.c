@@ -35,7 +35,8 @@ static void check(sqlite3 *db, const char *name, const char *sql, const char *ex
     return;
   }
   if (sqlite3_step(stmt) == SQLITE_ROW) got = (const char *)sqlite3_column_text(stmt, 0);
-  if (got && strcmp(got, expected) == 0) passed++;
+  if (got && strcmp(got, expected) == 0)
+    passed++;
   else {
     failed++;
     printf("FAILED static %s\n  expected: %s\n  got:      %s\n", name, expected,
@@ -57,23 +58,29 @@ int main(int argc, char **argv) {
   }
   char *sql = sqlite3_mprintf(
       "INSERT INTO bp_models(name, model) VALUES ('small', bp_model_load(%Q))", argv[1]);
-  if (sql && sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK) passed++;
+  if (sql && sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK)
+    passed++;
   else {
     failed++;
     printf("FAILED static load: %s\n", sqlite3_errmsg(db));
   }
   sqlite3_free(sql);
-  const char *ids = "[792,113,306,108,46,46,720,69,83,98,82,78,553,232,167,172,233,179,151,262,50]";
-  check(db, "encode",
-        "SELECT bp_encode('  for (size_t i = 0; i < n; i++) return BP_OK; /* 天气 */', 'small')", ids);
+  const char *ids =
+      "[792,113,306,108,46,46,720,69,83,98,82,78,553,232,167,172,233,179,151,262,50]";
+  check(
+      db, "encode",
+      "SELECT bp_encode('  for (size_t i = 0; i < n; i++) return BP_OK; /* 天气 */', 'small')",
+      ids);
   check(db, "decode",
-        "SELECT bp_decode('[792,113,306,108,46,46,720,69,83,98,82,78,553,232,167,172,233,179,151,262,50]', 'small')",
+        "SELECT "
+        "bp_decode('[792,113,306,108,46,46,720,69,83,98,82,78,553,232,167,172,233,179,151,262,"
+        "50]', 'small')",
         "  for (size_t i = 0; i < n; i++) return BP_OK; /* 天气 */");
-  check(db, "builtin",
-        "SELECT bp_encode('今天天气不错 hello world 123', 'bytepiece_80k')",
+  check(db, "builtin", "SELECT bp_encode('今天天气不错 hello world 123', 'bytepiece_80k')",
         "[37037,40950,36144,29161,30241,10177]");
   bp_free(NULL);
-  if (strcmp(bp_encode("the host's"), "the host's") == 0) passed++;
+  if (strcmp(bp_encode("the host's"), "the host's") == 0)
+    passed++;
   else {
     failed++;
     printf("FAILED static host_symbol: the host's bp_encode is not its own\n");

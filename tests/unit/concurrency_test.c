@@ -88,9 +88,12 @@ static void *reader(void *arg) {
     int rc, first = -1;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
       int m = model_of(sqlite3_column_int(stmt, 0), (const char *)sqlite3_column_text(stmt, 1));
-      if (m < 0) r->wrong++;
-      else if (first < 0) r->seen[first = m]++;
-      else if (m != first) r->mixed++;
+      if (m < 0)
+        r->wrong++;
+      else if (first < 0)
+        r->seen[first = m]++;
+      else if (m != first)
+        r->mixed++;
     }
     if (rc != SQLITE_DONE) {
       printf("reader: %s\n", sqlite3_errmsg(db));
@@ -184,8 +187,10 @@ int main(int argc, char **argv) {
     seen[0] += results[t].seen[0];
     seen[1] += results[t].seen[1];
   }
-  printf("concurrency: %ld statements by %d readers during %d replacements: %ld from the "
-         "first model, %ld from the second\n", statements, READERS, WRITES, seen[0], seen[1]);
+  printf(
+      "concurrency: %ld statements by %d readers during %d replacements: %ld from the "
+      "first model, %ld from the second\n",
+      statements, READERS, WRITES, seen[0], seen[1]);
   CHECK(errors == 0);
   CHECK(wrong == 0);
   CHECK(mixed == 0);

@@ -28,9 +28,9 @@ static int passed, failed;
 /* ---- The failing allocator ---------------------------------------------- */
 
 static sqlite3_mem_methods system_methods;
-static long live_allocations;   /* allocations not yet freed */
-static long allocation_calls;   /* since the fault was armed */
-static long fail_at;            /* 0: no fault armed */
+static long live_allocations; /* allocations not yet freed */
+static long allocation_calls; /* since the fault was armed */
+static long fail_at; /* 0: no fault armed */
 static int fail_persistently;
 static int fault_fired;
 
@@ -149,7 +149,7 @@ static const char *common_setup =
 typedef struct {
   const char *name;
   const char *setup; /* after common_setup; %D is the data directory, %W a work one */
-  const char *sql;   /* the operation that meets the faults */
+  const char *sql; /* the operation that meets the faults */
 } operation;
 
 static const operation operations[] = {
@@ -162,7 +162,8 @@ static const operation operations[] = {
      " bp_decode(bp_encode(body, 'm'), 'm'), hex(bp_decode_bytes(bp_encode(body, 'm'), 'm'))"
      " FROM docs;"},
     {"encode with options", "",
-     "SELECT bp_encode(body, 'm', '{\"bos\": true, \"eos\": true}'), bp_count(body, 'm', 0.5, 7),"
+     "SELECT bp_encode(body, 'm', '{\"bos\": true, \"eos\": true}'), bp_count(body, 'm', 0.5, "
+     "7),"
      " bp_encode(body, 'm', 0.1, id) FROM docs;"},
     {"encode a model value", "",
      "SELECT bp_encode(body, (SELECT model FROM bp_models WHERE name = 'm')) FROM docs;"},
@@ -171,14 +172,14 @@ static const operation operations[] = {
      " FROM docs, bp_tokens(docs.body, 'm') AS t;"
      "SELECT group_concat(id) FROM bp_tokens('abc abc', 'm', 0.3, 5);"},
     {"bp_vocab", "",
-     "SELECT count(*), sum(length(piece)), sum(count), printf('%.6f', sum(score)) FROM bp_vocab('m');"
+     "SELECT count(*), sum(length(piece)), sum(count), printf('%.6f', sum(score)) FROM "
+     "bp_vocab('m');"
      "SELECT * FROM bp_vocab('m') WHERE id = 300;"},
     {"budgets and statistics", "",
      "SELECT bp_truncate(body, 5, 'm') FROM docs;"
      "SELECT docs.id, c.* FROM docs, bp_chunks(docs.body, 8, 'm', 2) AS c;"
      "SELECT bp_stats(body, 'm') FROM docs;"},
-    {"model save", "",
-     "SELECT bp_model_save('m', '%W/saved.model');"},
+    {"model save", "", "SELECT bp_model_save('m', '%W/saved.model');"},
     {"SentencePiece save", "",
      "SELECT bp_model_save('m', '%W/saved.sp.model', 'sentencepiece');"},
     {"SentencePiece load", "",
@@ -192,12 +193,12 @@ static const operation operations[] = {
     {"bp_models scan", "", "SELECT name, vocab_size, length(model) FROM bp_models;"},
     {"training", "",
      "INSERT INTO bp_models(name, model)"
-     " SELECT 't', bp_train(body, '{\"vocab_size\": 300, \"min_count\": 1, \"order\": 4}') FROM docs;"},
+     " SELECT 't', bp_train(body, '{\"vocab_size\": 300, \"min_count\": 1, \"order\": 4}') "
+     "FROM docs;"},
     {"training (2 threads, spilling)", "",
      "SELECT length(bp_train(body, json_object('vocab_size', 280, 'min_count', 1,"
      " 'threads', 2, 'max_memory', 1))) FROM docs;"},
-    {"model shrink", "",
-     "SELECT length(bp_model_shrink('m', 400));"},
+    {"model shrink", "", "SELECT length(bp_model_shrink('m', 400));"},
     {"FTS5 indexing", "CREATE VIRTUAL TABLE f USING fts5(body, tokenize = 'bytepiece m');",
      "INSERT INTO f(rowid, body) SELECT id, body FROM docs WHERE body IS NOT NULL;"
      "DELETE FROM f WHERE rowid = 2;"
@@ -264,8 +265,8 @@ static int stray_files(void) {
   int stray = 0;
   struct dirent *e;
   while ((e = readdir(d)))
-    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-        strcmp(e->d_name, "saved.model") && strcmp(e->d_name, "saved.sp.model"))
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "saved.model") &&
+        strcmp(e->d_name, "saved.sp.model"))
       stray++;
   closedir(d);
   return stray;
@@ -273,15 +274,15 @@ static int stray_files(void) {
 
 /* Runs op under allocation faults, N = 1, 2, ... until one run meets none;
 ** returns the number of fault points. */
-static long run_with_faults(const operation *op, const char *expected,
-                            long baseline, int persistent) {
+static long run_with_faults(const operation *op, const char *expected, long baseline,
+                            int persistent) {
   char *sql = expand(op->sql);
   int failed_before = failed;
   long n;
-#define REPORT(...)                                                         \
-  do {                                                                      \
-    if (failed == failed_before) printf(__VA_ARGS__);                       \
-    failed++;                                                               \
+#define REPORT(...)                                   \
+  do {                                                \
+    if (failed == failed_before) printf(__VA_ARGS__); \
+    failed++;                                         \
   } while (0)
   for (n = 1;; n++) {
     sqlite3 *db = open_prepared(op);
@@ -299,15 +300,15 @@ static long run_with_faults(const operation *op, const char *expected,
     }
     if (rc == SQLITE_OK) {
       if (strcmp(result.text ? result.text : "", expected) != 0) {
-        REPORT("FAILED %s, fault %ld (%s): a wrong result instead of an error\n",
-               op->name, n, persistent ? "persistent" : "transient");
+        REPORT("FAILED %s, fault %ld (%s): a wrong result instead of an error\n", op->name, n,
+               persistent ? "persistent" : "transient");
       }
     } else if (!is_out_of_memory(rc, message)) {
-      REPORT("FAILED %s, fault %ld (%s): error %d '%s' is not out of memory\n",
-             op->name, n, persistent ? "persistent" : "transient", rc, message);
+      REPORT("FAILED %s, fault %ld (%s): error %d '%s' is not out of memory\n", op->name, n,
+             persistent ? "persistent" : "transient", rc, message);
     } else if (strcmp(before.text ? before.text : "", after.text ? after.text : "") != 0) {
-      REPORT("FAILED %s, fault %ld (%s): bp_models changed by a failed operation\n",
-             op->name, n, persistent ? "persistent" : "transient");
+      REPORT("FAILED %s, fault %ld (%s): bp_models changed by a failed operation\n", op->name,
+             n, persistent ? "persistent" : "transient");
     }
     free(message);
     free(before.text);
@@ -327,8 +328,10 @@ static long run_with_faults(const operation *op, const char *expected,
     if (!fired) break;
   }
   free(sql);
-  if (failed == failed_before) passed++;
-  else printf("  (%d failed runs in all)\n", failed - failed_before);
+  if (failed == failed_before)
+    passed++;
+  else
+    printf("  (%d failed runs in all)\n", failed - failed_before);
   return n - 1;
 #undef REPORT
 }
@@ -340,11 +343,11 @@ static long run_with_faults(const operation *op, const char *expected,
 ** points. */
 /* What a load registered: functions, modules, and whether the FTS5
 ** tokenizer is there (without a model its constructor fails, saying so). */
-#define REGISTERED_SQL                                                              \
-  "SELECT count(*) FROM bp_models; SELECT bp_version();"                            \
-  "SELECT count(DISTINCT name || '/' || narg) FROM pragma_function_list "           \
-  "WHERE name LIKE 'bp\\_%' ESCAPE '\\';"                                          \
-  "SELECT count(*) FROM pragma_module_list WHERE name LIKE 'bp\\_%' ESCAPE '\\';"  \
+#define REGISTERED_SQL                                                            \
+  "SELECT count(*) FROM bp_models; SELECT bp_version();"                          \
+  "SELECT count(DISTINCT name || '/' || narg) FROM pragma_function_list "         \
+  "WHERE name LIKE 'bp\\_%' ESCAPE '\\';"                                         \
+  "SELECT count(*) FROM pragma_module_list WHERE name LIKE 'bp\\_%' ESCAPE '\\';" \
   "SELECT count(*) FROM pragma_module_list WHERE name = 'fts5';"
 
 static int fts5_tokenizer_registered(sqlite3 *db) {
@@ -405,7 +408,8 @@ static long load_with_faults(void) {
       printf("FAILED loading, fault %ld: the connection would not close\n", n);
       failed++;
     }
-    if (baseline < 0) baseline = live_allocations; /* after one-time set-up */
+    if (baseline < 0)
+      baseline = live_allocations; /* after one-time set-up */
     else if (live_allocations != baseline) {
       printf("FAILED loading, fault %ld: %ld allocations leaked\n", n,
              live_allocations - baseline);
@@ -426,9 +430,8 @@ int main(int argc, char **argv) {
   snprintf(work_directory, sizeof work_directory, "%s", template);
 
   sqlite3_config(SQLITE_CONFIG_GETMALLOC, &system_methods);
-  static sqlite3_mem_methods methods = {fault_malloc, fault_free, fault_realloc,
-                                        fault_size, fault_roundup, fault_init,
-                                        fault_shutdown, NULL};
+  static sqlite3_mem_methods methods = {fault_malloc,  fault_free, fault_realloc,  fault_size,
+                                        fault_roundup, fault_init, fault_shutdown, NULL};
   sqlite3_config(SQLITE_CONFIG_MALLOC, &methods);
   int failed_before = failed;
   long load_points = load_with_faults();
@@ -469,8 +472,8 @@ int main(int argc, char **argv) {
       printf("FAILED %s: no allocation was met\n", op->name);
       failed++;
     }
-    printf("fault points: %-32s %6ld (transient and persistent: %ld)\n", op->name,
-           transient, persistent);
+    printf("fault points: %-32s %6ld (transient and persistent: %ld)\n", op->name, transient,
+           persistent);
     total_points += transient;
     free(expected.text);
   }

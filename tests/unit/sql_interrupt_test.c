@@ -103,8 +103,7 @@ typedef struct memory_watch {
 
 static void *interrupt_when_memory_grows(void *context) {
   memory_watch *w = context;
-  while (!w->done && sqlite3_memory_used() - w->start < w->threshold) {
-  }
+  while (!w->done && sqlite3_memory_used() - w->start < w->threshold) {}
   if (!w->done) interrupted_at = seconds_now();
   while (!w->done) {
     sqlite3_interrupt(w->db);
@@ -170,7 +169,8 @@ static void test_interrupted_compilation(const char *extension) {
                      "bp_count: interrupted");
   /* The connection still works, and the model compiles when not stopped. */
   sqlite3_int64 count = 0;
-  CHECK(sqlite3_prepare_v2(db, "SELECT bp_count('hello', 'big')", -1, &stmt, NULL) == SQLITE_OK);
+  CHECK(sqlite3_prepare_v2(db, "SELECT bp_count('hello', 'big')", -1, &stmt, NULL) ==
+        SQLITE_OK);
   if (sqlite3_step(stmt) == SQLITE_ROW) count = sqlite3_column_int64(stmt, 0);
   CHECK(sqlite3_finalize(stmt) == SQLITE_OK);
   CHECK(count == 5);
@@ -194,7 +194,8 @@ static void test_interrupted_shrink(const char *extension) {
   CHECK(sqlite3_load_extension(db, extension, NULL, &error) == SQLITE_OK);
   char *insert = sqlite3_mprintf(
       "INSERT INTO bp_models(name, model) VALUES ('big', bp_model_load('%q'));"
-      "SELECT bp_count('hello', 'big');", model_path);
+      "SELECT bp_count('hello', 'big');",
+      model_path);
   CHECK(sqlite3_exec(db, insert, NULL, NULL, &error) == SQLITE_OK);
   sqlite3_free(insert);
   expect_interrupted(db, "SELECT length(bp_model_shrink('big', 150000))", 8000000,
@@ -214,26 +215,30 @@ int main(int argc, char **argv) {
   CHECK(sqlite3_load_extension(db, argv[1], NULL, &error) == SQLITE_OK);
   /* 2,000 documents, 17 MB of varied lines: read in a moment, trained on
   ** for seconds, so the interrupt comes while training. */
-  CHECK(sqlite3_exec(db,
-      "CREATE TABLE docs(body TEXT);"
-      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)"
-      "INSERT INTO docs SELECT group_concat(printf('line %d: the %x quick %o brown fox %d jumps ',"
-      "  i, i * 7, i * 13, i % 977) || hex(randomblob(20)), char(10)) FROM n GROUP BY i / 100;",
-      NULL, NULL, &error) == SQLITE_OK);
+  CHECK(sqlite3_exec(
+            db,
+            "CREATE TABLE docs(body TEXT);"
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)"
+            "INSERT INTO docs SELECT group_concat(printf('line %d: the %x quick %o brown fox "
+            "%d jumps ',"
+            "  i, i * 7, i * 13, i % 977) || hex(randomblob(20)), char(10)) FROM n GROUP BY i "
+            "/ 100;",
+            NULL, NULL, &error) == SQLITE_OK);
   CHECK(run_interrupted(db, "SELECT bp_train(body, '{\"vocab_size\": 5000}') FROM docs") ==
         SQLITE_INTERRUPT);
   CHECK(strcmp(sqlite3_errmsg(db), "interrupted") == 0);
   /* Nothing stored, and the connection still works. */
   CHECK(sqlite3_exec(db, "SELECT count(*) FROM bp_models", NULL, NULL, &error) == SQLITE_OK);
-  CHECK(sqlite3_exec(db,
-      "INSERT INTO bp_models(name, model)"
-      "  SELECT 'm', bp_train(body, '{\"vocab_size\": 300}') FROM docs WHERE rowid < 100;"
-      /* One 70 MB text: seconds of encoding. */
-      "CREATE TABLE big AS SELECT group_concat(body, '') AS t"
-      "  FROM (SELECT body FROM docs UNION ALL SELECT body FROM docs"
-      "        UNION ALL SELECT body FROM docs UNION ALL SELECT body FROM docs);"
-      "CREATE VIRTUAL TABLE f USING fts5(t, tokenize = 'bytepiece m');",
-      NULL, NULL, &error) == SQLITE_OK);
+  CHECK(sqlite3_exec(
+            db,
+            "INSERT INTO bp_models(name, model)"
+            "  SELECT 'm', bp_train(body, '{\"vocab_size\": 300}') FROM docs WHERE rowid < 100;"
+            /* One 70 MB text: seconds of encoding. */
+            "CREATE TABLE big AS SELECT group_concat(body, '') AS t"
+            "  FROM (SELECT body FROM docs UNION ALL SELECT body FROM docs"
+            "        UNION ALL SELECT body FROM docs UNION ALL SELECT body FROM docs);"
+            "CREATE VIRTUAL TABLE f USING fts5(t, tokenize = 'bytepiece m');",
+            NULL, NULL, &error) == SQLITE_OK);
   CHECK(run_interrupted(db, "SELECT bp_count(t, 'm') FROM big") == SQLITE_INTERRUPT);
   CHECK(run_interrupted(db, "SELECT count(*) FROM big, bp_tokens(big.t, 'm')") ==
         SQLITE_INTERRUPT);
@@ -241,14 +246,17 @@ int main(int argc, char **argv) {
   /* One 600 KB line, segmented in a moment, cut into chunks of 100,000
   ** tokens that each start one token after the previous one: the chunks
   ** come one by one, so the interrupt stops them. */
-  CHECK(sqlite3_exec(db,
-      "CREATE TABLE line AS SELECT replace(group_concat(body, ' '), char(10), ' ') AS t"
-      "  FROM docs WHERE rowid <= 70;",
-      NULL, NULL, &error) == SQLITE_OK);
-  CHECK(run_interrupted(db, "SELECT sum(length(c.text)) FROM line,"
-                            " bp_chunks(line.t, 100000, 'm', 99999) AS c") == SQLITE_INTERRUPT);
+  CHECK(sqlite3_exec(
+            db,
+            "CREATE TABLE line AS SELECT replace(group_concat(body, ' '), char(10), ' ') AS t"
+            "  FROM docs WHERE rowid <= 70;",
+            NULL, NULL, &error) == SQLITE_OK);
+  CHECK(run_interrupted(db,
+                        "SELECT sum(length(c.text)) FROM line,"
+                        " bp_chunks(line.t, 100000, 'm', 99999) AS c") == SQLITE_INTERRUPT);
   CHECK(sqlite3_exec(db, "SELECT count(*) FROM f", NULL, NULL, &error) == SQLITE_OK);
-  CHECK(sqlite3_exec(db, "SELECT bp_count('still works', 'm')", NULL, NULL, &error) == SQLITE_OK);
+  CHECK(sqlite3_exec(db, "SELECT bp_count('still works', 'm')", NULL, NULL, &error) ==
+        SQLITE_OK);
   sqlite3_close(db);
   test_interrupted_compilation(argv[1]);
   test_interrupted_shrink(argv[1]);

@@ -48,15 +48,15 @@ static const char *shared_file(char *path, size_t size, const char *name) {
   return path;
 }
 
-#define CHECK_MESSAGE(err, text)                                            \
-  do {                                                                      \
-    if (strcmp((err).message, text) == 0) {                                 \
-      passed++;                                                             \
-    } else {                                                                \
-      failed++;                                                             \
-      printf("FAILED %s:%d: message\n  expected: %s\n  got:      %s\n",     \
-             __FILE__, __LINE__, text, (err).message);                      \
-    }                                                                       \
+#define CHECK_MESSAGE(err, text)                                                            \
+  do {                                                                                      \
+    if (strcmp((err).message, text) == 0) {                                                 \
+      passed++;                                                                             \
+    } else {                                                                                \
+      failed++;                                                                             \
+      printf("FAILED %s:%d: message\n  expected: %s\n  got:      %s\n", __FILE__, __LINE__, \
+             text, (err).message);                                                          \
+    }                                                                                       \
   } while (0)
 
 /* A model of all 256 bytes (count 1, except a, c: 10) plus extra pieces. */
@@ -65,21 +65,20 @@ typedef struct extra_piece {
   uint64_t count;
 } extra_piece;
 
-static int build_test_model(const extra_piece *extra, size_t extra_count,
-                            bp_model **model, bp_error *err) {
+static int build_test_model(const extra_piece *extra, size_t extra_count, bp_model **model,
+                            bp_error *err) {
   bp_piece pieces[300];
   uint8_t single[256];
   size_t n = 0;
   for (int b = 0; b < 256; b++) {
     single[b] = (uint8_t)b;
-    pieces[n] = (bp_piece){&single[b], 1, (uint32_t)(n + 3),
-                           (b == 'a' || b == 'c') ? 10 : 1, 0.0};
+    pieces[n] =
+        (bp_piece){&single[b], 1, (uint32_t)(n + 3), (b == 'a' || b == 'c') ? 10 : 1, 0.0};
     n++;
   }
   for (size_t i = 0; i < extra_count; i++, n++)
-    pieces[n] = (bp_piece){(const uint8_t *)extra[i].bytes,
-                           (uint32_t)strlen(extra[i].bytes), (uint32_t)(n + 3),
-                           extra[i].count, 0.0};
+    pieces[n] = (bp_piece){(const uint8_t *)extra[i].bytes, (uint32_t)strlen(extra[i].bytes),
+                           (uint32_t)(n + 3), extra[i].count, 0.0};
   return bp_model_build(pieces, n, model, err);
 }
 
@@ -117,11 +116,13 @@ static void test_viterbi_ties_and_chunks(void) {
   int32_t chunked[] = {'a' + 3, '\n' + 3, '\n' + 3, 260, '\n' + 3};
   CHECK(ids_equal(&ids, chunked, 5));
   size_t count;
-  CHECK(bp_count(m, "a\n\nbc\n", 6, BP_INPUT_TEXT, NULL, NULL, &count, &err) == BP_OK && count == 5);
+  CHECK(bp_count(m, "a\n\nbc\n", 6, BP_INPUT_TEXT, NULL, NULL, &count, &err) == BP_OK &&
+        count == 5);
   CHECK(bp_count(m, "", 0, BP_INPUT_TEXT, NULL, NULL, &count, &err) == BP_OK && count == 0);
   bp_ids_free(&ids);
   /* Raw bytes are not validated; invalid UTF-8 text is refused. */
-  CHECK(bp_encode(m, "\xff\xfe", 2, BP_INPUT_BYTES, NULL, NULL, &ids, &err) == BP_OK && ids.count == 2);
+  CHECK(bp_encode(m, "\xff\xfe", 2, BP_INPUT_BYTES, NULL, NULL, &ids, &err) == BP_OK &&
+        ids.count == 2);
   bp_ids_free(&ids);
   CHECK(bp_encode(m, "ab\xff", 3, BP_INPUT_TEXT, NULL, NULL, &ids, &err) == BP_INVALID);
   CHECK_MESSAGE(err, "invalid UTF-8 at byte offset 2");
@@ -183,8 +184,10 @@ static void test_sampler(void) {
   for (uint64_t seed = 0; seed < 300; seed++) {
     bp_ids ids = {0};
     bp_sampler_init(&s, 0.0, seed);
-    if (bp_encode(m, "abc", 3, BP_INPUT_TEXT, &s, NULL, &ids, &err) != BP_OK) errors++;
-    else seen[ids.count]++;
+    if (bp_encode(m, "abc", 3, BP_INPUT_TEXT, &s, NULL, &ids, &err) != BP_OK)
+      errors++;
+    else
+      seen[ids.count]++;
     bp_ids_free(&ids);
   }
   CHECK(errors == 0);
@@ -194,7 +197,8 @@ static void test_sampler(void) {
 }
 
 static int stop_at_once(void *context, const char *phase, double done) {
-  (void)phase; (void)done;
+  (void)phase;
+  (void)done;
   ++*(int *)context;
   return 1;
 }
@@ -212,7 +216,8 @@ static void test_training(void) {
   int failures = 0;
   for (int i = 0; i < 50; i++) {
     char text[128];
-    int n = snprintf(text, sizeof text, "the cat sat on the mat %d\nthe dog sat on the log\n", i);
+    int n =
+        snprintf(text, sizeof text, "the cat sat on the mat %d\nthe dog sat on the log\n", i);
     failures += bp_trainer_add(t, text, (size_t)n, BP_INPUT_TEXT, &err) != BP_OK;
   }
   CHECK(failures == 0);
@@ -221,7 +226,8 @@ static void test_training(void) {
   bp_trainer_free(t);
   /* Shrinking keeps every single byte and the most frequent pieces. */
   bp_model *small;
-  CHECK(bp_model_shrink(m, 262, NULL, &small, &err) == BP_OK && bp_model_vocab_size(small) <= 262);
+  CHECK(bp_model_shrink(m, 262, NULL, &small, &err) == BP_OK &&
+        bp_model_vocab_size(small) <= 262);
   bp_model_release(small);
   bp_model_release(m);
   /* Options out of range. */
@@ -256,8 +262,8 @@ static bp_model *train_generated(uint64_t max_memory, int threads) {
   bp_trainer *t;
   bp_error err;
   if (bp_trainer_new(&options, &t, &err) != BP_OK) return NULL;
-  static const char *words[] = {"alpha", "beta", "gamma", "delta", "的", "数据", "模型",
-                                "token", "piece", "= 1;", "\n", " ", "训练", "x"};
+  static const char *words[] = {"alpha", "beta",  "gamma", "delta", "的", "数据", "模型",
+                                "token", "piece", "= 1;",  "\n",    " ",  "训练", "x"};
   uint64_t state = 12345;
   for (int doc = 0; doc < 3000; doc++) {
     char text[1024];
@@ -297,7 +303,8 @@ static void test_training_spill_and_threads(void) {
 
 /* Stops at its second call: inside the first pass of re-splitting. */
 static int stop_at_second_call(void *context, const char *phase, double done) {
-  (void)phase; (void)done;
+  (void)phase;
+  (void)done;
   return ++*(int *)context == 2;
 }
 
@@ -446,17 +453,24 @@ static void test_json_errors(void) {
   bp_error err;
   const char *cases[][2] = {
       {"[]", "t.model: expected '{' (a BytePiece model is a JSON object) at line 1, column 1"},
-      {"{\"YQ==\": [3, \"a\", 1.5]}", "t.model: piece count must be an integer at line 1, column 19"},
-      {"{\"YQ==\": [3, \"a\", -2]}", "t.model: piece count must not be negative at line 1, column 19"},
-      {"{\"Y!==\": [3, \"a\", 2]}", "t.model: piece key is not valid base64 at line 1, column 2"},
+      {"{\"YQ==\": [3, \"a\", 1.5]}",
+       "t.model: piece count must be an integer at line 1, column 19"},
+      {"{\"YQ==\": [3, \"a\", -2]}",
+       "t.model: piece count must not be negative at line 1, column 19"},
+      {"{\"Y!==\": [3, \"a\", 2]}",
+       "t.model: piece key is not valid base64 at line 1, column 2"},
       {"{\"YQ==\": [3, \"a\"]}", "t.model: expected ',' at line 1, column 17"},
-      {"{\"YQ==\": [3, \"a\", 2]} x", "t.model: unexpected text after the model object at line 1, column 23"},
+      {"{\"YQ==\": [3, \"a\", 2]} x",
+       "t.model: unexpected text after the model object at line 1, column 23"},
       {"{\n\"YQ==\": [3, \"a\", 2],\n", "t.model: expected a string at line 3, column 1"},
-      {"{\"YQ==\": [3, \"a\", 99999999999999999999]}", "t.model: piece count is too large at line 1, column 19"},
-      {"{\"YQ==\": [3, \"a\", 2]}", "t.model: the single byte 0x00 is not a piece; every byte must be"},
+      {"{\"YQ==\": [3, \"a\", 99999999999999999999]}",
+       "t.model: piece count is too large at line 1, column 19"},
+      {"{\"YQ==\": [3, \"a\", 2]}",
+       "t.model: the single byte 0x00 is not a piece; every byte must be"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    CHECK(bp_model_from_json(cases[i][0], strlen(cases[i][0]), "t.model", &m, &err) == BP_FORMAT);
+    CHECK(bp_model_from_json(cases[i][0], strlen(cases[i][0]), "t.model", &m, &err) ==
+          BP_FORMAT);
     CHECK_MESSAGE(err, cases[i][1]);
   }
   CHECK(bp_model_load_file("/nonexistent/x.model", &m, &err) == BP_IO);
@@ -468,15 +482,15 @@ static void test_normalization(void) {
   size_t len;
   bp_error err;
   /* e + combining acute composes. */
-  CHECK(bp_normalize("e\xcc\x81", 3, &out, &len, &err) == BP_OK && out &&
-        len == 2 && memcmp(out, "\xc3\xa9", 2) == 0);
+  CHECK(bp_normalize("e\xcc\x81", 3, &out, &len, &err) == BP_OK && out && len == 2 &&
+        memcmp(out, "\xc3\xa9", 2) == 0);
   bp_free(out);
   /* Already NFC: no copy. */
-  CHECK(bp_normalize("caf\xc3\xa9 \xe4\xbb\x8a", 9, &out, &len, &err) == BP_OK &&
-        out == NULL && len == 9);
+  CHECK(bp_normalize("caf\xc3\xa9 \xe4\xbb\x8a", 9, &out, &len, &err) == BP_OK && out == NULL &&
+        len == 9);
   /* U+212B ANGSTROM SIGN becomes U+00C5. */
-  CHECK(bp_normalize("\xe2\x84\xab", 3, &out, &len, &err) == BP_OK && out &&
-        len == 2 && memcmp(out, "\xc3\x85", 2) == 0);
+  CHECK(bp_normalize("\xe2\x84\xab", 3, &out, &len, &err) == BP_OK && out && len == 2 &&
+        memcmp(out, "\xc3\x85", 2) == 0);
   bp_free(out);
   /* Hangul L V T composes to one syllable. */
   CHECK(bp_normalize("\xe1\x84\x80\xe1\x85\xa1\xe1\x86\xa8", 9, &out, &len, &err) == BP_OK &&
@@ -485,7 +499,9 @@ static void test_normalization(void) {
   CHECK(bp_normalize("ok\xed\xa0\x80", 5, &out, &len, &err) == BP_INVALID);
   CHECK_MESSAGE(err, "invalid UTF-8 at byte offset 2");
   /* Dropping invalid bytes keeps every well-formed sequence. */
-  char bad[] = "a\xe4\xbd" "b\xc0\x80\xf0\x9f\x98\x80\xed\xa0\x80z\xe4";
+  char bad[] =
+      "a\xe4\xbd"
+      "b\xc0\x80\xf0\x9f\x98\x80\xed\xa0\x80z\xe4";
   size_t kept = bp_utf8_drop_invalid(bad, sizeof bad - 1);
   CHECK(kept == 7 && memcmp(bad, "ab\xf0\x9f\x98\x80z", 7) == 0);
   CHECK(bp_utf8_invalid_offset("abc\xf4\x90\x80\x80", 7) == 3);
@@ -501,12 +517,17 @@ static void test_encode_spans(void) {
   CHECK(build_test_model(extra, 2, &m, &err) == BP_OK);
   if (!m) return;
   /* "ab" + e and a combining acute + "c": NFC composes the e into U+00E9. */
-  const char *text = "abe\xcc\x81" "c";
+  const char *text =
+      "abe\xcc\x81"
+      "c";
   bp_spans s;
   CHECK(bp_encode_spans(m, text, 6, BP_INPUT_TEXT, 1, NULL, NULL, &s, &err) == BP_OK);
   int32_t expected[] = {259, 260, 'c' + 3};
   CHECK(ids_equal(&s.ids, expected, 3) && s.length == 5 &&
-        memcmp(s.text, "ab\xc3\xa9" "c", 5) == 0);
+        memcmp(s.text,
+               "ab\xc3\xa9"
+               "c",
+               5) == 0);
   CHECK(s.ends[0] == 2 && s.ends[1] == 4 && s.ends[2] == 5);
   CHECK(bp_spans_start(&s, 0) == 0 && bp_spans_start(&s, 2) == 4);
   /* U+00E9 came from the three bytes 2..5 of the input, whichever of its
@@ -521,8 +542,7 @@ static void test_encode_spans(void) {
   bp_spans_free(&s);
   /* Without the map, offsets stay those of the NFC text. */
   CHECK(bp_encode_spans(m, text, 6, BP_INPUT_TEXT, 0, NULL, NULL, &s, &err) == BP_OK);
-  CHECK(ids_equal(&s.ids, expected, 3) && s.length == 5 &&
-        bp_spans_original_end(&s, 4) == 4);
+  CHECK(ids_equal(&s.ids, expected, 3) && s.length == 5 && bp_spans_original_end(&s, 4) == 4);
   bp_spans_free(&s);
   /* Text already NFC is not copied; bytes are taken as they are. */
   CHECK(bp_encode_spans(m, "abc", 3, BP_INPUT_TEXT, 1, NULL, NULL, &s, &err) == BP_OK);
@@ -537,7 +557,10 @@ static void test_encode_spans(void) {
   bp_sampler_init(&a, 0.1, 7);
   bp_sampler_init(&b, 0.1, 7);
   bp_ids ids = {0};
-  const char *long_text = "abababcabe\xcc\x81" "cab\xc3\xa9" "abcabc";
+  const char *long_text =
+      "abababcabe\xcc\x81"
+      "cab\xc3\xa9"
+      "abcabc";
   size_t long_len = strlen(long_text);
   CHECK(bp_encode(m, long_text, long_len, BP_INPUT_TEXT, &a, NULL, &ids, &err) == BP_OK);
   CHECK(bp_encode_spans(m, long_text, long_len, BP_INPUT_TEXT, 1, &b, NULL, &s, &err) == BP_OK);
@@ -809,10 +832,11 @@ static void test_sentencepiece(void) {
   bp_error err;
   size_t reference_len;
   char path[4096];
-  char *reference = read_whole(shared_file(path, sizeof path, "models/bytepiece.eu.plus.80k.sp.model"),
-                               &reference_len);
+  char *reference = read_whole(
+      shared_file(path, sizeof path, "models/bytepiece.eu.plus.80k.sp.model"), &reference_len);
   if (!reference ||
-      bp_model_load_file(shared_file(path, sizeof path, "models/bytepiece.eu.plus.80k.zip"), &m, &err) != BP_OK) {
+      bp_model_load_file(shared_file(path, sizeof path, "models/bytepiece.eu.plus.80k.zip"), &m,
+                         &err) != BP_OK) {
     printf("skipped SentencePiece round trip: %s not found\n", path);
   } else {
     uint8_t *sp, *again;
@@ -820,7 +844,8 @@ static void test_sentencepiece(void) {
     CHECK(bp_model_to_sentencepiece(m, &sp, &sp_len, &err) == BP_OK);
     CHECK(sp_len == reference_len && memcmp(sp, reference, sp_len) == 0);
     CHECK(bp_model_from_sentencepiece(sp, sp_len, "eu.sp.model", &back, &err) == BP_OK);
-    CHECK(back && bp_model_vocab_size(back) == bp_model_vocab_size(m) && !bp_model_has_counts(back));
+    CHECK(back && bp_model_vocab_size(back) == bp_model_vocab_size(m) &&
+          !bp_model_has_counts(back));
     int same = 1;
     for (uint32_t id = 3; back && id < bp_model_vocab_size(m); id++) {
       uint32_t a_len, b_len;
@@ -857,8 +882,9 @@ static void test_sentencepiece(void) {
   uint8_t *sp;
   size_t sp_len;
   CHECK(bp_model_to_sentencepiece(m, &sp, &sp_len, &err) == BP_INVALID);
-  CHECK_MESSAGE(err, "piece id 259 is not valid UTF-8, and SentencePiece pieces are text: "
-                     "only models trained with ensure_unicode convert");
+  CHECK_MESSAGE(err,
+                "piece id 259 is not valid UTF-8, and SentencePiece pieces are text: "
+                "only models trained with ensure_unicode convert");
   bp_model_release(m);
   extra_piece mark[] = {{"a\xe2\x96\x81", 5}};
   CHECK(build_test_model(mark, 1, &m, &err) == BP_OK);
@@ -866,8 +892,8 @@ static void test_sentencepiece(void) {
   CHECK_MESSAGE(err, "piece id 259 contains U+2581, which SentencePiece reads as a space");
   bp_model_release(m);
   /* A BPE model: trainer_spec.model_type 2. */
-  const uint8_t bpe[] = {0x0A, 0x09, 0x0A, 0x05, '<', 'u', 'n', 'k', '>', 0x18, 0x02,
-                         0x12, 0x02, 0x18, 0x02};
+  const uint8_t bpe[] = {0x0A, 0x09, 0x0A, 0x05, '<',  'u',  'n', 'k',
+                         '>',  0x18, 0x02, 0x12, 0x02, 0x18, 0x02};
   CHECK(bp_model_from_sentencepiece(bpe, sizeof bpe, "bpe.model", &m, &err) == BP_FORMAT);
   CHECK_MESSAGE(err, "bpe.model: a SentencePiece BPE model; only Unigram models convert");
   /* A SentencePiece-trained layout: a byte piece scored 0 (here also given
@@ -875,16 +901,18 @@ static void test_sentencepiece(void) {
   ** get the lowest score minus 10, as a float, so that export and import
   ** give the same model back (both found by fuzzing). */
   const uint8_t trained[] = {
-      0x0A, 0x09, 0x0A, 0x05, '<', 'u', 'n', 'k', '>', 0x18, 0x02,    /* <unk> */
-      0x0A, 0x08, 0x0A, 0x01, 'a', 0x15, 0x00, 0x00, 0x80, 0xBF,       /* a -1.0 */
-      0x0A, 0x08, 0x0A, 0x01, 'b', 0x15, 0x66, 0x66, 0x26, 0xC0,       /* b -2.6 */
-      0x0A, 0x0A, 0x0A, 0x06, '<', '0', 'x', '0', '0', '>', 0x18, 0x06,  /* <0x00> */
-      0x0A, 0x08, 0x0A, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x00};      /* "\0" 0.0 */
+      0x0A, 0x09, 0x0A, 0x05, '<',  'u',  'n',  'k',  '>',  0x18, 0x02, /* <unk> */
+      0x0A, 0x08, 0x0A, 0x01, 'a',  0x15, 0x00, 0x00, 0x80, 0xBF, /* a -1.0 */
+      0x0A, 0x08, 0x0A, 0x01, 'b',  0x15, 0x66, 0x66, 0x26, 0xC0, /* b -2.6 */
+      0x0A, 0x0A, 0x0A, 0x06, '<',  '0',  'x',  '0',  '0',  '>',  0x18, 0x06, /* <0x00> */
+      0x0A, 0x08, 0x0A, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x00}; /* "\0" 0.0 */
   bp_model *imported, *again;
-  CHECK(bp_model_from_sentencepiece(trained, sizeof trained, "t.model", &imported, &err) == BP_OK);
+  CHECK(bp_model_from_sentencepiece(trained, sizeof trained, "t.model", &imported, &err) ==
+        BP_OK);
   if (imported) {
     CHECK(bp_model_vocab_size(imported) == 259);
-    CHECK(bp_model_score(imported, 3) == (double)(-1.0f) && bp_model_score(imported, 5) == (double)(-12.6f));
+    CHECK(bp_model_score(imported, 3) == (double)(-1.0f) &&
+          bp_model_score(imported, 5) == (double)(-12.6f));
     CHECK(bp_model_to_sentencepiece(imported, &sp, &sp_len, &err) == BP_OK);
     CHECK(bp_model_from_sentencepiece(sp, sp_len, "again", &again, &err) == BP_OK);
     CHECK(again && memcmp(bp_model_digest(again), bp_model_digest(imported), 32) == 0);
@@ -1111,8 +1139,9 @@ static void test_hostile_values(void) {
   n = single_bytes(pieces, -2.0);
   pieces[n++] = (bp_piece){(const uint8_t *)"ab", 2, 259, 0, -1.79e308};
   CHECK(bp_model_build_scored(pieces, n, &m, &err) == BP_FORMAT);
-  CHECK_MESSAGE(err, "piece id 259 has score -1.79e+308; scores must be finite, at most 0 and at "
-                     "least -3.40282e+38");
+  CHECK_MESSAGE(err,
+                "piece id 259 has score -1.79e+308; scores must be finite, at most 0 and at "
+                "least -3.40282e+38");
   pieces[n - 1].score = NAN;
   CHECK(bp_model_build_scored(pieces, n, &m, &err) == BP_FORMAT);
   pieces[n - 1].score = -INFINITY;
@@ -1150,7 +1179,8 @@ static void test_hostile_values(void) {
       bp_sampler sampler;
       bp_sampler_init(&sampler, alphas[a], seed);
       bp_ids drawn = {0};
-      CHECK(bp_encode(m, text, strlen(text), BP_INPUT_TEXT, &sampler, NULL, &drawn, &err) == BP_OK);
+      CHECK(bp_encode(m, text, strlen(text), BP_INPUT_TEXT, &sampler, NULL, &drawn, &err) ==
+            BP_OK);
       CHECK(ids_equal(&drawn, best.ids, best.count));
       bp_ids_free(&drawn);
     }
@@ -1192,12 +1222,15 @@ static void test_characters(void) {
   /* A letter with the combining mark after it is one character of a word. */
   CHECK(bp_char_next("e\xcc\x81x", 4, 0, &c, &kind) == 3 && c == 'e' && kind == BP_CHAR_WORD);
   CHECK(bp_char_next("\xe5\xa4\xa9", 3, 0, &c, &kind) == 3 && c == 0x5929 &&
-        kind == BP_CHAR_ALONE);                                   /* 天 */
+        kind == BP_CHAR_ALONE); /* 天 */
   CHECK(bp_char_next("\xea\xb0\x81", 3, 0, &c, &kind) == 3 && kind == BP_CHAR_ALONE); /* 각 */
   CHECK(bp_char_next("\xe3\x81\x82", 3, 0, &c, &kind) == 3 && kind == BP_CHAR_ALONE); /* あ */
-  CHECK(bp_char_next("\xef\xbc\x8c", 3, 0, &c, &kind) == 3 && kind == BP_CHAR_PUNCTUATION); /* ， */
-  CHECK(bp_char_next("\xe3\x80\x82", 3, 0, &c, &kind) == 3 && kind == BP_CHAR_PUNCTUATION); /* 。 */
-  CHECK(bp_char_next("\xe3\x80\x80", 3, 0, &c, &kind) == 3 && kind == BP_CHAR_SPACE); /* U+3000 */
+  CHECK(bp_char_next("\xef\xbc\x8c", 3, 0, &c, &kind) == 3 &&
+        kind == BP_CHAR_PUNCTUATION); /* ， */
+  CHECK(bp_char_next("\xe3\x80\x82", 3, 0, &c, &kind) == 3 &&
+        kind == BP_CHAR_PUNCTUATION); /* 。 */
+  CHECK(bp_char_next("\xe3\x80\x80", 3, 0, &c, &kind) == 3 &&
+        kind == BP_CHAR_SPACE); /* U+3000 */
   CHECK(bp_char_next("+", 1, 0, &c, &kind) == 1 && kind == BP_CHAR_PUNCTUATION);
   CHECK(bp_char_next("\n", 1, 0, &c, &kind) == 1 && kind == BP_CHAR_SPACE);
   CHECK(bp_char_next("_", 1, 0, &c, &kind) == 1 && kind == BP_CHAR_WORD);
@@ -1207,7 +1240,13 @@ static void test_characters(void) {
   char out[16];
   CHECK(bp_text_fold("HeLLo", 5, out, sizeof out) == 5 && memcmp(out, "hello", 5) == 0);
   CHECK(bp_text_fold("\xc3\x89", 2, out, sizeof out) == 2 && memcmp(out, "\xc3\xa9", 2) == 0);
-  CHECK(bp_text_fold("A\xff" "B", 3, out, sizeof out) == 3 && memcmp(out, "a\xff" "b", 3) == 0);
+  CHECK(bp_text_fold("A\xff"
+                     "B",
+                     3, out, sizeof out) == 3 &&
+        memcmp(out,
+               "a\xff"
+               "b",
+               3) == 0);
   /* Stops before a code point that would not fit. */
   CHECK(bp_text_fold("ab\xc3\x89", 4, out, 3) == 2);
 }
