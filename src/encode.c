@@ -52,7 +52,7 @@ static void viterbi(const bp_model *m, const uint8_t *chunk, size_t from, size_t
   for (size_t e = from + 1; e <= to; e++) {
     state = bp_matcher_step(cells, state, chunk[e - 1]);
     /* The single byte ending at e is always a candidate, so the list is
-    ** never empty, and every path score is finite (bp_model_assemble): the
+    ** never empty, and every path score is finite (bp_model_build_with_digest): the
     ** longest candidate would beat -infinity, so it starts as the best
     ** without a comparison and the loop looks at the shorter ones. */
     int32_t choice = cells[state].out;

@@ -162,12 +162,12 @@ struct bp_model {
 
 /* bp_model_build with a choice about the digest: compute it, take one
 ** already verified, or leave it zero for a model that never leaves the
-** library (training's intermediate tokenizers; bp_model_serialize writes
+** library (training's intermediate models; bp_model_serialize writes
 ** the digest a model holds, so such a model is never serialized). */
 enum { BP_DIGEST_COMPUTE, BP_DIGEST_KNOWN, BP_DIGEST_NONE };
-int bp_model_assemble(const bp_piece *pieces, size_t n, bool scored, int digest_source,
-                      const uint8_t known_digest[32], const bp_interrupt *interrupt,
-                      bp_model **out, bp_error *err);
+int bp_model_build_with_digest(const bp_piece *pieces, size_t n, bool scored, int digest_source,
+                               const uint8_t known_digest[32], const bp_interrupt *interrupt,
+                               bp_model **out, bp_error *err);
 
 /* exp(x) for x <= 0 and log(s) for s >= 1, from basic IEEE operations only,
 ** so that sampling draws the same on every platform (model.c).

@@ -66,11 +66,11 @@ static int model_validate(const bp_piece *pieces, size_t n, bool scored, bp_erro
 }
 
 int bp_model_build(const bp_piece *pieces, size_t n, bp_model **out, bp_error *err) {
-  return bp_model_assemble(pieces, n, false, BP_DIGEST_COMPUTE, NULL, NULL, out, err);
+  return bp_model_build_with_digest(pieces, n, false, BP_DIGEST_COMPUTE, NULL, NULL, out, err);
 }
 
 int bp_model_build_scored(const bp_piece *pieces, size_t n, bp_model **out, bp_error *err) {
-  return bp_model_assemble(pieces, n, true, BP_DIGEST_COMPUTE, NULL, NULL, out, err);
+  return bp_model_build_with_digest(pieces, n, true, BP_DIGEST_COMPUTE, NULL, NULL, out, err);
 }
 
 /* Everything about the pieces is checked before the matcher is built:
@@ -82,9 +82,9 @@ int bp_model_build_scored(const bp_piece *pieces, size_t n, bp_model **out, bp_e
 ** (at most 2^64 pieces) is finite, at least 2^64 * BP_LOWEST_SCORE, about
 ** -6.3e57. A candidate then always beats the initial -infinity and every
 ** back pointer names a piece. */
-int bp_model_assemble(const bp_piece *pieces, size_t n, bool scored, int digest_source,
-                      const uint8_t known_digest[32], const bp_interrupt *interrupt,
-                      bp_model **out, bp_error *err) {
+int bp_model_build_with_digest(const bp_piece *pieces, size_t n, bool scored, int digest_source,
+                               const uint8_t known_digest[32], const bp_interrupt *interrupt,
+                               bp_model **out, bp_error *err) {
   *out = NULL;
   int rc = model_validate(pieces, n, scored, err);
   if (rc != BP_OK) return rc;
@@ -330,7 +330,7 @@ static double get_double(const uint8_t *p) {
   return d;
 }
 
-/* The value of m with its digest left zero: bp_model_assemble hashes its
+/* The value of m with its digest left zero: bp_model_build_with_digest hashes its
 ** payload once, when the model is built; bp_model_serialize copies the
 ** digest in. */
 static int value_write(const bp_model *m, uint8_t **value, size_t *len, bp_error *err) {
@@ -442,8 +442,8 @@ int bp_model_deserialize(const uint8_t *value, size_t len, const bp_interrupt *i
                    (size_t)(end - p), end - p == 1 ? "" : "s");
   }
   /* The digest was just verified: no need to compute it again. */
-  rc =
-      bp_model_assemble(pieces, n, scored, BP_DIGEST_KNOWN, header.digest, interrupt, out, err);
+  rc = bp_model_build_with_digest(pieces, n, scored, BP_DIGEST_KNOWN, header.digest, interrupt,
+                                  out, err);
   bp_free(pieces);
   return rc;
 corrupt:

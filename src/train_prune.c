@@ -39,8 +39,8 @@ typedef struct piece_list {
 static int build_intermediate_model(const piece_list *list, bp_model **m, bp_error *err) {
   for (size_t i = 0; i < list->count; i++)
     list->pieces[i].id = (uint32_t)(i + BP_FIRST_PIECE_ID);
-  return bp_model_assemble(list->pieces, list->count, false, BP_DIGEST_NONE, NULL, NULL, m,
-                           err);
+  return bp_model_build_with_digest(list->pieces, list->count, false, BP_DIGEST_NONE, NULL,
+                                    NULL, m, err);
 }
 
 /* Splits each of `sources` with the tokenizer `m` and adds the source's
