@@ -57,9 +57,9 @@ SQLITE_EXTENSION_INIT3
 
 struct Fts5Tokenizer {
   bpsql_connection *connection;
-  char *name; /* the declared model name; NULL: the default model */
-  int pieces; /* index the model's pieces for ranking */
-  bp_model *model; /* resolved at first use */
+  char *name;             /* the declared model name; NULL: the default model */
+  int pieces;             /* index the model's pieces for ranking */
+  bp_model *model;        /* resolved at first use */
   bp_interrupt interrupt; /* indexing a huge document stops on sqlite3_interrupt */
 };
 
@@ -407,8 +407,8 @@ void bpsql_fts_query_function(sqlite3_context *ctx, int argc, sqlite3_value **ar
   bp_interrupt interrupt = {bpsql_sql_interrupted, sqlite3_context_db_handle(ctx)};
   sqlite3_str *out = sqlite3_str_new(sqlite3_context_db_handle(ctx));
   int rc = SQLITE_OK;
-  int terms = 0; /* phrases written */
-  bool in_group = false; /* inside ( ... OR ... ) */
+  int terms = 0;           /* phrases written */
+  bool in_group = false;   /* inside ( ... OR ... ) */
   bool or_pending = false; /* an OR after the last phrase */
   for (size_t i = 0; i < length && rc == SQLITE_OK;) {
     if (is_ascii_space(text[i])) {

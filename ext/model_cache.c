@@ -46,10 +46,10 @@ static long compilations; /* for bp_debug(); under shared_lock */
 /* A value just made from a built model, and that model. */
 typedef struct kept_value {
   const bpsql_connection *owner; /* the connection that made it */
-  uint8_t *value; /* a copy of the bytes returned */
+  uint8_t *value;                /* a copy of the bytes returned */
   size_t length;
-  size_t cost; /* the copy and the compiled model, in bytes */
-  bp_model *model; /* one user of a shared model */
+  size_t cost;             /* the copy and the compiled model, in bytes */
+  bp_model *model;         /* one user of a shared model */
   struct kept_value *next; /* the newest first */
 } kept_value;
 

@@ -22,7 +22,7 @@ enum { LIST_NAME, LIST_BUILTIN, LIST_VOCAB_SIZE, LIST_SHADOWED, LIST_IS_DEFAULT,
 
 typedef struct listed {
   char *name;
-  int builtin; /* the index of a built-in model, or -1 */
+  int builtin;              /* the index of a built-in model, or -1 */
   sqlite3_int64 vocab_size; /* -1: none (a stored value that is not a model) */
   int shadowed, is_default;
 } listed;
@@ -227,19 +227,19 @@ static int list_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
 }
 
 const sqlite3_module bpsql_model_list_module = {
-    0, /* iVersion */
-    NULL, /* xCreate: eponymous only */
-    list_connect, /* xConnect */
+    0,               /* iVersion */
+    NULL,            /* xCreate: eponymous only */
+    list_connect,    /* xConnect */
     list_best_index, /* xBestIndex */
     list_disconnect, /* xDisconnect */
-    NULL, /* xDestroy */
-    list_open, /* xOpen */
-    list_close, /* xClose */
-    list_filter, /* xFilter */
-    list_next, /* xNext */
-    list_eof, /* xEof */
-    list_column, /* xColumn */
-    list_rowid, /* xRowid */
+    NULL,            /* xDestroy */
+    list_open,       /* xOpen */
+    list_close,      /* xClose */
+    list_filter,     /* xFilter */
+    list_next,       /* xNext */
+    list_eof,        /* xEof */
+    list_column,     /* xColumn */
+    list_rowid,      /* xRowid */
     NULL,
     NULL,
     NULL,

@@ -464,28 +464,28 @@ static int models_savepoint_noop(sqlite3_vtab *vtab, int savepoint) {
 }
 
 const sqlite3_module bpsql_models_module = {
-    2, /* iVersion: savepoints */
-    NULL, /* xCreate: NULL makes it eponymous only */
-    models_connect, /* xConnect */
-    models_best_index, /* xBestIndex */
-    models_disconnect, /* xDisconnect */
-    NULL, /* xDestroy */
-    models_open, /* xOpen */
-    models_close, /* xClose */
-    models_filter, /* xFilter */
-    models_next, /* xNext */
-    models_eof, /* xEof */
-    models_column, /* xColumn */
-    models_rowid, /* xRowid */
-    models_update, /* xUpdate */
+    2,                       /* iVersion: savepoints */
+    NULL,                    /* xCreate: NULL makes it eponymous only */
+    models_connect,          /* xConnect */
+    models_best_index,       /* xBestIndex */
+    models_disconnect,       /* xDisconnect */
+    NULL,                    /* xDestroy */
+    models_open,             /* xOpen */
+    models_close,            /* xClose */
+    models_filter,           /* xFilter */
+    models_next,             /* xNext */
+    models_eof,              /* xEof */
+    models_column,           /* xColumn */
+    models_rowid,            /* xRowid */
+    models_update,           /* xUpdate */
     models_transaction_noop, /* xBegin */
     models_transaction_noop, /* xSync */
     models_transaction_noop, /* xCommit */
-    models_rollback, /* xRollback */
-    NULL, /* xFindFunction */
-    NULL, /* xRename */
-    models_savepoint_noop, /* xSavepoint */
-    models_savepoint_noop, /* xRelease */
-    models_rollback_to, /* xRollbackTo */
-    NULL, /* xShadowName */
+    models_rollback,         /* xRollback */
+    NULL,                    /* xFindFunction */
+    NULL,                    /* xRename */
+    models_savepoint_noop,   /* xSavepoint */
+    models_savepoint_noop,   /* xRelease */
+    models_rollback_to,      /* xRollbackTo */
+    NULL,                    /* xShadowName */
 };

@@ -44,13 +44,13 @@ SQLITE_EXTENSION_INIT3
 /* ---- Per-connection resolution --------------------------------------------- */
 
 typedef struct resolved {
-  char *name; /* a model name; NULL for the default model or a value */
+  char *name;   /* a model name; NULL for the default model or a value */
   int is_value; /* resolved from a model value given as argument */
-  int builtin; /* resolved to a built-in model: nothing stored had the name */
+  int builtin;  /* resolved to a built-in model: nothing stored had the name */
   uint8_t header[BP_VALUE_HEADER_BYTES]; /* of the value resolved to */
-  sqlite3_int64 length; /* and its length */
-  bp_model *model; /* shared */
-  unsigned serial; /* the connection's serial when last confirmed */
+  sqlite3_int64 length;                  /* and its length */
+  bp_model *model;                       /* shared */
+  unsigned serial;                       /* the connection's serial when last confirmed */
   sqlite3_uint64 used;
 } resolved;
 
@@ -394,7 +394,7 @@ static char *empty_store_message(const char *name) {
 /* A stored row: where it is, what it is called and what its model is. */
 typedef struct stored_row {
   sqlite3_int64 rowid;
-  char *name; /* its name as text, for messages */
+  char *name;     /* its name as text, for messages */
   int model_type; /* SQLITE_BLOB for a value to look at */
   sqlite3_int64 length;
   uint8_t header[BP_VALUE_HEADER_BYTES];

@@ -38,13 +38,13 @@ struct bpsql_connection {
   unsigned writes; /* bumped by every bp_models write and rollback */
   unsigned observed_writes;
   unsigned serial; /* bumped whenever the two above change */
-  unsigned swept; /* the serial every name was last confirmed at */
+  unsigned swept;  /* the serial every name was last confirmed at */
   /* The store's verdict, for one schema version. */
   int store_known;
   int store_schema_version;
   int store_state;
   char *store_problem; /* why it is not a store (BP_STORE_INVALID) */
-  int updating; /* inside a bp_models write */
+  int updating;        /* inside a bp_models write */
   sqlite3_uint64 clock;
   resolved *entries;
   int count, capacity;

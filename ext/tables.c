@@ -289,19 +289,19 @@ static int tokens_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
 }
 
 const sqlite3_module bpsql_tokens_module = {
-    0, /* iVersion */
-    NULL, /* xCreate: eponymous only */
-    tokens_connect, /* xConnect */
-    tokens_best_index, /* xBestIndex */
+    0,                         /* iVersion */
+    NULL,                      /* xCreate: eponymous only */
+    tokens_connect,            /* xConnect */
+    tokens_best_index,         /* xBestIndex */
     disconnect_function_table, /* xDisconnect */
-    NULL, /* xDestroy */
-    tokens_open, /* xOpen */
-    tokens_close, /* xClose */
-    tokens_filter, /* xFilter */
-    tokens_next, /* xNext */
-    tokens_eof, /* xEof */
-    tokens_column, /* xColumn */
-    tokens_rowid, /* xRowid */
+    NULL,                      /* xDestroy */
+    tokens_open,               /* xOpen */
+    tokens_close,              /* xClose */
+    tokens_filter,             /* xFilter */
+    tokens_next,               /* xNext */
+    tokens_eof,                /* xEof */
+    tokens_column,             /* xColumn */
+    tokens_rowid,              /* xRowid */
     NULL,
     NULL,
     NULL,
@@ -331,11 +331,11 @@ enum {
 
 typedef struct chunks_cursor {
   sqlite3_vtab_cursor base;
-  sqlite3 *db; /* asked about interrupts */
+  sqlite3 *db;                 /* asked about interrupts */
   sqlite3_value *arguments[4]; /* input, max_tokens, model, overlap as given */
-  bp_spans text; /* of arguments[0] */
+  bp_spans text;               /* of arguments[0] */
   size_t budget, overlap;
-  size_t first, last; /* the current chunk's tokens: [first, last) */
+  size_t first, last;  /* the current chunk's tokens: [first, last) */
   sqlite3_int64 chunk; /* its number */
   int eof;
   unsigned scanned; /* tokens looked at, for interrupt checks */
@@ -526,19 +526,19 @@ static int chunks_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
 }
 
 const sqlite3_module bpsql_chunks_module = {
-    0, /* iVersion */
-    NULL, /* xCreate: eponymous only */
-    chunks_connect, /* xConnect */
-    chunks_best_index, /* xBestIndex */
+    0,                         /* iVersion */
+    NULL,                      /* xCreate: eponymous only */
+    chunks_connect,            /* xConnect */
+    chunks_best_index,         /* xBestIndex */
     disconnect_function_table, /* xDisconnect */
-    NULL, /* xDestroy */
-    chunks_open, /* xOpen */
-    chunks_close, /* xClose */
-    chunks_filter, /* xFilter */
-    chunks_next, /* xNext */
-    chunks_eof, /* xEof */
-    chunks_column, /* xColumn */
-    chunks_rowid, /* xRowid */
+    NULL,                      /* xDestroy */
+    chunks_open,               /* xOpen */
+    chunks_close,              /* xClose */
+    chunks_filter,             /* xFilter */
+    chunks_next,               /* xNext */
+    chunks_eof,                /* xEof */
+    chunks_column,             /* xColumn */
+    chunks_rowid,              /* xRowid */
     NULL,
     NULL,
     NULL,
@@ -691,19 +691,19 @@ static int vocab_rowid(sqlite3_vtab_cursor *cursor, sqlite3_int64 *rowid) {
 }
 
 const sqlite3_module bpsql_vocab_module = {
-    0, /* iVersion */
-    NULL, /* xCreate: eponymous only */
-    vocab_connect, /* xConnect */
-    vocab_best_index, /* xBestIndex */
+    0,                         /* iVersion */
+    NULL,                      /* xCreate: eponymous only */
+    vocab_connect,             /* xConnect */
+    vocab_best_index,          /* xBestIndex */
     disconnect_function_table, /* xDisconnect */
-    NULL, /* xDestroy */
-    vocab_open, /* xOpen */
-    vocab_close, /* xClose */
-    vocab_filter, /* xFilter */
-    vocab_next, /* xNext */
-    vocab_eof, /* xEof */
-    vocab_column, /* xColumn */
-    vocab_rowid, /* xRowid */
+    NULL,                      /* xDestroy */
+    vocab_open,                /* xOpen */
+    vocab_close,               /* xClose */
+    vocab_filter,              /* xFilter */
+    vocab_next,                /* xNext */
+    vocab_eof,                 /* xEof */
+    vocab_column,              /* xColumn */
+    vocab_rowid,               /* xRowid */
     NULL,
     NULL,
     NULL,

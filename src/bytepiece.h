@@ -33,11 +33,11 @@
 /* Result codes. */
 enum {
   BP_OK = 0,
-  BP_NOMEM, /* an allocation failed */
-  BP_IO, /* a file could not be read or written */
-  BP_FORMAT, /* malformed model file or model value */
-  BP_INVALID, /* invalid argument: bad UTF-8, unknown id, ... */
-  BP_TOOBIG, /* input or output beyond a documented limit */
+  BP_NOMEM,    /* an allocation failed */
+  BP_IO,       /* a file could not be read or written */
+  BP_FORMAT,   /* malformed model file or model value */
+  BP_INVALID,  /* invalid argument: bad UTF-8, unknown id, ... */
+  BP_TOOBIG,   /* input or output beyond a documented limit */
   BP_INTERRUPT /* the caller's interrupt check asked to stop */
 };
 
@@ -171,9 +171,9 @@ int bp_model_deserialize(const uint8_t *value, size_t len, const bp_interrupt *i
 /* What a value's header says, decoded. It claims the digest; only
 ** bp_value_verify proves the payload has it. */
 typedef struct bp_value_header {
-  uint32_t format; /* BP_VALUE_FORMAT_COUNTS or BP_VALUE_FORMAT_SCORES */
+  uint32_t format;      /* BP_VALUE_FORMAT_COUNTS or BP_VALUE_FORMAT_SCORES */
   uint32_t piece_count; /* the vocabulary size minus the 3 reserved ids */
-  uint8_t digest[32]; /* SHA-256 of the payload, as the header claims */
+  uint8_t digest[32];   /* SHA-256 of the payload, as the header claims */
 } bp_value_header;
 /* Checks and decodes a value's header: its first BP_VALUE_HEADER_BYTES
 ** (len may be just that, for a header read alone). BP_OK, or BP_FORMAT
@@ -320,13 +320,13 @@ int bp_normalize(const char *text, size_t len, char **normalized, size_t *normal
 ** number of times it occurred, which is all the later passes need.
 */
 typedef struct bp_train_options {
-  int order; /* n-gram order, 1..7 (6) */
-  uint32_t vocab_size; /* including the 3 reserved ids, >= 259 (10000) */
+  int order;            /* n-gram order, 1..7 (6) */
+  uint32_t vocab_size;  /* including the 3 reserved ids, >= 259 (10000) */
   int max_piece_length; /* bytes, 1..255 (36) */
-  uint64_t min_count; /* >= 1 (2) */
-  int isolate_digits; /* every decimal digit is a chunk of its own (0) */
-  int ensure_unicode; /* no multi-byte piece starts inside a character (1) */
-  int threads; /* worker threads, 1..64; the result is the same (1) */
+  uint64_t min_count;   /* >= 1 (2) */
+  int isolate_digits;   /* every decimal digit is a chunk of its own (0) */
+  int ensure_unicode;   /* no multi-byte piece starts inside a character (1) */
+  int threads;          /* worker threads, 1..64; the result is the same (1) */
   /* About how much memory training may use, in bytes (0: no limit). Beyond
   ** it, chunks and piece counts go to temporary files and n-grams are
   ** counted in several passes; the model is the same. */
@@ -378,13 +378,13 @@ int bp_model_shrink(const bp_model *m, uint32_t vocab_size, const bp_shrink_opti
 /* ---- Characters (chars.c) ------------------------------------------------
 ** What a full-text index makes of UTF-8 text, character by character. */
 enum {
-  BP_CHAR_SPACE, /* white space, controls, format characters, unassigned */
+  BP_CHAR_SPACE,       /* white space, controls, format characters, unassigned */
   BP_CHAR_PUNCTUATION, /* punctuation (Unicode P*; ASCII: what is not a letter,
                           digit, _ or space) */
-  BP_CHAR_WORD, /* a letter or digit of a script that spaces its words */
-  BP_CHAR_ALONE, /* Han, kana, Hangul, Thai, ..., symbols, and bytes that
+  BP_CHAR_WORD,        /* a letter or digit of a script that spaces its words */
+  BP_CHAR_ALONE,       /* Han, kana, Hangul, Thai, ..., symbols, and bytes that
                         are not UTF-8: indexed one by one */
-  BP_CHAR_MARK /* internal: a combining mark, part of the character before */
+  BP_CHAR_MARK         /* internal: a combining mark, part of the character before */
 };
 /* The character at bytes[offset] (offset < len): returns its length in
 ** bytes, a code point and the combining marks after it (one byte that is not

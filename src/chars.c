@@ -28,15 +28,15 @@ static bool written_without_spaces(int32_t c) {
          (c >= 0x3021 && c <= 0x3029) || /* Hangzhou numerals */
          (c >= 0x3031 && c <= 0x3035) || /* kana repeat marks */
          (c >= 0x3038 && c <= 0x303C) ||
-         (c >= 0x3040 && c <= 0x31FF) || /* kana, Bopomofo, compatibility Jamo */
-         (c >= 0x3400 && c <= 0x4DBF) || /* CJK extension A */
-         (c >= 0x4E00 && c <= 0x9FFF) || /* CJK unified ideographs */
-         (c >= 0xA960 && c <= 0xA97F) || /* Hangul Jamo extended A */
-         (c >= 0xAC00 && c <= 0xD7FF) || /* Hangul syllables, Jamo extended B */
-         (c >= 0xF900 && c <= 0xFAFF) || /* CJK compatibility ideographs */
-         (c >= 0xFF66 && c <= 0xFFDC) || /* halfwidth kana and Hangul */
+         (c >= 0x3040 && c <= 0x31FF) ||   /* kana, Bopomofo, compatibility Jamo */
+         (c >= 0x3400 && c <= 0x4DBF) ||   /* CJK extension A */
+         (c >= 0x4E00 && c <= 0x9FFF) ||   /* CJK unified ideographs */
+         (c >= 0xA960 && c <= 0xA97F) ||   /* Hangul Jamo extended A */
+         (c >= 0xAC00 && c <= 0xD7FF) ||   /* Hangul syllables, Jamo extended B */
+         (c >= 0xF900 && c <= 0xFAFF) ||   /* CJK compatibility ideographs */
+         (c >= 0xFF66 && c <= 0xFFDC) ||   /* halfwidth kana and Hangul */
          (c >= 0x1B000 && c <= 0x1B16F) || /* kana supplement, extended */
-         (c >= 0x20000 && c <= 0x3FFFF); /* CJK extensions B and later */
+         (c >= 0x20000 && c <= 0x3FFFF);   /* CJK extensions B and later */
 }
 
 static int classify(int32_t c) {

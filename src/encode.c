@@ -32,7 +32,7 @@
 ** interrupt is heard within a long chunk too; this is what carries over from
 ** one stretch to the next. */
 typedef struct stretch_state {
-  int32_t matcher_state; /* the matcher's state */
+  int32_t matcher_state;     /* the matcher's state */
   double scores[SCORE_RING]; /* best scores, or totals, of the last positions */
 } stretch_state;
 
@@ -170,7 +170,7 @@ typedef struct segmenter {
   const double *weights; /* p^alpha, when sampling in the linear domain */
   const bp_interrupt *interrupt;
   size_t since_check; /* bytes segmented since the interrupt was checked */
-  bp_ids *out; /* NULL when only counting */
+  bp_ids *out;        /* NULL when only counting */
   size_t tokens;
   int32_t *back; /* back pointers of positions base..to, from index 0 */
   size_t back_capacity;
@@ -211,7 +211,7 @@ static int emit_tokens(segmenter *seg, size_t to, bp_error *err) {
 /* Marks on back pointers while looking for where paths meet (piece indexes
 ** stay below both). */
 #define ON_PATH 0x40000000 /* on the path from the window's last position */
-#define SEEN 0x20000000 /* on another path already followed */
+#define SEEN 0x20000000    /* on another path already followed */
 
 /* How far back from the window's end to look for where paths meet. */
 #define MEET_SPAN (1u << 16)

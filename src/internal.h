@@ -92,15 +92,15 @@ static inline size_t bp_get_varint(const uint8_t *p, const uint8_t *end, uint64_
 ** reference's Viterbi.
 */
 typedef struct bp_matcher_cell {
-  int32_t base; /* children of this node are at base + byte */
+  int32_t base;  /* children of this node are at base + byte */
   int32_t check; /* the parent's slot; -1 for a free slot */
-  int32_t fail; /* slot of the longest proper suffix that is a trie node */
-  int32_t out; /* index of the longest piece that is a suffix here, or -1 */
+  int32_t fail;  /* slot of the longest proper suffix that is a trie node */
+  int32_t out;   /* index of the longest piece that is a suffix here, or -1 */
 } bp_matcher_cell;
 
 typedef struct bp_matcher_piece {
-  double score; /* log(count) - log(total) */
-  uint32_t length; /* bytes */
+  double score;     /* log(count) - log(total) */
+  uint32_t length;  /* bytes */
   int32_t next_out; /* next shorter piece that is a suffix of this one, or -1 */
 } bp_matcher_piece;
 
@@ -144,7 +144,7 @@ typedef struct bp_alpha_weights {
 } bp_alpha_weights;
 
 struct bp_model {
-  int references; /* atomically updated */
+  int references;       /* atomically updated */
   uint32_t piece_count; /* vocab_size - 3 */
   uint32_t max_piece_bytes;
   uint32_t *offsets; /* piece i is bytes[offsets[i] .. offsets[i+1]) */

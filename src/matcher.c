@@ -118,7 +118,7 @@ enum { CANDIDATES, LEFTOVERS };
 typedef struct placement {
   bp_matcher_cell *cells;
   int32_t *next_free, *previous_free; /* links of either list; -1 ends it */
-  uint8_t *misses; /* MAX_MISSES: a leftover */
+  uint8_t *misses;                    /* MAX_MISSES: a leftover */
   size_t capacity;
   int32_t first_free[2], last_free[2]; /* candidates, leftovers */
   int32_t highest_used;

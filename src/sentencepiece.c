@@ -213,7 +213,7 @@ typedef struct sp_piece {
   bool is_byte; /* from a byte piece <0xNN> */
   bool dropped; /* a second piece with the same bytes */
   size_t index; /* its position in the SentencePiece model */
-  size_t slot; /* its position among the pieces kept */
+  size_t slot;  /* its position among the pieces kept */
 } sp_piece;
 
 static int compare_length_then_bytes(const void *a, const void *b) {

@@ -51,7 +51,7 @@ uint64_t train_hash_bytes(const uint8_t *p, size_t n);
 typedef struct counted_string {
   uint64_t hash;
   uint64_t count; /* 0: empty slot */
-  size_t offset; /* into the arena */
+  size_t offset;  /* into the arena */
   size_t length;
 } counted_string;
 
@@ -83,7 +83,7 @@ typedef struct ngram_slot {
 typedef struct ngram_table {
   ngram_slot *slots;
   size_t capacity, entries; /* slots, and slots in use */
-  size_t limit; /* bytes the slots may take; 0: no limit */
+  size_t limit;             /* bytes the slots may take; 0: no limit */
 } ngram_table;
 
 void train_ngram_table_free(ngram_table *t);
@@ -144,7 +144,7 @@ struct bp_trainer {
   train_runner runner; /* the options' threads and progress */
   string_counter chunks;
   FILE *chunk_file; /* chunks spilled when over a third of the memory */
-  uint64_t bytes; /* total, with repetitions */
+  uint64_t bytes;   /* total, with repetitions */
   /* The n-gram model: counts, then log conditional probabilities. Lengths 1
   ** and 2 are arrays; longer ones hash tables, of the n-grams seen at least
   ** min_count times only. */

@@ -30,7 +30,7 @@
 #include "internal.h"
 #include "sqlite3_bytepiece.h"
 
-static sqlite3 *keeper; /* holds 'good' compiled for the whole run */
+static sqlite3 *keeper;     /* holds 'good' compiled for the whole run */
 static uint8_t *good_value; /* its model value */
 static size_t good_len;
 

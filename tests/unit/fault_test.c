@@ -30,7 +30,7 @@ static int passed, failed;
 static sqlite3_mem_methods system_methods;
 static long live_allocations; /* allocations not yet freed */
 static long allocation_calls; /* since the fault was armed */
-static long fail_at; /* 0: no fault armed */
+static long fail_at;          /* 0: no fault armed */
 static int fail_persistently;
 static int fault_fired;
 
@@ -149,7 +149,7 @@ static const char *common_setup =
 typedef struct {
   const char *name;
   const char *setup; /* after common_setup; %D is the data directory, %W a work one */
-  const char *sql; /* the operation that meets the faults */
+  const char *sql;   /* the operation that meets the faults */
 } operation;
 
 static const operation operations[] = {

@@ -901,11 +901,11 @@ static void test_sentencepiece(void) {
   ** get the lowest score minus 10, as a float, so that export and import
   ** give the same model back (both found by fuzzing). */
   const uint8_t trained[] = {
-      0x0A, 0x09, 0x0A, 0x05, '<',  'u',  'n',  'k',  '>',  0x18, 0x02, /* <unk> */
-      0x0A, 0x08, 0x0A, 0x01, 'a',  0x15, 0x00, 0x00, 0x80, 0xBF, /* a -1.0 */
-      0x0A, 0x08, 0x0A, 0x01, 'b',  0x15, 0x66, 0x66, 0x26, 0xC0, /* b -2.6 */
+      0x0A, 0x09, 0x0A, 0x05, '<',  'u',  'n',  'k',  '>',  0x18, 0x02,       /* <unk> */
+      0x0A, 0x08, 0x0A, 0x01, 'a',  0x15, 0x00, 0x00, 0x80, 0xBF,             /* a -1.0 */
+      0x0A, 0x08, 0x0A, 0x01, 'b',  0x15, 0x66, 0x66, 0x26, 0xC0,             /* b -2.6 */
       0x0A, 0x0A, 0x0A, 0x06, '<',  '0',  'x',  '0',  '0',  '>',  0x18, 0x06, /* <0x00> */
-      0x0A, 0x08, 0x0A, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x00}; /* "\0" 0.0 */
+      0x0A, 0x08, 0x0A, 0x01, 0x00, 0x15, 0x00, 0x00, 0x00, 0x00};            /* "\0" 0.0 */
   bp_model *imported, *again;
   CHECK(bp_model_from_sentencepiece(trained, sizeof trained, "t.model", &imported, &err) ==
         BP_OK);
@@ -1222,7 +1222,7 @@ static void test_characters(void) {
   /* A letter with the combining mark after it is one character of a word. */
   CHECK(bp_char_next("e\xcc\x81x", 4, 0, &c, &kind) == 3 && c == 'e' && kind == BP_CHAR_WORD);
   CHECK(bp_char_next("\xe5\xa4\xa9", 3, 0, &c, &kind) == 3 && c == 0x5929 &&
-        kind == BP_CHAR_ALONE); /* 天 */
+        kind == BP_CHAR_ALONE);                                                       /* 天 */
   CHECK(bp_char_next("\xea\xb0\x81", 3, 0, &c, &kind) == 3 && kind == BP_CHAR_ALONE); /* 각 */
   CHECK(bp_char_next("\xe3\x81\x82", 3, 0, &c, &kind) == 3 && kind == BP_CHAR_ALONE); /* あ */
   CHECK(bp_char_next("\xef\xbc\x8c", 3, 0, &c, &kind) == 3 &&
