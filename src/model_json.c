@@ -420,6 +420,20 @@ int bp_model_load_file(const char *path, bp_model **out, bp_error *err) {
 
 /* ---- Writing -------------------------------------------------------------- */
 
+/* The letter of a two-character escape (\n for a newline), or 0. */
+static char short_escape(unsigned char c) {
+  switch (c) {
+    case '"': return '"';
+    case '\\': return '\\';
+    case '\b': return 'b';
+    case '\f': return 'f';
+    case '\n': return 'n';
+    case '\r': return 'r';
+    case '\t': return 't';
+    default: return 0;
+  }
+}
+
 /* Appends `text` as a JSON string the way Python's json.dumps does with
 ** ensure_ascii=False: short escapes for \b \f \n \r \t \" \\, \u00XX for
 ** the other characters below U+0020, everything else as is. */
@@ -428,45 +442,9 @@ static bool json_append_string(bp_buffer *b, const char *text, size_t len) {
   if (!bp_buffer_append(b, "\"", 1)) return false;
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)text[i];
-    char escape[6];
-    size_t n = 0;
-    switch (c) {
-      case '"':
-        n = 2;
-        memcpy(escape, "\\\"", 2);
-        break;
-      case '\\':
-        n = 2;
-        memcpy(escape, "\\\\", 2);
-        break;
-      case '\b':
-        n = 2;
-        memcpy(escape, "\\b", 2);
-        break;
-      case '\f':
-        n = 2;
-        memcpy(escape, "\\f", 2);
-        break;
-      case '\n':
-        n = 2;
-        memcpy(escape, "\\n", 2);
-        break;
-      case '\r':
-        n = 2;
-        memcpy(escape, "\\r", 2);
-        break;
-      case '\t':
-        n = 2;
-        memcpy(escape, "\\t", 2);
-        break;
-      default:
-        if (c < 0x20) {
-          memcpy(escape, "\\u00", 4);
-          escape[4] = hex[c >> 4];
-          escape[5] = hex[c & 15];
-          n = 6;
-        }
-    }
+    char escape[6] = {'\\', short_escape(c), '0', '0', hex[c >> 4], hex[c & 15]};
+    size_t n = escape[1] ? 2 : c < 0x20 ? 6 : 0;
+    if (n == 6) escape[1] = 'u';
     bool ok = n ? bp_buffer_append(b, escape, n) : bp_buffer_append(b, &text[i], 1);
     if (!ok) return false;
   }
