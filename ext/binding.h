@@ -70,6 +70,16 @@ void bpsql_registry_statistics(long *compiled, int *shared);
 int bpsql_resolve_model_name(bpsql_connection *connection, const char *name,
                              const char *function, char **message, bp_model **model);
 
+/* A number that changes whenever bp_models may have changed (a commit by
+** any connection, a bp_models write by this one), as noticed by the last
+** resolution: what was checked against the store stays true while it is
+** the same. */
+unsigned bpsql_connection_serial(const bpsql_connection *connection);
+
+/* The name the default model resolves to now, in *name (to free with
+** sqlite3_free), or NULL when there is no default model. */
+int bpsql_default_model_name(bpsql_connection *connection, char **name);
+
 /* Registers the FTS5 tokenizer "bytepiece" (when SQLite has FTS5);
 ** returns an SQLite result code. */
 int bpsql_register_fts5(sqlite3 *db, bpsql_connection *connection);

@@ -55,12 +55,29 @@ SQLITE_EXTENSION_INIT3
 ** (bp_fts_query writes it); document text never yields it as a term. */
 #define PIECE_MARK '\x01'
 
+/* The key of the model record in an FTS5 table's <table>_config shadow
+** table (FTS5 loads the keys it knows and ignores the others). Its value
+** is the digest of the model that built the index, in hex, a space, and
+** the model's name. */
+#define RECORD_KEY "bytepiece-model"
+#define DIGEST_HEX 64
+
 struct Fts5Tokenizer {
   bpsql_connection *connection;
   char *name;             /* the declared model name; NULL: the default model */
   int pieces;             /* index the model's pieces for ranking */
-  bp_model *model;        /* resolved at first use */
+  bp_model *model;        /* the model in use, as of the last check */
+  char *model_name;       /* the name it was resolved by (for the default: its name) */
   bp_interrupt interrupt; /* indexing a huge document stops on sqlite3_interrupt */
+  /* The last check of the tables this tokenizer may serve (table_check),
+  ** trusted while `stamp` is unchanged: queries may go on when no table
+  ** was stale, documents also when one was being built. */
+  bool fine_for_queries, fine_for_documents;
+  sqlite3_uint64 stamp;
+  /* When the check wrote records: a statement counting them, run at each
+  ** later use, since a rollback takes them away and changes no stamp. */
+  sqlite3_stmt *written;
+  int written_count;
 };
 
 /* Whether the statement running is a CREATE (of the table this tokenizer is
@@ -83,18 +100,30 @@ static bool is_option(const char *key) {
   return strcmp(key, "pieces") == 0 || strcmp(key, "subwords") == 0;
 }
 
-static int tokenizer_create(void *user_data, const char **arguments, int count,
-                            Fts5Tokenizer **out) {
-  *out = NULL;
-  const char *name = NULL;
-  int pieces = 0, i = 0;
-  if (count > 0 && !is_option(arguments[0])) name = arguments[i++];
+/* Reads the tokenizer's arguments: [model name] then key/value options.
+** *name points into `arguments` (NULL: the default model). */
+static int parse_arguments(const char *const *arguments, int count, const char **name,
+                           int *pieces) {
+  int i = 0;
+  *name = NULL;
+  *pieces = 0;
+  if (count > 0 && !is_option(arguments[0])) *name = arguments[i++];
   for (; i < count; i += 2) {
     if (!is_option(arguments[i]) || i + 1 >= count ||
         (strcmp(arguments[i + 1], "0") != 0 && strcmp(arguments[i + 1], "1") != 0))
-      return SQLITE_ERROR; /* FTS5 reports "error in tokenizer constructor" */
-    if (strcmp(arguments[i], "pieces") == 0) pieces = arguments[i + 1][0] == '1';
+      return SQLITE_ERROR;
+    if (strcmp(arguments[i], "pieces") == 0) *pieces = arguments[i + 1][0] == '1';
   }
+  return SQLITE_OK;
+}
+
+static int tokenizer_create(void *user_data, const char **arguments, int count,
+                            Fts5Tokenizer **out) {
+  *out = NULL;
+  const char *name;
+  int pieces;
+  if (parse_arguments(arguments, count, &name, &pieces) != SQLITE_OK)
+    return SQLITE_ERROR; /* FTS5 reports "error in tokenizer constructor" */
   if (creating_table(bpsql_connection_db(user_data))) {
     /* A new table gets its model now, so that a wrong name fails the CREATE. */
     bp_model *model;
@@ -123,35 +152,525 @@ static void tokenizer_delete(Fts5Tokenizer *t) {
   bp_model_release(t->model);
   bpsql_connection_release(t->connection);
   sqlite3_free(t->name);
+  sqlite3_free(t->model_name);
+  sqlite3_finalize(t->written);
   sqlite3_free(t);
 }
 
-/* The model to use now: the one compiled at first use, as long as the name
-** still resolves to it. FTS5 passes no message of a tokenizer on (the user
-** sees "SQL logic error"), so the reason, naming the model, goes to
-** sqlite3_log. */
-static int tokenizer_model(Fts5Tokenizer *t) {
-  bp_model *model;
+/* ---- The tables a tokenizer serves -----------------------------------------
+** FTS5 does not tell a tokenizer which table it serves, so the tables are
+** found by their declarations: every fts5 table of every attached schema
+** whose tokenize= arguments resolve to the same model name and pieces 1.
+** Tables declared alike are checked together (a group). */
+
+typedef struct fts_table {
+  char *schema, *name;
+  bool contentless; /* content='': FTS5 cannot rebuild it */
+  bool has_record;  /* a model record was found */
+  char digest[DIGEST_HEX + 1];
+  char *record_name; /* the model name in the record */
+  bool empty;        /* nothing indexed: no row in <table>_idx */
+} fts_table;
+
+typedef struct fts_group {
+  fts_table *tables;
+  int count, capacity;
+} fts_group;
+
+static void group_free(fts_group *g) {
+  for (int i = 0; i < g->count; i++) {
+    sqlite3_free(g->tables[i].schema);
+    sqlite3_free(g->tables[i].name);
+    sqlite3_free(g->tables[i].record_name);
+  }
+  sqlite3_free(g->tables);
+  memset(g, 0, sizeof *g);
+}
+
+/* An SQL token of a CREATE VIRTUAL TABLE statement, as SQLite stores it. */
+static bool is_word_byte(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '_' || c == '$' || (unsigned char)c >= 0x80;
+}
+
+static const char *skip_sql_space(const char *p) {
+  for (;;) {
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f') p++;
+    if (p[0] == '-' && p[1] == '-') {
+      while (*p && *p != '\n') p++;
+    } else if (p[0] == '/' && p[1] == '*') {
+      const char *end = strstr(p + 2, "*/");
+      p = end ? end + 2 : p + strlen(p);
+    } else {
+      return p;
+    }
+  }
+}
+
+/* The end of the token at p: a quoted string or identifier ('', "", ``,
+** []), a word, or one other character. */
+static const char *sql_token_end(const char *p) {
+  char close = *p == '[' ? ']' : *p;
+  if (close == '\'' || close == '"' || close == '`' || close == ']') {
+    for (p++; *p; p++)
+      if (*p == close) {
+        if (close != ']' && p[1] == close)
+          p++;
+        else
+          return p + 1;
+      }
+    return p;
+  }
+  if (is_word_byte(*p)) {
+    while (is_word_byte(*p)) p++;
+    return p;
+  }
+  return *p ? p + 1 : p;
+}
+
+/* A copy of the token [p, end) with its quotes removed (as sqlite3Dequote
+** and FTS5's dequoting do), or NULL when out of memory. */
+static char *dequoted(const char *p, const char *end) {
+  char *out = sqlite3_malloc64((sqlite3_uint64)(end - p) + 1);
+  if (!out) return NULL;
+  char close = *p == '[' ? ']' : *p;
+  size_t n = 0;
+  if (close == '\'' || close == '"' || close == '`' || close == ']') {
+    for (p++; p < end; p++) {
+      if (*p == close) {
+        if (close == ']' || p + 1 >= end || p[1] != close) break;
+        p++;
+      }
+      out[n++] = *p;
+    }
+  } else {
+    memcpy(out, p, (size_t)(end - p));
+    n = (size_t)(end - p);
+  }
+  out[n] = 0;
+  return out;
+}
+
+static bool token_is(const char *p, const char *end, const char *word) {
+  size_t n = strlen(word);
+  return (size_t)(end - p) == n && sqlite3_strnicmp(p, word, (int)n) == 0;
+}
+
+/* Splits the value of tokenize= into words as FTS5 does (barewords, or
+** '...' literals, dequoted) and reads them: whether it names the bytepiece
+** tokenizer with pieces 1, and its model name (to free) in *name. */
+static int parse_tokenize(const char *value, bool *bytepiece, char **name) {
+  *bytepiece = false;
+  *name = NULL;
+  char *words[64];
+  int count = 0, rc = SQLITE_OK;
+  for (const char *p = skip_sql_space(value); *p && count < 64; p = skip_sql_space(p)) {
+    const char *end = *p == '\'' ? sql_token_end(p) : p;
+    if (*p != '\'')
+      while (*end && is_word_byte(*end)) end++;
+    if (end == p) break; /* FTS5 would not accept it */
+    if (!(words[count] = dequoted(p, end))) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    count++;
+    p = end;
+  }
+  const char *model;
+  int pieces;
+  if (rc == SQLITE_OK && count > 0 && sqlite3_stricmp(words[0], "bytepiece") == 0 &&
+      parse_arguments((const char *const *)words + 1, count - 1, &model, &pieces) ==
+          SQLITE_OK &&
+      pieces) {
+    *bytepiece = true;
+    if (model && !(*name = sqlite3_mprintf("%s", model))) rc = SQLITE_NOMEM;
+  }
+  for (int i = 0; i < count; i++) sqlite3_free(words[i]);
+  return rc;
+}
+
+/* Reads `sql`, a CREATE VIRTUAL TABLE statement: whether it is an fts5 table
+** whose tokenizer is bytepiece with pieces 1 and the model `model` (NULL:
+** the default), and whether it is contentless. */
+static int parse_declaration(const char *sql, const char *model, bool *member,
+                             bool *contentless) {
+  *member = *contentless = false;
+  const char *p = skip_sql_space(sql), *end;
+  /* CREATE VIRTUAL TABLE [IF NOT EXISTS] [schema.]name USING module ( */
+  for (;; p = skip_sql_space(end)) {
+    end = sql_token_end(p);
+    if (end == p) return SQLITE_OK;
+    if (token_is(p, end, "USING")) break;
+  }
+  p = skip_sql_space(end);
+  end = sql_token_end(p);
+  char *module = dequoted(p, end);
+  if (!module) return SQLITE_NOMEM;
+  bool fts5 = sqlite3_stricmp(module, "fts5") == 0;
+  sqlite3_free(module);
+  p = skip_sql_space(end);
+  if (!fts5 || *p != '(') return SQLITE_OK;
+  p++;
+  int rc = SQLITE_OK;
+  bool bytepiece = false;
+  char *name = NULL;
+  while (*p && rc == SQLITE_OK) {
+    /* One argument: up to a comma or the closing parenthesis at depth 0. */
+    p = skip_sql_space(p);
+    const char *key = p, *key_end = sql_token_end(p);
+    int depth = 0;
+    const char *arg_end = p;
+    while (*arg_end && (depth > 0 || (*arg_end != ',' && *arg_end != ')'))) {
+      if (*arg_end == '(') depth++;
+      if (*arg_end == ')') depth--;
+      const char *next = sql_token_end(arg_end);
+      arg_end = skip_sql_space(next == arg_end ? arg_end + 1 : next);
+    }
+    const char *equals = skip_sql_space(key_end);
+    if (*equals == '=' && key_end <= arg_end) {
+      const char *value = skip_sql_space(equals + 1);
+      const char *value_end = sql_token_end(value);
+      char *v = value < arg_end ? dequoted(value, value_end) : sqlite3_mprintf("");
+      if (!v) {
+        rc = SQLITE_NOMEM;
+        break;
+      }
+      if (token_is(key, key_end, "tokenize")) {
+        sqlite3_free(name);
+        rc = parse_tokenize(v, &bytepiece, &name);
+      } else if (token_is(key, key_end, "content")) {
+        *contentless = v[0] == 0;
+      }
+      sqlite3_free(v);
+    }
+    if (*arg_end != ',') break;
+    p = arg_end + 1;
+  }
+  if (rc == SQLITE_OK)
+    *member =
+        bytepiece && (name == NULL) == (model == NULL) && (!name || strcmp(name, model) == 0);
+  sqlite3_free(name);
+  return rc;
+}
+
+/* Runs `sql` (made with sqlite3_mprintf, freed here) and gives its first
+** row's first column as text (NULL for none or NULL) in *text. */
+static int query_text(sqlite3 *db, char *sql, char **text, bool *found) {
+  *text = NULL;
+  *found = false;
+  if (!sql) return SQLITE_NOMEM;
+  sqlite3_stmt *stmt;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK) return rc;
+  rc = sqlite3_step(stmt);
+  if (rc == SQLITE_ROW) {
+    *found = true;
+    const char *v = (const char *)sqlite3_column_text(stmt, 0);
+    if (v && !(*text = sqlite3_mprintf("%s", v))) {
+      sqlite3_finalize(stmt);
+      return SQLITE_NOMEM;
+    }
+  }
+  int finalize_rc = sqlite3_finalize(stmt);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? finalize_rc : rc;
+}
+
+/* Reads a table's model record and whether its index is empty. */
+static int table_read(sqlite3 *db, fts_table *table) {
+  char *value;
+  bool found;
+  int rc = query_text(
+      db,
+      sqlite3_mprintf("SELECT v FROM \"%w\".\"%w_config\" WHERE k = '" RECORD_KEY "'",
+                      table->schema, table->name),
+      &value, &found);
+  if (rc != SQLITE_OK) return rc;
+  if (value && strlen(value) > DIGEST_HEX && value[DIGEST_HEX] == ' ') {
+    table->has_record = true;
+    memcpy(table->digest, value, DIGEST_HEX);
+    table->digest[DIGEST_HEX] = 0;
+    if (!(table->record_name = sqlite3_mprintf("%s", value + DIGEST_HEX + 1)))
+      rc = SQLITE_NOMEM;
+  }
+  sqlite3_free(value);
+  if (rc != SQLITE_OK) return rc;
+  rc = query_text(
+      db,
+      sqlite3_mprintf("SELECT 1 FROM \"%w\".\"%w_idx\" LIMIT 1", table->schema, table->name),
+      &value, &found);
+  sqlite3_free(value);
+  table->empty = !found;
+  return rc;
+}
+
+/* Finds the tables declared with this tokenizer's model and pieces 1, in
+** every attached schema, with their records. */
+static int group_find(Fts5Tokenizer *t, fts_group *g) {
+  memset(g, 0, sizeof *g);
+  sqlite3 *db = bpsql_connection_db(t->connection);
+  sqlite3_stmt *schemas;
+  int rc = sqlite3_prepare_v2(db, "SELECT name FROM pragma_database_list", -1, &schemas, NULL);
+  if (rc != SQLITE_OK) return rc;
+  while (rc == SQLITE_OK && sqlite3_step(schemas) == SQLITE_ROW) {
+    const char *schema = (const char *)sqlite3_column_text(schemas, 0);
+    if (!schema) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    sqlite3_stmt *tables;
+    char *sql = sqlite3_mprintf(
+        "SELECT name, sql FROM \"%w\".sqlite_schema WHERE type = 'table' AND "
+        "sql LIKE 'CREATE VIRTUAL TABLE%%'",
+        schema);
+    if (!sql) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    rc = sqlite3_prepare_v2(db, sql, -1, &tables, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK) break;
+    while (rc == SQLITE_OK && sqlite3_step(tables) == SQLITE_ROW) {
+      const char *name = (const char *)sqlite3_column_text(tables, 0);
+      const char *declaration = (const char *)sqlite3_column_text(tables, 1);
+      bool member, contentless;
+      if (!name || !declaration) {
+        rc = SQLITE_NOMEM;
+        break;
+      }
+      rc = parse_declaration(declaration, t->name, &member, &contentless);
+      if (rc != SQLITE_OK || !member) continue;
+      if (g->count == g->capacity) {
+        int capacity = g->capacity ? 2 * g->capacity : 4;
+        fts_table *grown =
+            sqlite3_realloc64(g->tables, (sqlite3_uint64)capacity * sizeof *grown);
+        if (!grown) {
+          rc = SQLITE_NOMEM;
+          break;
+        }
+        g->tables = grown;
+        g->capacity = capacity;
+      }
+      fts_table *table = &g->tables[g->count];
+      memset(table, 0, sizeof *table);
+      table->schema = sqlite3_mprintf("%s", schema);
+      table->name = sqlite3_mprintf("%s", name);
+      table->contentless = contentless;
+      g->count++;
+      if (!table->schema || !table->name) rc = SQLITE_NOMEM;
+    }
+    int finalize_rc = sqlite3_finalize(tables);
+    if (rc == SQLITE_OK) rc = finalize_rc;
+  }
+  int finalize_rc = sqlite3_finalize(schemas);
+  if (rc == SQLITE_OK) rc = finalize_rc;
+  for (int i = 0; i < g->count && rc == SQLITE_OK; i++) rc = table_read(db, &g->tables[i]);
+  if (rc != SQLITE_OK) group_free(g);
+  return rc;
+}
+
+/* What the last check depended on: the model store (the registry's serial)
+** and each attached database's data version (which a commit of another
+** connection changes), with how many are attached. */
+static sqlite3_uint64 tokenizer_stamp(Fts5Tokenizer *t) {
+  sqlite3 *db = bpsql_connection_db(t->connection);
+  sqlite3_uint64 stamp = bpsql_connection_serial(t->connection);
+#if SQLITE_VERSION_NUMBER >= 3039000
+  for (int i = 0;; i++) {
+    const char *schema = sqlite3_db_name(db, i);
+    if (!schema) break;
+    unsigned version = 0;
+    sqlite3_file_control(db, schema, SQLITE_FCNTL_DATA_VERSION, &version);
+    stamp = stamp * 1000003u + version + (sqlite3_uint64)i;
+  }
+#endif
+  return stamp;
+}
+
+static void hex_digest(const bp_model *model, char out[DIGEST_HEX + 1]) {
+  const uint8_t *digest = bp_model_digest(model);
+  for (int i = 0; i < 32; i++) sqlite3_snprintf(3, out + 2 * i, "%02x", digest[i]);
+}
+
+/* Resolves a model name; on failure the reason goes to sqlite3_log. */
+static int resolve_logged(Fts5Tokenizer *t, const char *name, bool log, bp_model **model) {
   char *message;
   int rc =
-      bpsql_resolve_model_name(t->connection, t->name, "bytepiece tokenizer", &message, &model);
-  if (rc != SQLITE_OK) {
+      bpsql_resolve_model_name(t->connection, name, "bytepiece tokenizer", &message, model);
+  if (rc != SQLITE_OK && log)
     sqlite3_log(rc, "%s", message ? message : "bytepiece tokenizer: out of memory");
-    sqlite3_free(message);
+  sqlite3_free(message);
+  return rc;
+}
+
+/* The model the tables are to be indexed with, and its name: the declared
+** name's model; for the default model, the model a record names as long
+** as that name still holds the recorded digest (so that adding a second
+** model, which leaves no default, changes nothing), else the default. */
+static int group_model(Fts5Tokenizer *t, const fts_group *g, bp_model **model, char **name) {
+  *model = NULL;
+  *name = NULL;
+  if (t->name) {
+    int rc = resolve_logged(t, t->name, true, model);
+    if (rc == SQLITE_OK && !(*name = sqlite3_mprintf("%s", t->name))) rc = SQLITE_NOMEM;
+    return rc;
+  }
+  for (int i = 0; i < g->count; i++) {
+    const fts_table *table = &g->tables[i];
+    if (!table->has_record) continue;
+    bp_model *recorded;
+    if (resolve_logged(t, table->record_name, false, &recorded) != SQLITE_OK) continue;
+    char hex[DIGEST_HEX + 1];
+    hex_digest(recorded, hex);
+    if (strcmp(hex, table->digest) == 0) {
+      *model = recorded;
+      return (*name = sqlite3_mprintf("%s", table->record_name)) ? SQLITE_OK : SQLITE_NOMEM;
+    }
+    bp_model_release(recorded);
+  }
+  int rc = resolve_logged(t, NULL, true, model);
+  if (rc == SQLITE_OK) rc = bpsql_default_model_name(t->connection, name);
+  if (rc == SQLITE_OK && !*name) rc = SQLITE_ERROR; /* the store changed in between */
+  return rc;
+}
+
+/* Writes the model record of a table whose index is empty. */
+static int table_record(sqlite3 *db, const fts_table *table, const char *hex,
+                        const char *name) {
+  char *sql = sqlite3_mprintf(
+      "INSERT OR REPLACE INTO \"%w\".\"%w_config\"(k, v) VALUES ('" RECORD_KEY "', '%q %q')",
+      table->schema, table->name, hex, name);
+  if (!sql) return SQLITE_NOMEM;
+  int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  sqlite3_free(sql);
+  return rc;
+}
+
+/* Logs why a table's index cannot be used with the model now, and the
+** remedy (short: sqlite3_log keeps about 200 bytes of a message). */
+static void log_stale(const fts_table *table, const char *hex, const char *name) {
+  const char *remedy = table->contentless ? "run INSERT INTO %s(%s) VALUES('delete-all') and "
+                                            "insert its rows again"
+                                          : "rebuild it (INSERT INTO %s(%s) VALUES('rebuild'))";
+  char *text = sqlite3_mprintf(remedy, table->name, table->name);
+  if (!table->has_record)
+    sqlite3_log(SQLITE_ERROR,
+                "bytepiece tokenizer: FTS5 table %s.%s was indexed before its model was "
+                "recorded: with model '%s', %s",
+                table->schema, table->name, name, text ? text : "out of memory");
+  else
+    sqlite3_log(SQLITE_ERROR,
+                "bytepiece tokenizer: FTS5 table %s.%s was indexed with model '%s' %.16s, "
+                "'%s' is now %.16s: %s",
+                table->schema, table->name, table->record_name, table->digest, name, hex,
+                text ? text : "out of memory");
+  sqlite3_free(text);
+}
+
+/* Whether the records the last check wrote are still there. */
+static bool records_still_written(Fts5Tokenizer *t) {
+  if (!t->written) return true;
+  bool there = sqlite3_step(t->written) == SQLITE_ROW &&
+               sqlite3_column_int(t->written, 0) == t->written_count;
+  sqlite3_reset(t->written);
+  return there;
+}
+
+/* The check at the first use in each statement (and again whenever the
+** store or a database changed): for each table of the group, a record of
+** the model in use is fine; a table with a missing or another record whose
+** index is empty gets the record (when a document is indexed: CREATE,
+** delete-all, the start of rebuild); any other table is stale, and then
+** nothing but the indexing of a document while a table was found empty
+** (the one being built) may go on. FTS5 passes no message of a tokenizer
+** on (the user sees "SQL logic error"), so the reasons go to sqlite3_log. */
+static int tokenizer_check(Fts5Tokenizer *t, bool document) {
+  if (t->model && (document ? t->fine_for_documents : t->fine_for_queries)) {
+    /* Resolving notices a changed store; the stamp, any other change. */
+    bp_model *model;
+    int rc = resolve_logged(t, t->model_name, false, &model);
+    if (rc == SQLITE_NOMEM) return rc;
+    bool same =
+        rc == SQLITE_OK && memcmp(bp_model_digest(model), bp_model_digest(t->model), 32) == 0;
+    bp_model_release(model);
+    if (same && tokenizer_stamp(t) == t->stamp && records_still_written(t)) return SQLITE_OK;
+  }
+  t->fine_for_queries = t->fine_for_documents = false;
+  sqlite3_finalize(t->written);
+  t->written = NULL;
+  sqlite3 *db = bpsql_connection_db(t->connection);
+  fts_group g;
+  int rc = group_find(t, &g);
+  if (rc != SQLITE_OK) return rc;
+  bp_model *model;
+  char *name;
+  rc = group_model(t, &g, &model, &name);
+  if (rc != SQLITE_OK) {
+    group_free(&g);
     return rc == SQLITE_NOMEM ? rc : SQLITE_ERROR;
   }
-  if (!t->model) {
-    t->model = model;
-    return SQLITE_OK;
+  char hex[DIGEST_HEX + 1];
+  hex_digest(model, hex);
+  bool any_empty = false, any_stale = false;
+  sqlite3_str *written = sqlite3_str_new(db);
+  int written_count = 0;
+  for (int i = 0; i < g.count && rc == SQLITE_OK; i++) {
+    fts_table *table = &g.tables[i];
+    if (table->has_record && strcmp(table->digest, hex) == 0) continue;
+    if (table->empty) {
+      any_empty = true;
+      if (document && (rc = table_record(db, table, hex, name)) == SQLITE_OK) {
+        sqlite3_str_appendf(written,
+                            "%sSELECT 1 FROM \"%w\".\"%w_config\" WHERE k = '" RECORD_KEY
+                            "' AND v = '%q %q'",
+                            written_count ? " UNION ALL " : "SELECT count(*) FROM (",
+                            table->schema, table->name, hex, name);
+        written_count++;
+      }
+    } else {
+      any_stale = true;
+    }
   }
-  bool same = memcmp(bp_model_digest(model), bp_model_digest(t->model), 32) == 0;
-  bp_model_release(model);
-  if (same) return SQLITE_OK;
-  sqlite3_log(SQLITE_ERROR,
-              "bytepiece tokenizer: the model %s%s%s changed since this connection opened "
-              "the FTS5 table; rebuild it from a new connection",
-              t->name ? "'" : "", t->name ? t->name : "(the default)", t->name ? "'" : "");
-  return SQLITE_ERROR;
+  if (rc == SQLITE_OK && any_stale && !(document && any_empty)) {
+    for (int i = 0; i < g.count; i++) {
+      fts_table *table = &g.tables[i];
+      if (!table->empty && !(table->has_record && strcmp(table->digest, hex) == 0))
+        log_stale(table, hex, name);
+    }
+    rc = SQLITE_ERROR;
+  }
+  if (rc == SQLITE_OK && g.count == 0 && t->model &&
+      memcmp(bp_model_digest(model), bp_model_digest(t->model), 32) != 0) {
+    /* No table found to keep a record in (declared in a way not read
+    ** here): an index this connection started with one model must not go
+    ** on with another. */
+    sqlite3_log(SQLITE_ERROR,
+                "bytepiece tokenizer: the model '%s' changed since this connection opened "
+                "the FTS5 table; rebuild it from a new connection",
+                name);
+    rc = SQLITE_ERROR;
+  }
+  group_free(&g);
+  sqlite3_str_appendall(written, ")");
+  char *written_sql = sqlite3_str_finish(written);
+  if (rc == SQLITE_OK && !written_sql) rc = SQLITE_NOMEM;
+  if (rc == SQLITE_OK && written_count > 0)
+    rc = sqlite3_prepare_v3(db, written_sql, -1, SQLITE_PREPARE_PERSISTENT, &t->written, NULL);
+  sqlite3_free(written_sql);
+  t->written_count = written_count;
+  if (rc != SQLITE_OK) {
+    bp_model_release(model);
+    sqlite3_free(name);
+    return rc;
+  }
+  bp_model_release(t->model);
+  sqlite3_free(t->model_name);
+  t->model = model;
+  t->model_name = name;
+  t->fine_for_documents = true;
+  t->fine_for_queries = !any_stale;
+  t->stamp = tokenizer_stamp(t);
+  return SQLITE_OK;
 }
 
 /* The text as it is indexed: its NFC form with the map back to the
@@ -310,10 +829,11 @@ static int emit_terms(const indexed_text *x, const bp_interrupt *interrupt, void
 
 static int tokenizer_tokenize(Fts5Tokenizer *t, void *context, int flags, const char *text,
                               int length, emit_function emit) {
-  /* Without pieces the index does not depend on the model at all. */
-  int rc = t->pieces ? tokenizer_model(t) : SQLITE_OK;
-  if (rc != SQLITE_OK) return rc;
   bool query = (flags & FTS5_TOKENIZE_QUERY) != 0;
+  bool document = (flags & FTS5_TOKENIZE_DOCUMENT) != 0;
+  /* Without pieces the index does not depend on the model at all. */
+  int rc = t->pieces ? tokenizer_check(t, document) : SQLITE_OK;
+  if (rc != SQLITE_OK) return rc;
   if (query && length > 0 && text[0] == PIECE_MARK) {
     /* One piece term, from bp_fts_query: the rest of the phrase as it is. */
     indexed_text x;

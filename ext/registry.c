@@ -767,3 +767,33 @@ int bpsql_resolve_model_name(bpsql_connection *c, const char *name, const char *
   *message = NULL;
   return resolve_name(c, name, function, NULL, message, model);
 }
+
+unsigned bpsql_connection_serial(const bpsql_connection *c) { return c->serial; }
+
+int bpsql_default_model_name(bpsql_connection *c, char **name) {
+  *name = NULL;
+  sqlite3_stmt *snapshot;
+  int schema_version, state;
+  int rc = bpsql_store_snapshot(c->db, &snapshot, &schema_version);
+  if (rc != SQLITE_OK) return rc;
+  rc = bpsql_store_check(c, schema_version, &state);
+  if (rc == SQLITE_OK && state == BP_STORE_ABSENT) {
+    if (!(*name = sqlite3_mprintf("%s", BPSQL_BUILTIN_DEFAULT))) rc = SQLITE_NOMEM;
+  } else if (rc == SQLITE_OK && state == BP_STORE_VALID) {
+    stored_row row;
+    char *missing = NULL;
+    sqlite3_int64 stored;
+    int found;
+    rc = store_find(c->db, NULL, &found, &row, &missing, &stored);
+    sqlite3_free(missing);
+    if (rc == SQLITE_OK && found)
+      *name = row.name; /* taken over */
+    else
+      sqlite3_free(row.name);
+    if (rc == SQLITE_OK && !found && stored == 0 &&
+        !(*name = sqlite3_mprintf("%s", BPSQL_BUILTIN_DEFAULT)))
+      rc = SQLITE_NOMEM;
+  }
+  sqlite3_finalize(snapshot);
+  return rc;
+}
