@@ -674,13 +674,16 @@ static int tokenizer_check(Fts5Tokenizer *t, bool document) {
 }
 
 /* The text as it is indexed: its NFC form with the map back to the
-** original, and the ends of the model's pieces when asked for. */
+** original, and the model's pieces when asked for. The pieces' ends are
+** walked while the terms are reported (piece_walk) rather than kept in an
+** array: a huge document needs no second pass before its terms, which
+** would not hear sqlite3_interrupt, and no 8 bytes a piece. */
 typedef struct indexed_text {
   bp_spans spans;
   const char *bytes; /* spans.text */
   size_t length;
-  const size_t *piece_ends; /* NULL when pieces were not asked for */
-  size_t piece_count;
+  const bp_model *model; /* NULL when pieces were not asked for */
+  bp_ids pieces;         /* the model's segmentation of `bytes` */
 } indexed_text;
 
 /* The one place that normalizes, encodes and maps offsets back. */
@@ -689,28 +692,48 @@ static int indexed_text_make(const bp_model *model, const bp_interrupt *interrup
                              indexed_text *out) {
   memset(out, 0, sizeof *out);
   bp_error err;
-  const bp_model *encoding = with_pieces ? model : NULL;
-  int rc = bp_encode_spans(encoding, text, length, BP_INPUT_TEXT, 1, NULL, interrupt,
-                           &out->spans, &err);
+  int rc =
+      bp_encode_spans(NULL, text, length, BP_INPUT_TEXT, 1, NULL, interrupt, &out->spans, &err);
   if (rc == BP_INVALID) {
     /* Not UTF-8: index the bytes as they are rather than lose the row. */
     bp_spans_free(&out->spans);
-    rc = bp_encode_spans(encoding, text, length, BP_INPUT_BYTES, 1, NULL, interrupt,
-                         &out->spans, &err);
-  }
-  if (rc != BP_OK) {
-    bp_spans_free(&out->spans);
-    return bpsql_sqlite_code(rc);
+    rc = bp_encode_spans(NULL, text, length, BP_INPUT_BYTES, 1, NULL, interrupt, &out->spans,
+                         &err);
   }
   out->bytes = out->spans.text;
   out->length = out->spans.length;
-  if (with_pieces) {
-    out->piece_ends = out->spans.ends;
-    out->piece_count = out->spans.ids.count;
+  if (rc == BP_OK && with_pieces) {
+    /* The NFC text as bytes: exactly bp_encode's pieces of the text. */
+    out->model = model;
+    rc = bp_encode(model, out->bytes, out->length, BP_INPUT_BYTES, NULL, interrupt,
+                   &out->pieces, &err);
+  }
+  if (rc != BP_OK) {
+    bp_spans_free(&out->spans);
+    bp_ids_free(&out->pieces);
+    return bpsql_sqlite_code(rc);
   }
   return SQLITE_OK;
 }
-static void indexed_text_free(indexed_text *x) { bp_spans_free(&x->spans); }
+static void indexed_text_free(indexed_text *x) {
+  bp_spans_free(&x->spans);
+  bp_ids_free(&x->pieces);
+}
+
+/* A walk over the pieces in order: [start, end) is piece `next - 1`. */
+typedef struct piece_walk {
+  size_t next, start, end;
+} piece_walk;
+
+/* Moves the walk to the piece that holds byte `offset` (or past the last). */
+static void piece_walk_to(const indexed_text *x, piece_walk *w, size_t offset) {
+  while (w->end <= offset && w->next < x->pieces.count) {
+    uint32_t length;
+    bp_model_piece(x->model, (uint32_t)x->pieces.ids[w->next++], &length);
+    w->start = w->end;
+    w->end += length;
+  }
+}
 
 typedef int (*emit_function)(void *, int, const char *, int, int, int);
 
@@ -777,7 +800,7 @@ static int emit_separator(const indexed_text *x, size_t start, size_t end, void 
 ** their first character. */
 static int emit_terms(const indexed_text *x, const bp_interrupt *interrupt, void *context,
                       emit_function emit) {
-  size_t piece = 0, piece_start = 0;
+  piece_walk walk = {0, 0, 0};
   size_t next_check = 65536; /* a huge document stops on sqlite3_interrupt */
   size_t separator_start = 0, separator_end = 0; /* the run since the last term */
   bool any = false, in_separator = false;
@@ -815,12 +838,10 @@ static int emit_terms(const indexed_text *x, const bp_interrupt *interrupt, void
       continue;
     }
     rc = emit_term(x, i, i + n, true, 0, context, emit);
-    if (rc == SQLITE_OK && x->piece_ends) {
-      while (piece < x->piece_count && x->piece_ends[piece] <= i)
-        piece_start = x->piece_ends[piece++];
-      if (piece < x->piece_count && piece_start == i &&
-          is_piece_of_characters(x, i, x->piece_ends[piece]))
-        rc = emit_term(x, i, x->piece_ends[piece], false, FTS5_TOKEN_COLOCATED, context, emit);
+    if (rc == SQLITE_OK && x->model) {
+      piece_walk_to(x, &walk, i);
+      if (walk.start == i && walk.end > i && is_piece_of_characters(x, i, walk.end))
+        rc = emit_term(x, i, walk.end, false, FTS5_TOKEN_COLOCATED, context, emit);
     }
     i += n;
   }
@@ -891,7 +912,7 @@ static int append_phrase(sqlite3_str *out, const bp_model *model, const bp_inter
     indexed_text x;
     int rc = indexed_text_make(model, interrupt, text, length, true, &x);
     if (rc != SQLITE_OK) return rc;
-    piece = x.piece_count == 1 && is_piece_of_characters(&x, 0, x.length);
+    piece = x.pieces.count == 1 && is_piece_of_characters(&x, 0, x.length);
     indexed_text_free(&x);
   }
   if (piece) sqlite3_str_appendall(out, "(");
