@@ -106,7 +106,7 @@ static int parse_arguments(const char *const *arguments, int count, const char *
                            int *pieces) {
   int i = 0;
   *name = NULL;
-  *pieces = 0;
+  *pieces = 1;
   if (count > 0 && !is_option(arguments[0])) *name = arguments[i++];
   for (; i < count; i += 2) {
     if (!is_option(arguments[i]) || i + 1 >= count ||
@@ -549,9 +549,9 @@ static int table_record(sqlite3 *db, const fts_table *table, const char *hex,
 /* Logs why a table's index cannot be used with the model now, and the
 ** remedy (short: sqlite3_log keeps about 200 bytes of a message). */
 static void log_stale(const fts_table *table, const char *hex, const char *name) {
-  const char *remedy = table->contentless ? "run INSERT INTO %s(%s) VALUES('delete-all') and "
-                                            "insert its rows again"
-                                          : "rebuild it (INSERT INTO %s(%s) VALUES('rebuild'))";
+  const char *remedy =
+      table->contentless ? "INSERT INTO %s(%s) VALUES('delete-all'), then insert its rows again"
+                         : "rebuild it: INSERT INTO %s(%s) VALUES('rebuild')";
   char *text = sqlite3_mprintf(remedy, table->name, table->name);
   if (!table->has_record)
     sqlite3_log(SQLITE_ERROR,
@@ -560,8 +560,8 @@ static void log_stale(const fts_table *table, const char *hex, const char *name)
                 table->schema, table->name, name, text ? text : "out of memory");
   else
     sqlite3_log(SQLITE_ERROR,
-                "bytepiece tokenizer: FTS5 table %s.%s was indexed with model '%s' %.16s, "
-                "'%s' is now %.16s: %s",
+                "bytepiece tokenizer: FTS5 table %s.%s was indexed with model '%s' %.12s, "
+                "'%s' is now %.12s: %s",
                 table->schema, table->name, table->record_name, table->digest, name, hex,
                 text ? text : "out of memory");
   sqlite3_free(text);

@@ -157,8 +157,8 @@ def main(argv):
                     f.write(json.dumps({'set': kind, 'query': q}, ensure_ascii=False) + '\n')
     truths = {q: truth(texts, q) for queries in sets.values() for q in queries}
     configs = [('unicode61', extension, ''), ('trigram', extension, 'trigram'),
-               ('bytepiece (default, pieces 0)', extension, 'bytepiece zh80k'),
-               ('bytepiece pieces 1', extension, 'bytepiece zh80k pieces 1')]
+               ('bytepiece (default, pieces 1)', extension, 'bytepiece zh80k'),
+               ('bytepiece pieces 0', extension, 'bytepiece zh80k pieces 0')]
     if options['--base']:
         configs += [('bytepiece (base)', options['--base'], 'bytepiece zh80k'),
                     ('bytepiece subwords 1 (base)', options['--base'], 'bytepiece zh80k subwords 1')]
