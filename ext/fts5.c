@@ -6,7 +6,7 @@
 **     SELECT rowid FROM docs_fts WHERE docs_fts MATCH bp_fts_query('天气 OR linux');
 **
 ** Arguments: an optional model name from bp_models (else the default
-** model), then key/value options: `pieces 0|1` (default 0); `subwords 0|1`
+** model), then key/value options: `pieces 0|1` (default 1); `subwords 0|1`
 ** of earlier versions is accepted and has no effect. Unknown keys are an
 ** error.
 **
@@ -20,22 +20,41 @@
 ** a separator the query does not have. A phrase query is read the same
 ** way, so `"天气"` is the phrase 天 气 and finds every document that holds
 ** those characters in a row, whatever the model makes of them. With
-** pieces 1, each piece of the model's segmentation of a
+** pieces 1 (the default), each piece of the model's segmentation of a
 ** document that spans two or more such characters is also indexed, at the
 ** position of its first character (FTS5_TOKEN_COLOCATED): it cannot match
 ** a phrase of characters (it is never a single character), but
 ** bp_fts_query adds it as an alternative, so documents where the query is a
-** whole piece rank above those where it straddles pieces. Offsets are into
-** the original text, so highlight() and snippet() mark exactly the
-** characters of a match and always cut between characters.
+** whole piece rank above those where it straddles pieces. The pieces' ends
+** are walked as the terms are reported (no array of them, no pass that
+** does not hear sqlite3_interrupt). Offsets are into the original text, so
+** highlight() and snippet() mark exactly the characters of a match and
+** always cut between characters. With pieces 0 the model is never used:
+** such an index does not depend on it, and nothing below applies.
 **
-** With pieces 1 the model is resolved (and compiled) when the tokenizer is
-** first used, not when the table is opened (but for CREATE VIRTUAL TABLE,
-** which fails on a wrong name), so a table whose model is gone can still be
-** dropped; every use checks that the name still holds the model the
-** tokenizer compiled (bpsql_resolve_model_name notices a changed store at each
-** statement), and fails with SQLITE_ERROR when it does not. With pieces 0,
-** the default, the model is never used: such an index does not depend on it.
+** The model record. FTS5 does not tell a tokenizer which table it serves,
+** so a tokenizer finds its tables by their declarations: the fts5 tables of
+** every attached schema (sqlite_schema) whose tokenize= arguments give the
+** same model name and pieces 1, a group. Each table keeps in its own
+** <table>_config shadow table, under the key RECORD_KEY (FTS5 ignores keys
+** it does not know), the digest and name of the model that built its index;
+** the record moves and goes with the table. At the first use in each
+** statement (tokenizer_check; again whenever the store or a database
+** changed), every table of the group is checked: a record of the model in
+** use is fine; an empty index (CREATE, delete-all, the start of rebuild)
+** gets the record when a document is indexed; any other table is stale,
+** and then only the indexing of a document while a table was found empty
+** (the one being built) goes on, everything else fails with SQLITE_ERROR
+** (FTS5 passes no message of a tokenizer on: the user sees "SQL logic
+** error"; the reason and remedy go to sqlite3_log). So every connection
+** notices a changed model at its next statement, and a rebuild from any
+** connection clears it. A table declared without a model name goes on with
+** the model its record names while that name holds the recorded digest, so
+** storing a second model (which leaves no default) changes nothing.
+**
+** The model is resolved (and compiled) when the tokenizer is first used,
+** not when the table is opened (but for CREATE VIRTUAL TABLE, which fails
+** on a wrong name), so a table whose model is gone can still be dropped.
 **
 ** Registered through FTS5's version 2 tokenizer interface where SQLite has
 ** it (3.47 and later, built against such headers; the locale it passes is
@@ -373,7 +392,12 @@ static int query_text(sqlite3 *db, char *sql, char **text, bool *found) {
     }
   }
   int finalize_rc = sqlite3_finalize(stmt);
-  return rc == SQLITE_ROW || rc == SQLITE_DONE ? finalize_rc : rc;
+  rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? finalize_rc : rc;
+  if (rc != SQLITE_OK) {
+    sqlite3_free(*text);
+    *text = NULL;
+  }
+  return rc;
 }
 
 /* Reads a table's model record and whether its index is empty. */
@@ -507,19 +531,35 @@ static int resolve_logged(Fts5Tokenizer *t, const char *name, bool log, bp_model
 ** name's model; for the default model, the model a record names as long
 ** as that name still holds the recorded digest (so that adding a second
 ** model, which leaves no default, changes nothing), else the default. */
+static int resolve_default(Fts5Tokenizer *t, const fts_group *g, bp_model **model, char **name);
 static int group_model(Fts5Tokenizer *t, const fts_group *g, bp_model **model, char **name) {
   *model = NULL;
   *name = NULL;
+  int rc;
   if (t->name) {
-    int rc = resolve_logged(t, t->name, true, model);
+    rc = resolve_logged(t, t->name, true, model);
     if (rc == SQLITE_OK && !(*name = sqlite3_mprintf("%s", t->name))) rc = SQLITE_NOMEM;
-    return rc;
+  } else {
+    rc = resolve_default(t, g, model, name);
   }
+  if (rc != SQLITE_OK) {
+    bp_model_release(*model);
+    *model = NULL;
+    sqlite3_free(*name);
+    *name = NULL;
+  }
+  return rc;
+}
+
+static int resolve_default(Fts5Tokenizer *t, const fts_group *g, bp_model **model,
+                           char **name) {
   for (int i = 0; i < g->count; i++) {
     const fts_table *table = &g->tables[i];
     if (!table->has_record) continue;
     bp_model *recorded;
-    if (resolve_logged(t, table->record_name, false, &recorded) != SQLITE_OK) continue;
+    int rc = resolve_logged(t, table->record_name, false, &recorded);
+    if (rc == SQLITE_NOMEM) return rc;
+    if (rc != SQLITE_OK) continue; /* the name is gone: the record cannot hold */
     char hex[DIGEST_HEX + 1];
     hex_digest(recorded, hex);
     if (strcmp(hex, table->digest) == 0) {
