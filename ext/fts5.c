@@ -707,7 +707,8 @@ static int tokenizer_check(Fts5Tokenizer *t, bool document) {
   sqlite3_free(t->model_name);
   t->model = model;
   t->model_name = name;
-  t->fine_for_documents = true;
+  /* An empty index found by a query gets its record at the next document. */
+  t->fine_for_documents = document || !any_empty;
   t->fine_for_queries = !any_stale;
   t->stamp = tokenizer_stamp(t);
   return SQLITE_OK;
