@@ -95,6 +95,10 @@ static void sample_linear(const bp_model *m, const uint8_t *chunk, size_t from, 
   double weight[BP_MAX_PIECE_BYTES];
   int32_t candidate[BP_MAX_PIECE_BYTES];
   int32_t state = carry->matcher_state;
+  /* A copy the compiler can keep in registers: the stores to back[] and
+  ** the ring would otherwise make it load and store the generator's state
+  ** around every draw. */
+  bp_sampler rng = *sampler;
   for (size_t e = from + 1; e <= to; e++) {
     state = bp_matcher_step(cells, state, chunk[e - 1]);
     int n = 0;
@@ -105,7 +109,7 @@ static void sample_linear(const bp_model *m, const uint8_t *chunk, size_t from, 
       weight[n] = w;
       candidate[n++] = p;
     }
-    back[e] = n == 1 ? candidate[0] : draw(sampler, weight, candidate, n, sum);
+    back[e] = n == 1 ? candidate[0] : draw(&rng, weight, candidate, n, sum);
     total[e & (SCORE_RING - 1)] = sum;
     if (sum > 0x1p128 || sum < 0x1p-128) {
       int exponent;
@@ -114,6 +118,7 @@ static void sample_linear(const bp_model *m, const uint8_t *chunk, size_t from, 
       for (int i = 0; i < SCORE_RING; i++) total[i] *= scale;
     }
   }
+  *sampler = rng;
   carry->matcher_state = state;
 }
 
