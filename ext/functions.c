@@ -190,10 +190,11 @@ static int encode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **argv
 
 /* "00" to "99": the writer below turns two digits at a time into text with
 ** one division by 100 instead of one division by 10 per digit. */
-static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324"
-                                  "25262728293031323334353637383940414243444546474849"
-                                  "50515253545556575859606162636465666768697071727374"
-                                  "75767778798081828384858687888990919293949596979899";
+static const char digit_pairs[] =
+    "00010203040506070809101112131415161718192021222324"
+    "25262728293031323334353637383940414243444546474849"
+    "50515253545556575859606162636465666768697071727374"
+    "75767778798081828384858687888990919293949596979899";
 
 /* Writes v in decimal at o and returns the end: its length is known first,
 ** so the digits go straight to their places from the right. The ids of

@@ -129,7 +129,8 @@ int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes, const uint32_t *offse
 void bp_matcher_free(bp_matcher *mt);
 
 /* The cell of a state (a byte offset, see above). */
-static inline const bp_matcher_cell *bp_matcher_at(const bp_matcher_cell *cells, int32_t state) {
+static inline const bp_matcher_cell *bp_matcher_at(const bp_matcher_cell *cells,
+                                                   int32_t state) {
   return (const bp_matcher_cell *)((const char *)cells + state);
 }
 

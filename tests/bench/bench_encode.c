@@ -142,7 +142,8 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "json") == 0)
       sql = sqlite3_mprintf("SELECT sum(length(bp_encode(text, 'bench'))) FROM corpus");
     else if (alpha)
-      sql = sqlite3_mprintf("SELECT sum(bp_count(text, 'bench', %s, rowid)) FROM corpus", alpha);
+      sql =
+          sqlite3_mprintf("SELECT sum(bp_count(text, 'bench', %s, rowid)) FROM corpus", alpha);
     else
       sql = sqlite3_mprintf("SELECT sum(bp_count(text, 'bench')) FROM corpus");
     if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
