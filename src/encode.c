@@ -55,7 +55,7 @@ static void viterbi(const bp_model *m, const uint8_t *chunk, size_t from, size_t
     ** never empty, and every path score is finite (bp_model_build_with_digest): the
     ** longest candidate would beat -infinity, so it starts as the best
     ** without a comparison and the loop looks at the shorter ones. */
-    int32_t choice = cells[state].out;
+    int32_t choice = bp_matcher_at(cells, state)->out;
     double top = best[(e - pieces[choice].length) & (SCORE_RING - 1)] + pieces[choice].score;
     for (int32_t p = pieces[choice].next_out; p >= 0; p = pieces[p].next_out) {
       double v = best[(e - pieces[p].length) & (SCORE_RING - 1)] + pieces[p].score;
@@ -95,17 +95,21 @@ static void sample_linear(const bp_model *m, const uint8_t *chunk, size_t from, 
   double weight[BP_MAX_PIECE_BYTES];
   int32_t candidate[BP_MAX_PIECE_BYTES];
   int32_t state = carry->matcher_state;
+  /* A copy the compiler can keep in registers: the stores to back[] and
+  ** the ring would otherwise make it load and store the generator's state
+  ** around every draw. */
+  bp_sampler rng = *sampler;
   for (size_t e = from + 1; e <= to; e++) {
     state = bp_matcher_step(cells, state, chunk[e - 1]);
     int n = 0;
     double sum = 0.0;
-    for (int32_t p = cells[state].out; p >= 0; p = pieces[p].next_out) {
+    for (int32_t p = bp_matcher_at(cells, state)->out; p >= 0; p = pieces[p].next_out) {
       double w = total[(e - pieces[p].length) & (SCORE_RING - 1)] * weights[p];
       sum += w;
       weight[n] = w;
       candidate[n++] = p;
     }
-    back[e] = n == 1 ? candidate[0] : draw(sampler, weight, candidate, n, sum);
+    back[e] = n == 1 ? candidate[0] : draw(&rng, weight, candidate, n, sum);
     total[e & (SCORE_RING - 1)] = sum;
     if (sum > 0x1p128 || sum < 0x1p-128) {
       int exponent;
@@ -114,6 +118,7 @@ static void sample_linear(const bp_model *m, const uint8_t *chunk, size_t from, 
       for (int i = 0; i < SCORE_RING; i++) total[i] *= scale;
     }
   }
+  *sampler = rng;
   carry->matcher_state = state;
 }
 
@@ -140,7 +145,7 @@ static void sample_log(const bp_model *m, const uint8_t *chunk, size_t from, siz
     state = bp_matcher_step(cells, state, chunk[e - 1]);
     int n = 0;
     double top = -INFINITY;
-    for (int32_t p = cells[state].out; p >= 0; p = pieces[p].next_out) {
+    for (int32_t p = bp_matcher_at(cells, state)->out; p >= 0; p = pieces[p].next_out) {
       double w = scaled_log_total[(e - pieces[p].length) & (SCORE_RING - 1)] + pieces[p].score;
       if (w > top) top = w;
       weight[n] = w;
@@ -395,7 +400,7 @@ int bp_pieces_inside(const bp_model *m, const uint8_t *bytes, size_t len,
   int32_t state = 0;
   for (size_t e = 1; e <= len; e++) {
     state = bp_matcher_step(cells, state, bytes[e - 1]);
-    for (int32_t p = cells[state].out; p >= 0; p = pieces[p].next_out)
+    for (int32_t p = bp_matcher_at(cells, state)->out; p >= 0; p = pieces[p].next_out)
       if (pieces[p].length <= e)
         found(context, e - pieces[p].length, e, (uint32_t)p + BP_FIRST_PIECE_ID);
   }

@@ -6,9 +6,9 @@
 ** the trie into a double array breadth first (a node's children sit at
 ** base + byte, and `check` names the parent, so a transition is two loads;
 ** the search for a base is bounded, see placement below, so building is
-** linear in the model's size), then compute failure links and output links
-** breadth first. Each cell's
-** `out` names the longest piece that is a suffix of the cell's string; each
+** linear in the model's size), turn slot numbers into the byte offsets the
+** automaton uses (internal.h), then compute failure links and output links
+** breadth first. Each cell's `out` names the longest piece that is a suffix of the cell's string; each
 ** piece's `next_out` names the next shorter one, so the pieces ending at a
 ** position come out longest first.
 */
@@ -158,7 +158,8 @@ static int placement_grow(placement *pl, size_t want) {
   if (want <= pl->capacity) return BP_OK;
   size_t capacity = pl->capacity ? pl->capacity : 1024;
   while (capacity < want) capacity *= 2;
-  if (capacity > INT32_MAX) return BP_TOOBIG;
+  /* States are byte offsets of cells in an int32_t (internal.h). */
+  if (capacity > INT32_MAX / sizeof(bp_matcher_cell)) return BP_TOOBIG;
   bp_matcher_cell *cells = bp_realloc(pl->cells, capacity * sizeof *cells);
   if (!cells) return BP_NOMEM;
   pl->cells = cells;
@@ -284,7 +285,18 @@ static int place_breadth_first(const trie *t, placement *pl, int32_t *queue, int
   return BP_OK;
 }
 
-/* Failure and output links, breadth first: both point to shallower nodes. */
+/* Placement works in slots; the automaton in byte offsets (internal.h).
+** Free slots keep a negative check. */
+static void slots_to_offsets(bp_matcher_cell *cells, size_t cell_count) {
+  const int32_t size = (int32_t)sizeof *cells;
+  for (size_t i = 0; i < cell_count; i++) {
+    cells[i].base *= size;
+    cells[i].check *= size;
+  }
+}
+
+/* Failure and output links, breadth first: both point to shallower nodes.
+** The failure links are offsets, found by stepping the automaton. */
 static void link_failures(bp_matcher *mt, const trie *t, bp_matcher_cell *cells,
                           const int32_t *queue, const int32_t *slot_of) {
   for (size_t q = 0; q < t->count; q++) {
@@ -296,10 +308,10 @@ static void link_failures(bp_matcher *mt, const trie *t, bp_matcher_cell *cells,
       cells[child].fail = fail;
       int32_t piece = t->piece[c];
       if (piece >= 0) {
-        mt->pieces[piece].next_out = cells[fail].out;
+        mt->pieces[piece].next_out = bp_matcher_at(cells, fail)->out;
         cells[child].out = piece;
       } else {
-        cells[child].out = cells[fail].out;
+        cells[child].out = bp_matcher_at(cells, fail)->out;
       }
     }
   }
@@ -330,6 +342,7 @@ int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes, const uint32_t *offse
     if (trimmed) pl.cells = trimmed; /* else keep the longer array */
     mt->trie_nodes = t.count;
     mt->placement_probes = pl.probes;
+    slots_to_offsets(pl.cells, cell_count);
     link_failures(mt, &t, pl.cells, queue, slot_of);
     mt->cells = pl.cells;
     mt->cell_count = cell_count;

@@ -2,7 +2,8 @@
 # bench.sh: `make bench`. Encoding throughput on mix_small.jsonl (one
 # thread): the C library alone and SQL (bp_count) with bytepiece_80k, then
 # bytepiece.eu.plus.80k against SentencePiece with the same vocabulary and
-# scores (bytepiece.eu.plus.80k.sp.model), and model compilation time and
+# scores (bytepiece.eu.plus.80k.sp.model), and SQL bp_encode (what its JSON
+# output costs on top of counting); model compilation time and
 # memory; short rows (200,000 rows of 20-60 bytes cut from the corpus), where
 # the cost per call counts; and full-text search (bench_search.py: recall,
 # precision, index size, indexing MB/s and query latency of the FTS5
@@ -66,6 +67,11 @@ for model in bytepiece.eu.plus.80k bytepiece_80k; do
   line "bytepiece SQL bp_count, $model" "$s" "$mb" "$tok" "$rss" "$sp_s" \
     "$(count_instructions "$mb" sql "$db" "$models/$model.zip" "$extension")"
 done
+# bp_encode's JSON ids on top of counting ("tokens" here are JSON characters).
+model=bytepiece.eu.plus.80k
+read -r _ s mb tok rss < <("$bench" json "$db" "$models/$model.zip" "$extension")
+line "bytepiece SQL bp_encode (JSON text), $model" "$s" "$mb" "$tok" "$rss" "$sp_s" \
+  "$(count_instructions "$mb" json "$db" "$models/$model.zip" "$extension")"
 [ "$sp_s" = 0 ] || line "SentencePiece, bytepiece.eu.plus.80k.sp.model" "$sp_s" "$sp_mb" "$sp_tok" "$sp_rss" "$sp_s"
 
 echo

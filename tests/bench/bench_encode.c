@@ -7,6 +7,10 @@
 **                          ALPHA, sampling, seeded with the document number
 **   bench_encode sql DB MODEL_FILE EXTENSION [ALPHA]
 **                          SELECT sum(bp_count(text, 'm' [, ALPHA, rowid])) FROM corpus
+**   bench_encode json DB MODEL_FILE EXTENSION
+**                          SELECT sum(length(bp_encode(text, 'm'))) FROM corpus: the
+**                          JSON output's cost on top of sql (its "tokens" are the
+**                          characters of JSON)
 **   bench_encode compile MODEL_FILE    model value -> compiled model, and its memory
 **
 ** Each prints one line: "name seconds megabytes tokens peak_rss_kb", the best
@@ -122,7 +126,7 @@ int main(int argc, char **argv) {
       if (t < best) best = t;
     }
     bp_model_release(m);
-  } else if (strcmp(mode, "sql") == 0 && argc >= 5) {
+  } else if ((strcmp(mode, "sql") == 0 || strcmp(mode, "json") == 0) && argc >= 5) {
     sqlite3 *db;
     char *message = NULL;
     sqlite3_open(argv[2], &db);
@@ -135,9 +139,13 @@ int main(int argc, char **argv) {
     if (sqlite3_exec(db, sql, NULL, NULL, &message) != SQLITE_OK) die("load model", message);
     sqlite3_free(sql);
     sqlite3_stmt *stmt;
-    sql = alpha ? sqlite3_mprintf("SELECT sum(bp_count(text, 'bench', %s, rowid)) FROM corpus",
-                                  alpha)
-                : sqlite3_mprintf("SELECT sum(bp_count(text, 'bench')) FROM corpus");
+    if (strcmp(mode, "json") == 0)
+      sql = sqlite3_mprintf("SELECT sum(length(bp_encode(text, 'bench'))) FROM corpus");
+    else if (alpha)
+      sql =
+          sqlite3_mprintf("SELECT sum(bp_count(text, 'bench', %s, rowid)) FROM corpus", alpha);
+    else
+      sql = sqlite3_mprintf("SELECT sum(bp_count(text, 'bench')) FROM corpus");
     if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
       die("prepare", sqlite3_errmsg(db));
     sqlite3_free(sql);
