@@ -41,6 +41,7 @@ import os
 import sqlite3
 import struct
 import tempfile
+import time
 import urllib.parse
 
 __all__ = ["ShardError", "train", "stats", "pretokenize"]
@@ -253,7 +254,11 @@ def train(shards, options=None, client=None, column="body", table="docs", *, che
     bp_train_partial, as JSON text (such as '{"threads": 2}'). extension: the
     extension's path on the workers (default: the package's own);
     driver_extension the same on the driver. on_round(info): called after
-    each merge with bp_train_info of the new state, as a dict."""
+    each merge with bp_train_info of the new state, as a dict, with what
+    the round moved and took: partial_bytes (each shard's partial),
+    combined_bytes (the partial the driver merged), state_bytes (the new
+    state, sent to every worker next round), count_seconds (the partials
+    and their tree) and merge_seconds (the driver's merge)."""
     shards = list(shards)
     if not shards:
         raise ValueError("train: no shards")
@@ -271,6 +276,7 @@ def train(shards, options=None, client=None, column="body", table="docs", *, che
         else:
             state = driver.execute("SELECT bp_train_start(?)", (_options_text(options),)).fetchone()[0]
         while not driver.execute("SELECT bp_train_done(?)", (state,)).fetchone()[0]:
+            started = time.perf_counter()
             # One copy of the state per worker, not one per task.
             state_future = client.scatter(state, broadcast=True, hash=False)
             partials = [
@@ -278,14 +284,22 @@ def train(shards, options=None, client=None, column="body", table="docs", *, che
                               local_options, pure=False)
                 for shard in shards
             ]
+            # Their sizes, for on_round: a few integers, not the partials.
+            sizes = [client.submit(len, p, pure=False) for p in partials]
             partial = _tree(client, partials, "bp_train_combine", extension, split_every).result()
+            sizes = client.gather(sizes)
             del partials, state_future
+            counted = time.perf_counter()
             state = driver.execute("SELECT bp_train_merge(?, ?)", (state, partial)).fetchone()[0]
-            del partial
             if checkpoint is not None:
                 _write_atomically(checkpoint, [state])
             if on_round is not None:
-                on_round(json.loads(driver.execute("SELECT bp_train_info(?)", (state,)).fetchone()[0]))
+                info = json.loads(driver.execute("SELECT bp_train_info(?)", (state,)).fetchone()[0])
+                info.update(partial_bytes=sizes, combined_bytes=len(partial), state_bytes=len(state),
+                            count_seconds=counted - started,
+                            merge_seconds=time.perf_counter() - counted)
+                on_round(info)
+            del partial
         model = driver.execute("SELECT bp_train_model(?)", (state,)).fetchone()[0]
         if save_to is not None:
             driver.execute("SELECT bp_model_save(?, ?)", (model, os.fspath(save_to))).fetchone()

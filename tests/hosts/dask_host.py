@@ -24,11 +24,10 @@ import sys
 
 def main():
     extension, project, temp = (os.path.abspath(a) for a in sys.argv[1:4])
-    try:
-        import dask  # noqa: F401
-        import distributed as _  # noqa: F401
-    except ImportError as e:
-        print(f"skip all: dask or distributed is not installed ({e}); scripts/install-deps.sh installs them")
+    import importlib.util
+
+    if not (importlib.util.find_spec("dask") and importlib.util.find_spec("distributed")):
+        print("skip all: dask or distributed is not installed (scripts/install-deps.sh installs them)")
         return
     # The package as installed: its sources, a _version.py, and the
     # extension under the name SQLite derives the entry point from. The
