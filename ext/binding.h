@@ -8,6 +8,7 @@
 ** builtin_models.h) and model_list.c (the bp_model_list table); functions.c
 ** (the scalar functions), tables.c (the bp_tokens, bp_vocab and bp_chunks
 ** table-valued functions), train.c (bp_train and bp_model_shrink),
+** train_rounds.c (training in rounds: bp_train_start ... bp_train_model),
 ** analytics.c (bp_truncate, bp_stats and its parts), fts5.c (the FTS5
 ** tokenizer and bp_fts_query), sql_support.c (argument, result and error helpers,
 ** sql_support.h, which depend on nothing else here), sql_api.h (every SQL
@@ -69,6 +70,18 @@ void bpsql_registry_statistics(long *compiled, int *shared);
 /* The same for a model name (NULL: the default model); errors in *message. */
 int bpsql_resolve_model_name(bpsql_connection *connection, const char *name,
                              const char *function, char **message, bp_model **model);
+
+/* bp_train's options (train.c), which training in rounds (train_rounds.c)
+** reads the same way: the library's, and whether to report progress on
+** stderr. bpsql_train_options_init sets bp_train's defaults;
+** bpsql_apply_train_option is the bpsql_option_handler of its keys. */
+typedef struct bpsql_train_options {
+  bp_train_options library;
+  int progress;
+} bpsql_train_options;
+void bpsql_train_options_init(bpsql_train_options *o);
+int bpsql_apply_train_option(void *target, const char *key, const char *type,
+                             sqlite3_value *atom, char **message);
 
 /* Registers the FTS5 tokenizer "bytepiece" (when SQLite has FTS5);
 ** returns an SQLite result code. */
