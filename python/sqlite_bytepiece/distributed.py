@@ -14,8 +14,8 @@ pre-tokenization over shards of SQLite files, on a dask.distributed cluster.
 A shard is a SQLite file, whose documents are `column` of `table` (default
 docs.body), or a (file, query) pair, whose query returns the documents as its
 one column. Every task opens its shard read-only on whichever worker runs it,
-so the files are on storage every worker sees, or each worker is given the
-shards it holds.
+so the files are on storage every worker sees, or `workers` says which
+worker holds which file.
 
 The work is the SQL protocol of the extension, computed in SQLite on the
 workers; this module only moves BLOBs:
@@ -216,6 +216,20 @@ def _client(client):
         return new, new
 
 
+def _submit_per_shard(client, shards, workers, function, *arguments):
+    """One task per shard: function(shard, *arguments), on the workers
+    `workers` names for its file (a dict of file -> address or list of
+    addresses; shards it does not name run anywhere)."""
+    futures = []
+    for shard in shards:
+        where = (workers or {}).get(_shard_name(shard))
+        if isinstance(where, str):
+            where = [where]
+        futures.append(client.submit(function, shard, *arguments, pure=False, workers=where,
+                                     allow_other_workers=False))
+    return futures
+
+
 def _tree(client, futures, aggregate, extension, split_every):
     """Adds the partials of `futures` up on the workers, `split_every` at a
     time, until one future is left."""
@@ -242,8 +256,8 @@ def _options_text(options):
 
 
 def train(shards, options=None, client=None, column="body", table="docs", *, checkpoint=None,
-          save_to=None, local_options=None, split_every=8, extension=None, driver_extension=None,
-          on_round=None):
+          save_to=None, local_options=None, split_every=8, workers=None, extension=None,
+          driver_extension=None, on_round=None):
     """Trains a model on the documents of every shard and returns its model
     value (bytes): the model bp_train gives over all of them, exactly.
 
@@ -251,7 +265,9 @@ def train(shards, options=None, client=None, column="body", table="docs", *, che
     the state is kept in after every round; when it exists, training
     resumes from it (delete it to start over). save_to: a path to write the
     model file to (bp_model_save). local_options: the third argument of
-    bp_train_partial, as JSON text (such as '{"threads": 2}'). extension: the
+    bp_train_partial, as JSON text (such as '{"threads": 2}'). workers: for
+    shards that are files of one machine, {file: worker address (or a list
+    of them)}; those shards' tasks run only there. extension: the
     extension's path on the workers (default: the package's own);
     driver_extension the same on the driver. on_round(info): called after
     each merge with bp_train_info of the new state, as a dict, with what
@@ -279,11 +295,8 @@ def train(shards, options=None, client=None, column="body", table="docs", *, che
             started = time.perf_counter()
             # One copy of the state per worker, not one per task.
             state_future = client.scatter(state, broadcast=True, hash=False)
-            partials = [
-                client.submit(_train_partial, shard, table, column, extension, state_future,
-                              local_options, pure=False)
-                for shard in shards
-            ]
+            partials = _submit_per_shard(client, shards, workers, _train_partial, table, column,
+                                         extension, state_future, local_options)
             # Their sizes, for on_round: a few integers, not the partials.
             sizes = [client.submit(len, p, pure=False) for p in partials]
             partial = _tree(client, partials, "bp_train_combine", extension, split_every).result()
@@ -318,7 +331,7 @@ def _model_argument(client, model):
 
 
 def stats(shards, model=None, client=None, column="body", table="docs", *, split_every=8,
-          extension=None, driver_extension=None):
+          workers=None, extension=None, driver_extension=None):
     """The statistics bp_stats gives over the documents of every shard, as a
     dict: bp_stats_partial per shard, combined as a tree on the workers.
     model: a model name (the default model when None) or a model value."""
@@ -328,10 +341,8 @@ def stats(shards, model=None, client=None, column="body", table="docs", *, split
     client, owned = _client(client)
     try:
         argument = _model_argument(client, model)
-        partials = [
-            client.submit(_stats_partial, shard, table, column, extension, argument, pure=False)
-            for shard in shards
-        ]
+        partials = _submit_per_shard(client, shards, workers, _stats_partial, table, column,
+                                     extension, argument)
         partial = _tree(client, partials, "bp_stats_combine", extension, split_every).result()
         driver = _local(driver_extension if driver_extension is not None else extension)
         try:
@@ -344,7 +355,7 @@ def stats(shards, model=None, client=None, column="body", table="docs", *, split
 
 
 def pretokenize(shards, model=None, client=None, column="body", table="docs", *, suffix="",
-                extension=None):
+                workers=None, extension=None):
     """Writes each shard's documents as token ids next to it, one task per
     shard, and returns a list with a dict per shard (shard, ids, idx,
     documents, tokens).
@@ -362,11 +373,8 @@ def pretokenize(shards, model=None, client=None, column="body", table="docs", *,
     client, owned = _client(client)
     try:
         argument = _model_argument(client, model)
-        futures = [
-            client.submit(_pretokenize_shard, shard, table, column, extension, argument, suffix,
-                          pure=False)
-            for shard in shards
-        ]
+        futures = _submit_per_shard(client, shards, workers, _pretokenize_shard, table, column,
+                                    extension, argument, suffix)
         return client.gather(futures)
     finally:
         if owned is not None:

@@ -90,6 +90,11 @@ def run_checks(client, union, shards, texts, temp, report, distributed, golden):
     got = distributed.stats(shards, "bytepiece_80k", client=client)
     report("stats.same", int(got == expected))
     report("stats.documents", got["documents"])
+    # Each shard on a worker of its own (as files local to one machine are).
+    addresses = sorted(client.scheduler_info()["workers"])
+    placement = {path: addresses[i % 2] for i, path in enumerate(shards)}
+    got = distributed.stats(shards, "bytepiece_80k", client=client, workers=placement)
+    report("stats.placed", int(got == expected))
     # One shard given as a (file, query) pair: the first 10 of its rows.
     got = distributed.stats([(shards[0], "SELECT body FROM docs WHERE id <= 10")], "bytepiece_80k",
                             client=client, split_every=2)
