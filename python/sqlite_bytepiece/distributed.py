@@ -243,6 +243,31 @@ def _tree(client, futures, aggregate, extension, split_every):
     return futures[0]
 
 
+def _count_round(client, shards, workers, table, column, extension, state, local_options,
+                 split_every, retries):
+    """This round's partial over every shard, added up on the workers, and
+    the sizes of the shards' partials. The scheduler runs the tasks of a
+    worker that died again by itself; what it cannot recover (the last copy
+    of the state lost with its worker, too many workers killed by one task)
+    fails the round, which is counted again, `retries` times at most.
+    Errors of a shard or of SQL are not retried: they would recur."""
+    for attempt in range(retries + 1):
+        try:
+            # One copy of the state per worker, not one per task.
+            state_future = client.scatter(state, broadcast=True, hash=False)
+            partials = _submit_per_shard(client, shards, workers, _train_partial, table, column,
+                                         extension, state_future, local_options)
+            # Their sizes, for on_round: a few integers, not the partials.
+            sizes = [client.submit(len, p, pure=False) for p in partials]
+            partial = _tree(client, partials, "bp_train_combine", extension, split_every).result()
+            return partial, client.gather(sizes)
+        except (ShardError, sqlite3.Error, ValueError, TypeError):
+            raise
+        except Exception:
+            if attempt == retries:
+                raise
+
+
 def _local(extension):
     conn = sqlite3.connect(":memory:")
     _load(conn, extension)
@@ -256,18 +281,20 @@ def _options_text(options):
 
 
 def train(shards, options=None, client=None, column="body", table="docs", *, checkpoint=None,
-          save_to=None, local_options=None, split_every=8, workers=None, extension=None,
-          driver_extension=None, on_round=None):
+          save_to=None, local_options=None, split_every=8, workers=None, round_retries=2,
+          extension=None, driver_extension=None, on_round=None):
     """Trains a model on the documents of every shard and returns its model
     value (bytes): the model bp_train gives over all of them, exactly.
 
     options: bp_train's options (a dict or JSON text). checkpoint: a file
     the state is kept in after every round; when it exists, training
-    resumes from it (delete it to start over). save_to: a path to write the
+    resumes from it, with its options (delete it to start over). save_to: a path to write the
     model file to (bp_model_save). local_options: the third argument of
     bp_train_partial, as JSON text (such as '{"threads": 2}'). workers: for
     shards that are files of one machine, {file: worker address (or a list
-    of them)}; those shards' tasks run only there. extension: the
+    of them)}; those shards' tasks run only there. round_retries: how many
+    times a round the cluster failed (not a shard) is counted again.
+    extension: the
     extension's path on the workers (default: the package's own);
     driver_extension the same on the driver. on_round(info): called after
     each merge with bp_train_info of the new state, as a dict, with what
@@ -287,21 +314,18 @@ def train(shards, options=None, client=None, column="body", table="docs", *, che
         if checkpoint is not None and os.path.exists(checkpoint):
             with open(checkpoint, "rb") as f:
                 state = f.read()
-            # A damaged checkpoint is an error here, not a wrong model later.
-            driver.execute("SELECT bp_train_info(?)", (state,)).fetchone()
+            # A damaged checkpoint is an error here, not on every shard: a
+            # partial over one empty text reads the whole state.
+            try:
+                driver.execute("SELECT bp_train_partial('', ?)", (state,)).fetchone()
+            except sqlite3.Error as e:
+                raise ValueError(f"train: checkpoint {checkpoint} is not a usable state: {e}") from None
         else:
             state = driver.execute("SELECT bp_train_start(?)", (_options_text(options),)).fetchone()[0]
         while not driver.execute("SELECT bp_train_done(?)", (state,)).fetchone()[0]:
             started = time.perf_counter()
-            # One copy of the state per worker, not one per task.
-            state_future = client.scatter(state, broadcast=True, hash=False)
-            partials = _submit_per_shard(client, shards, workers, _train_partial, table, column,
-                                         extension, state_future, local_options)
-            # Their sizes, for on_round: a few integers, not the partials.
-            sizes = [client.submit(len, p, pure=False) for p in partials]
-            partial = _tree(client, partials, "bp_train_combine", extension, split_every).result()
-            sizes = client.gather(sizes)
-            del partials, state_future
+            partial, sizes = _count_round(client, shards, workers, table, column, extension, state,
+                                          local_options, split_every, round_retries)
             counted = time.perf_counter()
             state = driver.execute("SELECT bp_train_merge(?, ?)", (state, partial)).fetchone()[0]
             if checkpoint is not None:

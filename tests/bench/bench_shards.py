@@ -104,6 +104,8 @@ def bench(corpus, shared, work, extension, client, distributed):
 
     # The cluster: fresh workers, so that their peaks are this run's.
     client.restart()
+    idle = client.run(lambda: __import__("resource").getrusage(0).ru_maxrss)
+    idle = ", ".join(f"{kb / 1024:.0f}" for kb in idle.values())
     sent_before = sum(client.run(lambda dask_worker: dask_worker.transfer_outgoing_bytes_total).values())
     rounds = []
     started = time.perf_counter()
@@ -118,8 +120,8 @@ def bench(corpus, shared, work, extension, client, distributed):
     print(f"  workers sent {(sent - sent_before) / 1e6:.2f} MB in {len(rounds)} rounds; "
           f"count {sum(r['count_seconds'] for r in rounds):.1f} s, "
           f"merge {sum(r['merge_seconds'] for r in rounds):.1f} s")
-    for r in rounds:
-        print(f"    round {r['round']:2d}: partials {max(r['partial_bytes']) / 1e3:8.1f} kB max, "
+    for counted, r in enumerate(rounds, 1):
+        print(f"    round {counted:2d}: partials {max(r['partial_bytes']) / 1e3:8.1f} kB max, "
               f"combined {r['combined_bytes'] / 1e3:8.1f} kB, state {r['state_bytes'] / 1e3:8.1f} kB; "
               f"count {r['count_seconds']:5.2f} s, merge {r['merge_seconds']:5.2f} s")
 

@@ -242,6 +242,16 @@ def run_checks(client, union, shards, texts, temp, report, distributed, golden):
     model = distributed.train(shards, options, client=client, checkpoint=checkpoint, on_round=resumed.append)
     report("train.resumed_rounds", f"{len(resumed)}_of_{len(rounds)}")
     report("train.resumed_same", int(model == expected))
+    # A damaged checkpoint stops the driver before any shard is counted.
+    with open(checkpoint, "rb") as f:
+        state = f.read()
+    with open(checkpoint, "wb") as f:
+        f.write(state[:-3])
+    try:
+        distributed.train(shards, options, client=client, checkpoint=checkpoint)
+        print("train.bad_checkpoint no error")
+    except ValueError as e:
+        print("train.bad_checkpoint", str(e).replace(temp, "TEMP"), flush=True)
 
 
 if __name__ == "__main__":
