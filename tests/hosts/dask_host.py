@@ -4,10 +4,10 @@ processes, run by tests/distributed.test:
     python3 dask_host.py EXTENSION PROJECT_DIR TEMP_DIR
 
 The committed corpus tests/data/mix_2m.jsonl.gz is split at random (seeded)
-into 4 shard files; the cluster trains configuration C's model on them, with
-and without a worker killed in the middle of a round and with a driver
-stopped after a round and resumed from its checkpoint, computes bp_stats and
-pre-tokenizes; each result is compared here with the same SQL over the
+into 4 shard files; the cluster computes bp_stats, pre-tokenizes and trains
+configuration C's model on them; then, on 4 smaller shards (120 documents),
+trains with a worker killed in the middle of a round and with a driver
+stopped after two rounds and resumed from its checkpoint; each result is compared here with the same SQL over the
 union in one connection. Prints one line per check, "NAME RESULT" (RESULT
 without spaces, paths written as TEMP), or "skip WHAT: WHY" lines; the Tcl
 test asserts each line.
@@ -121,10 +121,11 @@ def run_checks(client, union, shards, texts, temp, report, distributed, golden):
         same &= result == {"shard": path, "ids": path + ".ids", "idx": path + ".idx",
                            "documents": len(bodies), "tokens": offsets[-1]}
     report("pretokenize.same", int(same))
-    # A model value (bytes) instead of a name.
-    value = union.execute("SELECT bp_train(body, '{\"vocab_size\": 2000, \"min_count\": 16}') FROM docs").fetchone()[0]
-    results = distributed.pretokenize(shards[:1], value, client=client, suffix=".v2000")
-    with open(shards[0] + ".v2000.ids", "rb") as f:
+    # A model value (bytes) instead of a name: tests/data/small.model's.
+    small = os.path.join(os.path.dirname(golden), "small.model")
+    value = union.execute("SELECT bp_model_load(?)", (small,)).fetchone()[0]
+    results = distributed.pretokenize(shards[:1], value, client=client, suffix=".small")
+    with open(shards[0] + ".small.ids", "rb") as f:
         ids = f.read()
     db = sqlite3.connect(shards[0])
     bodies = [row[0] for row in db.execute("SELECT body FROM docs ORDER BY id")]
@@ -177,14 +178,14 @@ def run_checks(client, union, shards, texts, temp, report, distributed, golden):
     options = {"order": 6, "vocab_size": 6000, "min_count": 16, "max_piece_length": 12,
                "isolate_digits": False, "ensure_unicode": False}
     expected = union.execute("SELECT bp_train(body, ?) FROM docs", (json.dumps(options),)).fetchone()[0]
+    # Combined two at a time, and saved as a file: configuration C of the
+    # reference, byte for byte (tests/data holds it).
     rounds = []
-    model = distributed.train(shards, options, client=client, on_round=rounds.append)
+    saved = os.path.join(temp, "C.model")
+    model = distributed.train(shards, options, client=client, on_round=rounds.append,
+                              save_to=saved, split_every=2)
     report("train.same", int(model == expected))
     report("train.rounds", len(rounds))
-    # Saved as a file, combined two at a time: configuration C of the
-    # reference, byte for byte (tests/data holds it).
-    saved = os.path.join(temp, "C.model")
-    distributed.train(shards, options, client=client, save_to=saved, split_every=2)
     with open(saved, "rb") as f, gzip.open(golden, "rb") as g:
         report("train.saved_golden", int(f.read() == g.read()))
 
@@ -219,6 +220,22 @@ def run_checks(client, union, shards, texts, temp, report, distributed, golden):
         return True
 
     client.run(install_fault, marker)
+    # Smaller shards from here on (the first 120 documents, 4 ways), so
+    # that the test stays short: bp_train on their union is the reference.
+    small_shards = []
+    for i in range(4):
+        path = os.path.join(temp, f"small-{i}.db")
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE docs(id INTEGER PRIMARY KEY, body TEXT)")
+        db.executemany("INSERT INTO docs(body) VALUES(?)", ((t,) for t in texts[i:120:4]))
+        db.commit()
+        db.close()
+        small_shards.append(path)
+    shards = small_shards
+    options = dict(options, min_count=8)
+    expected = union.execute("SELECT bp_train(body, ?) FROM (SELECT body FROM docs WHERE rowid <= 120)",
+                             (json.dumps(options),)).fetchone()[0]
+    report("train.small_vocab", union.execute("SELECT count(*) FROM bp_vocab(?)", (expected,)).fetchone()[0])
     model = distributed.train(shards, options, client=client)
     report("train.killed", int(os.path.exists(marker)))
     report("train.killed_same", int(model == expected))
