@@ -431,7 +431,10 @@ static int trainer_of_state(const uint8_t *blob, size_t len, const bp_train_opti
   uint64_t bytes = get_varint(&r);
   bp_trainer *t;
   rc = bp_trainer_new(&options, &t, err);
-  if (rc == BP_OK && !(t->round = bp_malloc(sizeof *t->round))) rc = bp_fail_nomem(err);
+  if (rc == BP_OK && !(t->round = bp_malloc(sizeof *t->round))) {
+    bp_trainer_free(t);
+    rc = bp_fail_nomem(err);
+  }
   if (rc != BP_OK) {
     bp_free(o.payload);
     return rc;
