@@ -330,10 +330,16 @@ static int get_short_counts(reader *r, uint64_t *counts1, uint64_t **counts2, bp
   return r->bad ? bp_fail(err, BP_FORMAT, CORRUPT) : BP_OK;
 }
 
-/* Adds a table's encoded entries (n-grams of length n) into t. */
+/* Adds a table's encoded entries (n-grams of length n) into t, or, when t
+** is NULL, reads past them (checking them all the same). */
 static int get_table(reader *r, int n, ngram_table *t, bp_error *err) {
-  if (!t->slots && !train_ngram_table_init(t, 4096)) return bp_fail_nomem(err);
   uint64_t entries = get_varint(r), key = 0;
+  if (t && !t->slots) {
+    /* Sized for all of them at once: no growing while reading. */
+    size_t capacity = 4096;
+    while (capacity < 2 * entries + 2 && capacity < ((size_t)1 << 40)) capacity *= 2;
+    if (!train_ngram_table_init(t, capacity)) return bp_fail_nomem(err);
+  }
   for (uint64_t i = 0; i < entries && !r->bad; i++) {
     uint64_t delta = get_varint(r), count = get_varint(r);
     if ((i > 0 && delta == 0) || __builtin_add_overflow(key, delta, &key) ||
@@ -341,6 +347,7 @@ static int get_table(reader *r, int n, ngram_table *t, bp_error *err) {
       r->bad = true;
       break;
     }
+    if (!t) continue;
     ngram_slot *s = train_ngram_find(t, key);
     if (s->key == key) {
       if (!add_checked(&s->count, count)) r->bad = true;
@@ -353,7 +360,7 @@ static int get_table(reader *r, int n, ngram_table *t, bp_error *err) {
 
 /* ---- States ----------------------------------------------------------------- */
 
-/* What a state holds, decoded into a trainer of its options. */
+/* The beginning of every state's payload. */
 static int state_payload(writer *w, const bp_train_options *o, int merged, uint64_t bytes) {
   put_varint(w, (uint64_t)merged);
   put_varint(w, (uint64_t)o->order);
@@ -404,10 +411,18 @@ int bp_train_start(const bp_train_options *options, uint8_t **state, size_t *len
   return rc;
 }
 
-/* A trainer of a state's options (with local's), holding its counts; the
-** model value of a done state in *value instead, when value is not NULL. */
+/* What a trainer is made from a state for: counting its next round (the
+** counts that round reads), merging (none: the payload is kept as it is,
+** the next state's begins with it), or reading the model. */
+enum state_use { FOR_COUNTING, FOR_MERGING, FOR_MODEL };
+
+/* A trainer of a state's options (with local's), holding the counts `use`
+** needs; the whole payload is checked either way. For merging, the payload
+** is handed over in *payload; for the model, the value of a done state in
+** *value. */
 static int trainer_of_state(const uint8_t *blob, size_t len, const bp_train_options *local,
-                            bp_trainer **out, uint8_t **value, size_t *value_len,
+                            enum state_use use, bp_trainer **out, uint8_t **payload,
+                            size_t *payload_len, uint8_t **value, size_t *value_len,
                             bp_error *err) {
   *out = NULL;
   opened o;
@@ -431,7 +446,10 @@ static int trainer_of_state(const uint8_t *blob, size_t len, const bp_train_opti
   uint64_t bytes = get_varint(&r);
   bp_trainer *t;
   rc = bp_trainer_new(&options, &t, err);
-  if (rc == BP_OK && !(t->round = bp_malloc(sizeof *t->round))) rc = bp_fail_nomem(err);
+  if (rc == BP_OK && !(t->round = bp_malloc(sizeof *t->round))) {
+    bp_trainer_free(t);
+    rc = bp_fail_nomem(err);
+  }
   if (rc != BP_OK) {
     bp_free(o.payload);
     return rc;
@@ -444,7 +462,7 @@ static int trainer_of_state(const uint8_t *blob, size_t len, const bp_train_opti
     const uint8_t *bytes_of_value = get_bytes(&r, n);
     if (r.bad || r.p != r.end) {
       rc = bp_fail(err, BP_FORMAT, CORRUPT);
-    } else if (value) {
+    } else if (use == FOR_MODEL) {
       if (!(*value = bp_malloc(n ? (size_t)n : 1))) {
         rc = bp_fail_nomem(err);
       } else {
@@ -453,10 +471,25 @@ static int trainer_of_state(const uint8_t *blob, size_t len, const bp_train_opti
       }
     }
   } else {
-    if (merged >= 1) rc = get_short_counts(&r, t->counts1, &t->counts2, err);
+    /* Counting (k+1)-grams reads the k-grams; counting pieces all. */
+    const bool pieces_next = (int)merged + 1 == o.rounds;
+    uint64_t ignored1[256] = {0};
+    uint64_t *ignored2 = NULL;
+    if (merged >= 1)
+      rc = use == FOR_COUNTING ? get_short_counts(&r, t->counts1, &t->counts2, err)
+                               : get_short_counts(&r, ignored1, &ignored2, err);
+    bp_free(ignored2);
     for (int n = 3; rc == BP_OK && n <= (int)merged + 1 && n <= options.order; n++)
-      rc = get_table(&r, n, &t->tables[n], err);
+      rc = get_table(
+          &r, n,
+          use == FOR_COUNTING && (pieces_next || n == (int)merged + 1) ? &t->tables[n] : NULL,
+          err);
     if (rc == BP_OK && r.p != r.end) rc = bp_fail(err, BP_FORMAT, CORRUPT);
+  }
+  if (rc == BP_OK && use == FOR_MERGING) {
+    *payload = o.payload;
+    *payload_len = o.payload_len;
+    o.payload = NULL;
   }
   bp_free(o.payload);
   if (rc != BP_OK) {
@@ -472,9 +505,13 @@ static int done_error(const struct train_round *round, bp_error *err) {
                  round->rounds);
 }
 
-int bp_trainer_from_state(const uint8_t *state, size_t len, const bp_train_options *local,
-                          bp_trainer **out, bp_error *err) {
-  int rc = trainer_of_state(state, len, local, out, NULL, NULL, err);
+/* A trainer for counting or merging a state's next round: not of a done
+** state. */
+static int trainer_of_open_state(const uint8_t *state, size_t len,
+                                 const bp_train_options *local, enum state_use use,
+                                 bp_trainer **out, uint8_t **payload, size_t *payload_len,
+                                 bp_error *err) {
+  int rc = trainer_of_state(state, len, local, use, out, payload, payload_len, NULL, NULL, err);
   if (rc == BP_OK && (*out)->round->merged == (*out)->round->rounds) {
     rc = done_error((*out)->round, err);
     bp_trainer_free(*out);
@@ -483,11 +520,16 @@ int bp_trainer_from_state(const uint8_t *state, size_t len, const bp_train_optio
   return rc;
 }
 
+int bp_trainer_from_state(const uint8_t *state, size_t len, const bp_train_options *local,
+                          bp_trainer **out, bp_error *err) {
+  return trainer_of_open_state(state, len, local, FOR_COUNTING, out, NULL, NULL, err);
+}
+
 int bp_train_state_model(const uint8_t *state, size_t len, uint8_t **value, size_t *value_len,
                          bp_error *err) {
   *value = NULL;
   bp_trainer *t;
-  int rc = trainer_of_state(state, len, NULL, &t, value, value_len, err);
+  int rc = trainer_of_state(state, len, NULL, FOR_MODEL, &t, NULL, NULL, value, value_len, err);
   if (rc != BP_OK) return rc;
   if (t->round->merged != t->round->rounds)
     rc = bp_fail(err, BP_INVALID, "the state is not done (round %d of %d)",
@@ -733,7 +775,9 @@ void bp_train_combiner_free(bp_train_combiner *c) {
 }
 
 struct bp_train_merger {
-  bp_trainer *trainer; /* the state's options and counts */
+  bp_trainer *trainer; /* the state's options, no counts */
+  uint8_t *payload;    /* the state's, inflated: the next one starts with it */
+  size_t payload_len;
   round_sum sum;
 };
 
@@ -743,7 +787,8 @@ int bp_train_merger_new(const uint8_t *state, size_t len, const bp_train_options
   bp_train_merger *m = bp_malloc(sizeof *m);
   if (!m) return bp_fail_nomem(err);
   memset(m, 0, sizeof *m);
-  int rc = bp_trainer_from_state(state, len, local, &m->trainer, err);
+  int rc = trainer_of_open_state(state, len, local, FOR_MERGING, &m->trainer, &m->payload,
+                                 &m->payload_len, err);
   if (rc != BP_OK) {
     bp_free(m);
     return rc;
@@ -790,19 +835,19 @@ int bp_train_merger_finish(bp_train_merger *m, uint8_t **state, size_t *len, bp_
     return encode_state(t, 1, s->bytes, state, len, err);
   }
   if (counted < t->round->rounds) {
-    /* The state keeps what pruning can keep: as bp_trainer, min_count. */
-    const int n = counted + 1;
-    train_ngram_table_free(&t->tables[n]);
-    t->tables[n] = (ngram_table){0};
-    rc = train_ngram_table_init(&t->tables[n], 4096) ? BP_OK : bp_fail_nomem(err);
-    for (size_t i = 0; i < s->table.capacity && rc == BP_OK; i++)
-      if (s->table.slots[i].key != EMPTY_KEY &&
-          s->table.slots[i].count >= t->options.min_count &&
-          train_ngram_table_add(&t->tables[n], s->table.slots[i].key,
-                                s->table.slots[i].count) != BP_OK)
-        rc = bp_fail_nomem(err);
+    /* The state so far, its rounds merged one more (a varint below 128:
+    ** one byte), and the new length's n-grams: those pruning can keep, as
+    ** bp_trainer keeps them, seen at least min_count times. */
+    writer w = {0};
+    put_varint(&w, (uint64_t)counted);
+    put_bytes(&w, m->payload + 1, m->payload_len - 1);
+    if (s->table.slots)
+      rc = put_table(&w, &s->table, t->options.min_count, err);
+    else
+      put_varint(&w, 0);
     train_ngram_table_free(&s->table);
-    if (rc == BP_OK) rc = encode_state(t, counted, t->round->total_bytes, state, len, err);
+    if (rc == BP_OK) rc = seal_state(&w, counted, t->round->rounds, state, len, err);
+    bp_buffer_free(&w.out);
     return rc;
   }
   /* The piece round: prune, as bp_trainer_finish does. */
@@ -842,5 +887,6 @@ void bp_train_merger_free(bp_train_merger *m) {
   if (!m) return;
   round_sum_free(&m->sum);
   bp_trainer_free(m->trainer);
+  bp_free(m->payload);
   bp_free(m);
 }
