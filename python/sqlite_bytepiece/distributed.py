@@ -137,9 +137,16 @@ def _train_partial(shard, table, column, extension, state, local_options):
                         "SELECT bp_train_partial(text, ?, ?) FROM shard", (state, local_options))
 
 
+def _model_sql(model):
+    """The model argument's SQL and parameters: none for the default model
+    (a NULL model argument is an error in SQL)."""
+    return ("", ()) if model is None else (", ?", (model,))
+
+
 def _stats_partial(shard, table, column, extension, model):
+    sql, parameters = _model_sql(model)
     return _shard_value(shard, table, column, extension,
-                        "SELECT bp_stats_partial(text, ?) FROM shard", (model,))
+                        f"SELECT bp_stats_partial(text{sql}) FROM shard", parameters)
 
 
 def _combine(aggregate, extension, *partials):
@@ -183,8 +190,9 @@ def _pretokenize_shard(shard, table, column, extension, model, suffix):
 
     def packed():
         try:
-            for (blob,) in conn.execute(cte + "SELECT bp_encode_packed(text, ?) FROM shard "
-                                        "WHERE text IS NOT NULL", (model,)):
+            sql, parameters = _model_sql(model)
+            for (blob,) in conn.execute(cte + f"SELECT bp_encode_packed(text{sql}) FROM shard "
+                                        "WHERE text IS NOT NULL", parameters):
                 offsets.append(offsets[-1] + len(blob) // 4)
                 yield blob
         except sqlite3.Error as e:

@@ -90,6 +90,8 @@ def run_checks(client, union, shards, texts, temp, report, distributed, golden):
     got = distributed.stats(shards, "bytepiece_80k", client=client)
     report("stats.same", int(got == expected))
     report("stats.documents", got["documents"])
+    # No model: the default one (bytepiece_80k, with nothing stored).
+    report("stats.default", int(distributed.stats(shards, client=client) == expected))
     # Each shard on a worker of its own (as files local to one machine are).
     addresses = sorted(client.scheduler_info()["workers"])
     placement = {path: addresses[i % 2] for i, path in enumerate(shards)}
