@@ -464,24 +464,26 @@ void bpsql_stats_partial_final(sqlite3_context *ctx) {
 /* Adds the histogram of `part` into `s` (both in increasing counts).
 ** SQLITE_OK or SQLITE_NOMEM. */
 static int stats_add(stats *s, const stats *part) {
-  size_t capacity = s->bin_count + part->bin_count;
-  stats_bin *bins = capacity ? sqlite3_malloc64(capacity * sizeof *bins) : NULL;
-  if (capacity && !bins) return SQLITE_NOMEM;
-  size_t i = 0, j = 0, n = 0;
-  while (i < s->bin_count || j < part->bin_count) {
-    if (j == part->bin_count || (i < s->bin_count && s->bins[i].count < part->bins[j].count))
-      bins[n++] = s->bins[i++];
-    else if (i == s->bin_count || part->bins[j].count < s->bins[i].count)
-      bins[n++] = part->bins[j++];
-    else {
-      bins[n] = s->bins[i++];
-      bins[n++].documents += part->bins[j++].documents;
+  if (part->bin_count > 0) {
+    size_t capacity = s->bin_count + part->bin_count;
+    stats_bin *bins = sqlite3_malloc64(capacity * sizeof *bins);
+    if (!bins) return SQLITE_NOMEM;
+    size_t i = 0, j = 0, n = 0;
+    while (i < s->bin_count || j < part->bin_count) {
+      if (j == part->bin_count || (i < s->bin_count && s->bins[i].count < part->bins[j].count))
+        bins[n++] = s->bins[i++];
+      else if (i == s->bin_count || part->bins[j].count < s->bins[i].count)
+        bins[n++] = part->bins[j++];
+      else {
+        bins[n] = s->bins[i++];
+        bins[n++].documents += part->bins[j++].documents;
+      }
     }
+    sqlite3_free(s->bins);
+    s->bins = bins;
+    s->bin_count = n;
+    s->bin_capacity = capacity;
   }
-  sqlite3_free(s->bins);
-  s->bins = bins;
-  s->bin_count = n;
-  s->bin_capacity = capacity;
   s->documents += part->documents;
   s->bytes += part->bytes;
   s->tokens += part->tokens;
