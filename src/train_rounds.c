@@ -933,6 +933,15 @@ int bp_train_merger_finish(bp_train_merger *m, uint8_t **state, size_t *len, bp_
     s->counts2 = NULL;
     return encode_state(t, 1, s->bytes, state, len, err);
   }
+  /* Every round counts the same rows: partials of other text (a shard left
+  ** out, merged twice, or with rows changed since round 1) would make
+  ** another model. */
+  if (s->bytes != t->round->total_bytes)
+    return bp_fail(err, BP_INVALID,
+                   "the partials of round %d counted %llu bytes of text, round 1 counted %llu "
+                   "(a shard left out, merged twice, or its rows changed)",
+                   counted, (unsigned long long)s->bytes,
+                   (unsigned long long)t->round->total_bytes);
   if (counted < t->round->rounds) {
     /* The state so far, its rounds merged one more (a varint below 128:
     ** one byte), and the new length's n-grams: those pruning can keep, as
