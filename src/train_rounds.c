@@ -650,8 +650,17 @@ int bp_trainer_partial(bp_trainer *t, uint8_t **partial, size_t *len, bp_error *
 
 /* ---- Adding partials -------------------------------------------------------- */
 
-/* The sum of partials of one state and round. Piece counts go to
-** `pieces`, or, past `piece_limit` bytes, to spill_to's buckets. */
+/* A sorted run of n-gram counts in the run file. */
+typedef struct ngram_run {
+  long offset;
+  uint64_t entries, read; /* records in the run, records read */
+  ngram_slot *buffer;
+  size_t buffered, next;
+} ngram_run;
+
+/* The sum of partials of one state and round. With a limit (the merger's
+** third of max_memory), piece counts past it go to spill_to's buckets, and
+** n-gram counts past it to sorted runs in a file, added up at the end. */
 typedef struct round_sum {
   int round, rounds; /* 0 until a partial that is not the empty one */
   uint8_t digest[DIGEST_BYTES];
@@ -661,13 +670,101 @@ typedef struct round_sum {
   ngram_table table;
   string_counter pieces;
   bp_trainer *spill_to;
-  size_t piece_limit;
+  size_t limit;
+  FILE *run_file;
+  ngram_run *runs;
+  size_t run_count;
 } round_sum;
 
 static void round_sum_free(round_sum *s) {
   bp_free(s->counts2);
   train_ngram_table_free(&s->table);
   train_string_counter_free(&s->pieces);
+  if (s->run_file) fclose(s->run_file);
+  for (size_t i = 0; i < s->run_count; i++) bp_free(s->runs[i].buffer);
+  bp_free(s->runs);
+}
+
+/* Writes the table, sorted, as a run and empties it. */
+static int spill_table_run(round_sum *s, bp_error *err) {
+  ngram_table *t = &s->table;
+  if (!s->run_file && !(s->run_file = tmpfile())) return train_spill_error(err, "create");
+  ngram_run *runs = bp_realloc(s->runs, (s->run_count + 1) * sizeof *runs);
+  if (!runs) return bp_fail_nomem(err);
+  s->runs = runs;
+  ngram_slot *sorted = bp_malloc((t->entries ? t->entries : 1) * sizeof *sorted);
+  if (!sorted) return bp_fail_nomem(err);
+  size_t n = 0;
+  for (size_t i = 0; i < t->capacity; i++)
+    if (t->slots[i].key != EMPTY_KEY) sorted[n++] = t->slots[i];
+  qsort(sorted, n, sizeof *sorted, compare_keys);
+  int rc = BP_OK;
+  long offset = fseek(s->run_file, 0, SEEK_END) == 0 ? ftell(s->run_file) : -1;
+  if (offset < 0 || fwrite(sorted, sizeof *sorted, n, s->run_file) != n)
+    rc = train_spill_error(err, "write");
+  bp_free(sorted);
+  if (rc == BP_OK) s->runs[s->run_count++] = (ngram_run){offset, n, 0, NULL, 0, 0};
+  train_ngram_table_free(t);
+  *t = (ngram_table){0};
+  return rc;
+}
+
+/* The next record of a run (refilling its buffer), or NULL at its end. */
+static const ngram_slot *run_peek(round_sum *s, ngram_run *run, bp_error *err, int *rc) {
+  enum { RUN_BUFFER = 4096 };
+  if (run->next < run->buffered) return &run->buffer[run->next];
+  if (run->read == run->entries) return NULL;
+  if (!run->buffer && !(run->buffer = bp_malloc(RUN_BUFFER * sizeof *run->buffer))) {
+    *rc = bp_fail_nomem(err);
+    return NULL;
+  }
+  size_t want = run->entries - run->read < RUN_BUFFER ? (size_t)(run->entries - run->read)
+                                                      : (size_t)RUN_BUFFER;
+  if (fseek(s->run_file, run->offset + (long)(run->read * sizeof *run->buffer), SEEK_SET) !=
+          0 ||
+      fread(run->buffer, sizeof *run->buffer, want, s->run_file) != want) {
+    *rc = train_spill_error(err, "read");
+    return NULL;
+  }
+  run->read += want;
+  run->buffered = want;
+  run->next = 0;
+  return &run->buffer[0];
+}
+
+/* The sum of the runs (the table spilled as the last), keys ascending,
+** those counted at least min_kept times: put_table's encoding. */
+static int put_runs(round_sum *s, writer *w, uint64_t min_kept, bp_error *err) {
+  int rc = s->table.slots ? spill_table_run(s, err) : BP_OK;
+  writer body = {0};
+  uint64_t kept = 0, last = 0;
+  while (rc == BP_OK) {
+    uint64_t key = UINT64_MAX, count = 0;
+    bool any = false;
+    for (size_t i = 0; i < s->run_count && rc == BP_OK; i++) {
+      const ngram_slot *next = run_peek(s, &s->runs[i], err, &rc);
+      if (next && (!any || next->key < key)) key = next->key, any = true;
+    }
+    if (!any || rc != BP_OK) break;
+    for (size_t i = 0; i < s->run_count && rc == BP_OK; i++) {
+      const ngram_slot *next = run_peek(s, &s->runs[i], err, &rc);
+      if (next && next->key == key) {
+        if (!add_checked(&count, next->count)) rc = bp_fail(err, BP_FORMAT, CORRUPT);
+        s->runs[i].next++;
+      }
+    }
+    if (rc == BP_OK && count >= min_kept) {
+      put_varint(&body, key - last);
+      put_varint(&body, count);
+      last = key;
+      kept++;
+    }
+  }
+  put_varint(w, kept);
+  put_bytes(w, body.out.data, body.out.length);
+  if (body.failed) w->failed = true;
+  bp_buffer_free(&body.out);
+  return rc;
 }
 
 /* Adds a partial into s. */
@@ -694,6 +791,8 @@ static int round_sum_add(round_sum *s, const uint8_t *blob, size_t len, bp_error
     rc = get_short_counts(&r, s->counts1, &s->counts2, err);
   } else if (o.round < o.rounds) {
     rc = get_table(&r, o.round + 1, &s->table, err);
+    if (rc == BP_OK && s->limit && s->table.capacity * sizeof(ngram_slot) > s->limit)
+      rc = spill_table_run(s, err);
   } else {
     /* Front-coded pieces, until 0, 0. Pieces are as long as a chunk's
     ** segmentation makes them: pruning re-splits the long ones. */
@@ -715,8 +814,7 @@ static int round_sum_add(round_sum *s, const uint8_t *blob, size_t len, bp_error
       if (!train_string_counter_add(&s->pieces, (const uint8_t *)piece.data, piece.length,
                                     count))
         rc = bp_fail_nomem(err);
-      else if (s->spill_to && s->piece_limit &&
-               train_string_counter_memory(&s->pieces) > s->piece_limit)
+      else if (s->spill_to && s->limit && train_string_counter_memory(&s->pieces) > s->limit)
         rc = train_spill_pieces(s->spill_to, &s->pieces, err);
     }
     bp_buffer_free(&piece);
@@ -793,9 +891,10 @@ int bp_train_merger_new(const uint8_t *state, size_t len, const bp_train_options
     bp_free(m);
     return rc;
   }
-  /* As bp_trainer counting pieces: a third of the memory, then buckets. */
+  /* As bp_trainer: a third of the memory for counts, then files (the piece
+  ** buckets, sorted runs of n-gram counts). */
   m->sum.spill_to = m->trainer;
-  m->sum.piece_limit = (size_t)(m->trainer->options.max_memory / 3);
+  m->sum.limit = (size_t)(m->trainer->options.max_memory / 3);
   *out = m;
   return BP_OK;
 }
@@ -834,6 +933,15 @@ int bp_train_merger_finish(bp_train_merger *m, uint8_t **state, size_t *len, bp_
     s->counts2 = NULL;
     return encode_state(t, 1, s->bytes, state, len, err);
   }
+  /* Every round counts the same rows: partials of other text (a shard left
+  ** out, merged twice, or with rows changed since round 1) would make
+  ** another model. */
+  if (s->bytes != t->round->total_bytes)
+    return bp_fail(err, BP_INVALID,
+                   "the partials of round %d counted %llu bytes of text, round 1 counted %llu "
+                   "(a shard left out, merged twice, or its rows changed)",
+                   counted, (unsigned long long)s->bytes,
+                   (unsigned long long)t->round->total_bytes);
   if (counted < t->round->rounds) {
     /* The state so far, its rounds merged one more (a varint below 128:
     ** one byte), and the new length's n-grams: those pruning can keep, as
@@ -841,7 +949,9 @@ int bp_train_merger_finish(bp_train_merger *m, uint8_t **state, size_t *len, bp_
     writer w = {0};
     put_varint(&w, (uint64_t)counted);
     put_bytes(&w, m->payload + 1, m->payload_len - 1);
-    if (s->table.slots)
+    if (s->run_count)
+      rc = put_runs(s, &w, t->options.min_count, err);
+    else if (s->table.slots)
       rc = put_table(&w, &s->table, t->options.min_count, err);
     else
       put_varint(&w, 0);
