@@ -8,8 +8,9 @@
 ** builtin_models.h) and model_list.c (the bp_model_list table); functions.c
 ** (the scalar functions), tables.c (the bp_tokens, bp_vocab and bp_chunks
 ** table-valued functions), train.c (bp_train and bp_model_shrink),
-** analytics.c (bp_truncate, bp_stats), fts5.c (the FTS5 tokenizer and
-** bp_fts_query), sql_support.c (argument, result and error helpers,
+** train_rounds.c (training in rounds: bp_train_start ... bp_train_model),
+** analytics.c (bp_truncate, bp_stats and its parts), fts5.c (the FTS5
+** tokenizer and bp_fts_query), sql_support.c (argument, result and error helpers,
 ** sql_support.h, which depend on nothing else here), sql_api.h (every SQL
 ** function, aggregate and module, one row each) and bytepiece.c (the entry
 ** point, registering those rows). The tokenizer itself is the plain C
@@ -79,6 +80,18 @@ unsigned bpsql_connection_serial(const bpsql_connection *connection);
 /* The name the default model resolves to now, in *name (to free with
 ** sqlite3_free), or NULL when there is no default model. */
 int bpsql_default_model_name(bpsql_connection *connection, char **name);
+
+/* bp_train's options (train.c), which training in rounds (train_rounds.c)
+** reads the same way: the library's, and whether to report progress on
+** stderr. bpsql_train_options_init sets bp_train's defaults;
+** bpsql_apply_train_option is the bpsql_option_handler of its keys. */
+typedef struct bpsql_train_options {
+  bp_train_options library;
+  int progress;
+} bpsql_train_options;
+void bpsql_train_options_init(bpsql_train_options *o);
+int bpsql_apply_train_option(void *target, const char *key, const char *type,
+                             sqlite3_value *atom, char **message);
 
 /* Registers the FTS5 tokenizer "bytepiece" (when SQLite has FTS5);
 ** returns an SQLite result code. */

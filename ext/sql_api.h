@@ -49,9 +49,25 @@
   /* train.c */                                                                        \
   AGGREGATE("bp_train", 1, 2, BPSQL_INNOCUOUS, bpsql_train_step, bpsql_train_final)    \
   FUNCTION("bp_model_shrink", 2, 2, BPSQL_READS_MODELS, bpsql_model_shrink_function)   \
+  /* train_rounds.c */                                                                 \
+  FUNCTION("bp_train_start", 0, 1, BPSQL_PURE, bpsql_train_start_function)             \
+  AGGREGATE("bp_train_partial", 2, 3, BPSQL_INNOCUOUS, bpsql_train_partial_step,       \
+            bpsql_train_partial_final)                                                 \
+  AGGREGATE("bp_train_combine", 1, 1, BPSQL_INNOCUOUS, bpsql_train_combine_step,       \
+            bpsql_train_combine_final)                                                 \
+  AGGREGATE("bp_train_merge", 2, 3, BPSQL_INNOCUOUS, bpsql_train_merge_step,           \
+            bpsql_train_merge_final)                                                   \
+  FUNCTION("bp_train_done", 1, 1, BPSQL_PURE, bpsql_train_done_function)               \
+  FUNCTION("bp_train_model", 1, 1, BPSQL_PURE, bpsql_train_model_function)             \
+  FUNCTION("bp_train_info", 1, 1, BPSQL_PURE, bpsql_train_info_function)               \
   /* analytics.c */                                                                    \
   FUNCTION("bp_truncate", 2, 3, BPSQL_READS_MODELS, bpsql_truncate_function)           \
   AGGREGATE("bp_stats", 1, 2, BPSQL_READS_MODELS, bpsql_stats_step, bpsql_stats_final) \
+  AGGREGATE("bp_stats_partial", 1, 2, BPSQL_READS_MODELS, bpsql_stats_partial_step,    \
+            bpsql_stats_partial_final)                                                 \
+  AGGREGATE("bp_stats_combine", 1, 1, BPSQL_INNOCUOUS, bpsql_stats_combine_step,       \
+            bpsql_stats_combine_final)                                                 \
+  FUNCTION("bp_stats_finish", 1, 1, BPSQL_PURE, bpsql_stats_finish_function)           \
   /* fts5.c */                                                                         \
   FUNCTION("bp_fts_query", 1, 2, BPSQL_READS_MODELS, bpsql_fts_query_function)         \
   /* functions.c; last, since it marks a complete load (bytepiece.c) */                \

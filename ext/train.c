@@ -26,10 +26,13 @@ SQLITE_EXTENSION_INIT3
 /* Training spills to temporary files beyond this much memory (MB). */
 #define DEFAULT_MAX_MEMORY_MB 1024
 
-typedef struct train_options {
-  bp_train_options library;
-  int progress; /* report on stderr */
-} train_options;
+typedef bpsql_train_options train_options;
+
+void bpsql_train_options_init(train_options *o) {
+  memset(o, 0, sizeof *o);
+  bp_train_options_init(&o->library);
+  o->library.max_memory = (uint64_t)DEFAULT_MAX_MEMORY_MB << 20;
+}
 
 enum train_key {
   KEY_ORDER,
@@ -60,8 +63,8 @@ static const struct {
     {"progress", KEY_PROGRESS, 1, 0, 1},
 };
 
-static int apply_train_option(void *target, const char *key, const char *type,
-                              sqlite3_value *atom, char **message) {
+int bpsql_apply_train_option(void *target, const char *key, const char *type,
+                             sqlite3_value *atom, char **message) {
   train_options *o = target;
   bool integer = strcmp(type, "integer") == 0;
   sqlite3_int64 v = integer ? sqlite3_value_int64(atom) : strcmp(type, "true") == 0;
@@ -148,10 +151,9 @@ void bpsql_train_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   if (t->failed) return;
   if (!t->trainer) {
-    bp_train_options_init(&t->options.library);
-    t->options.library.max_memory = (uint64_t)DEFAULT_MAX_MEMORY_MB << 20;
+    bpsql_train_options_init(&t->options);
     if (argc > 1 && sqlite3_value_type(argv[1]) != SQLITE_NULL &&
-        bpsql_read_options(ctx, argv[1], "bp_train", apply_train_option, &t->options) !=
+        bpsql_read_options(ctx, argv[1], "bp_train", bpsql_apply_train_option, &t->options) !=
             SQLITE_OK) {
       t->failed = 1;
       return;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # install-deps.sh: installs from Debian/Ubuntu packages what building the
-# extension, running it, its tests (the packages' too) and the demo need.
+# extension, running it, its tests (the packages' and the Dask module's too)
+# and the demo need.
 # With --dev, also the
 # tools for checking and measuring it: clang with libFuzzer (make fuzz),
 # clang-tidy and cppcheck (make lint), and SentencePiece (the interchange
@@ -35,6 +36,10 @@ benchmark_packages=(python3-sentencepiece sentencepiece)
 # wheel offline, sqlite-utils for its example. Node and npm are not installed
 # from here: the npm test runs with whatever Node 20 the machine has.
 package_packages=(python3-venv sqlite-utils)
+# The Dask module, sqlite_bytepiece.distributed: its tests
+# (tests/distributed.test, skipped without them) and make bench-train's
+# cluster run.
+dask_packages=(python3-dask python3-distributed python3-numpy)
 
 as_root=()
 [ "$(id -u)" -eq 0 ] || as_root=(sudo)
@@ -43,6 +48,8 @@ export DEBIAN_FRONTEND=noninteractive
 "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${package_packages[@]}" >/dev/null ||
   echo "install-deps: python3-venv or sqlite-utils unavailable; the wheel's tests will be skipped"
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${dask_packages[@]}" >/dev/null ||
+  echo "install-deps: python3-dask or python3-distributed unavailable; the Dask tests will be skipped"
 if [ "$dev" = 1 ]; then
   "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${check_packages[@]}" >/dev/null ||
     echo "install-deps: clang, clang-tidy or cppcheck unavailable; make fuzz and make lint need them"

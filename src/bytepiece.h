@@ -351,6 +351,93 @@ uint64_t bp_trainer_bytes(const bp_trainer *t);
 int bp_trainer_finish(bp_trainer *t, bp_model **model, bp_error *err);
 void bp_trainer_free(bp_trainer *t);
 
+/* ---- Training in rounds (train_rounds.c) ---------------------------------
+** The same training as sums over shards of the texts, round by round, with
+** a model byte-identical to bp_trainer_finish's over all texts for any
+** split of them, any order and grouping of partials, any threads:
+**
+**     bp_train_start(&options, &state, &len, &err);       (the driver)
+**     until bp_train_info(state).done:
+**       on each shard: bp_trainer_from_state(state, len, &local, &t, &err);
+**                      bp_trainer_add(t, ...) for each of its texts;
+**                      bp_trainer_partial(t, &partial, &plen, &err);
+**       anywhere:      bp_train_combiner_* adds partials into one partial;
+**       the driver:    bp_train_merger_new(state, ...); _add(each partial);
+**                      _finish: the next state
+**     bp_train_state_model(state, ...): the model value
+**
+** Round 1 counts the 1- and 2-grams, round k (2 .. order - 1) the
+** (k+1)-grams whose k-parts are frequent, the last round the pieces of the
+** segmentation by the n-gram model: max(order, 2) rounds; merging the last
+** one prunes the pieces, and its state holds the model.
+** States and partials are BLOBs: "BPTR", a format version, kind, round,
+** the rounds, the 16-byte digest of the state (a partial: of the state it
+** counted a round of), the payload length, the zlib-compressed payload
+** (varints, sorted keys delta-coded, pieces front-coded) and a CRC-32 of
+** all of it. Functions reading one fail with BP_FORMAT and a message that
+** starts with the problem ("is truncated or corrupt", "is from another
+** state or round", ...), for the caller to prefix with what it was given.
+** Every buffer returned is to free with bp_free.
+*/
+enum { BP_TRAIN_STATE = 1, BP_TRAIN_PARTIAL = 2 };
+typedef struct bp_train_info_data {
+  int kind;       /* BP_TRAIN_STATE or BP_TRAIN_PARTIAL */
+  int round;      /* a state: the round its partials count (the last when
+                     done); a partial: the round it counted, 0 for the
+                     empty partial, which fits any state and round */
+  int rounds;     /* of the whole training (0 for the empty partial) */
+  int done;       /* a state holding the model */
+  uint64_t bytes; /* text counted: a state's corpus (after round 1), a
+                     partial's shard */
+} bp_train_info_data;
+
+/* The number of rounds training with these options takes. */
+int bp_train_rounds(const bp_train_options *options);
+/* The first state. Validates options as bp_trainer_new does; only the
+** model-defining ones (order, vocab_size, max_piece_length, min_count,
+** isolate_digits, ensure_unicode) go into the state. */
+int bp_train_start(const bp_train_options *options, uint8_t **state, size_t *len,
+                   bp_error *err);
+/* Reads a state's or a partial's header and checks it whole. */
+int bp_train_info(const uint8_t *blob, size_t len, bp_train_info_data *info, bp_error *err);
+/* The partial of a shard with no text: fits any state and round. */
+int bp_train_empty_partial(uint8_t **partial, size_t *len, bp_error *err);
+/* A trainer that counts the state's next round over the texts added to it:
+** the state's options with `local`'s threads, max_memory, progress and
+** progress_context (local may be NULL: one thread, no limit). */
+int bp_trainer_from_state(const uint8_t *state, size_t len, const bp_train_options *local,
+                          bp_trainer **out, bp_error *err);
+/* The round's counts over the texts added, as a partial. Once per trainer. */
+int bp_trainer_partial(bp_trainer *t, uint8_t **partial, size_t *len, bp_error *err);
+
+/* Adds partials of one state and round into one partial (held in memory). */
+typedef struct bp_train_combiner bp_train_combiner;
+int bp_train_combiner_new(bp_train_combiner **out, bp_error *err);
+int bp_train_combiner_add(bp_train_combiner *c, const uint8_t *partial, size_t len,
+                          bp_error *err);
+/* The sum; the empty partial when only empty ones (or none) were added. */
+int bp_train_combiner_finish(bp_train_combiner *c, uint8_t **partial, size_t *len,
+                             bp_error *err);
+void bp_train_combiner_free(bp_train_combiner *c);
+
+/* Adds a round's partials, one at a time, into the next state. `local` as
+** for bp_trainer_from_state: the piece round's counts spill to temporary
+** files beyond a third of max_memory, and pruning uses the threads. */
+typedef struct bp_train_merger bp_train_merger;
+int bp_train_merger_new(const uint8_t *state, size_t len, const bp_train_options *local,
+                        bp_train_merger **out, bp_error *err);
+int bp_train_merger_add(bp_train_merger *m, const uint8_t *partial, size_t len, bp_error *err);
+/* The next state; after the last round, *model (when model is not NULL)
+** is the trained model, a reference to release. */
+int bp_train_merger_finish(bp_train_merger *m, uint8_t **state, size_t *len, bp_model **model,
+                           bp_error *err);
+void bp_train_merger_free(bp_train_merger *m);
+
+/* The model value (bp_model_serialize's bytes) of a done state; BP_INVALID
+** "the state is not done (round r of R)" otherwise. */
+int bp_train_state_model(const uint8_t *state, size_t len, uint8_t **value, size_t *value_len,
+                         bp_error *err);
+
 /* How shrinking runs: the fields of bp_train_options that apply to it (the
 ** pieces come from the model, the size is an argument). */
 typedef struct bp_shrink_options {

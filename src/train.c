@@ -78,6 +78,7 @@ void bp_trainer_free(bp_trainer *t) {
   for (int b = 0; b < PIECE_BUCKETS; b++)
     if (t->piece_buckets[b]) fclose(t->piece_buckets[b]);
   pthread_mutex_destroy(&t->bucket_lock);
+  train_round_free(t->round);
   bp_free(t->counts2);
   bp_free(t->logs2);
   for (int n = 0; n <= MAX_ORDER; n++) train_ngram_table_free(&t->tables[n]);
@@ -164,6 +165,10 @@ static int spill_chunks(bp_trainer *t, bp_error *err) {
   return BP_OK;
 }
 
+int train_spill_remaining_chunks(bp_trainer *t, bp_error *err) {
+  return t->chunk_file ? spill_chunks(t, err) : BP_OK;
+}
+
 int bp_trainer_add(bp_trainer *t, const char *text, size_t len, int input, bp_error *err) {
   char *normalized = NULL;
   size_t normalized_len = len;
@@ -187,7 +192,7 @@ int bp_trainer_finish(bp_trainer *t, bp_model **model, bp_error *err) {
   if (t->bytes == 0) return bp_fail(err, BP_INVALID, "no text to train on");
   const char *interrupted = "interrupted";
   /* Once some chunks are in the file, all go there. */
-  int rc = t->chunk_file ? spill_chunks(t, err) : BP_OK;
+  int rc = train_spill_remaining_chunks(t, err);
   if (rc == BP_OK) rc = train_count_ngrams(t, err);
   if (rc == BP_OK) rc = train_prune_ngrams(t, err);
   if (rc == BP_OK && train_report(&t->runner, "segmenting", 0))

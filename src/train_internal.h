@@ -13,6 +13,7 @@
 **                    counting the pieces
 **   train_prune.c    step 4: pruning pieces to a vocabulary; shrinking a
 **                    trained model
+**   train_rounds.c   training in rounds over shards: states and partials
 **
 ** Data flows: text -> chunks (string counter, or the chunk file) -> n-gram
 ** tables -> pieces (string counter, or bucket files) -> vocabulary.
@@ -158,7 +159,16 @@ struct bp_trainer {
   FILE *piece_buckets[PIECE_BUCKETS];
   pthread_mutex_t bucket_lock;
   FILE *dropped_file; /* pieces pruning drops, when spilled */
+  /* Training in rounds (train_rounds.c): the state this trainer counts a
+  ** round of, or NULL for a trainer of bp_trainer_new. */
+  struct train_round *round;
 };
+
+/* Once some chunks were spilled to the chunk file, moves the rest there
+** too, so that a pass reads them all from one place. */
+int train_spill_remaining_chunks(bp_trainer *t, bp_error *err);
+/* Frees what train_rounds.c hangs on a trainer. */
+void train_round_free(struct train_round *round);
 
 /* Reports progress to the runner's callback; true when it asks to stop. */
 bool train_report(const train_runner *r, const char *phase, double done);
@@ -197,6 +207,13 @@ int train_share_chunk_blocks(bp_trainer *t, int (*run)(work *, int, bp_error *),
 ** model t->logs1, t->logs2, t->tables. */
 int train_count_ngrams(bp_trainer *t, bp_error *err);
 int train_prune_ngrams(bp_trainer *t, bp_error *err);
+/* The parts of train_count_ngrams, for training in rounds
+** (train_rounds.c): the 1- and 2-grams added to t->counts1 and t->counts2;
+** the n-grams of one length n >= 3 whose (n-1)-parts are frequent (by
+** t->counts2 or t->tables[n - 1] and min_count), those counted at least
+** min_kept times into t->tables[n]. */
+int train_count_short_ngrams(bp_trainer *t, bp_error *err);
+int train_count_ngrams_of_length(bp_trainer *t, int n, uint64_t min_kept, bp_error *err);
 
 static inline uint64_t train_ngram_mask(int n) {
   return n >= 8 ? UINT64_MAX : (1ull << (8 * n)) - 1;
@@ -215,6 +232,9 @@ static inline double train_ngram_log(const bp_trainer *t, int n, uint64_t rollin
 /* Step 3 (train_segment.c): segments every chunk with the n-gram model and
 ** counts the pieces, in t->pieces or the bucket files. */
 int train_count_pieces(bp_trainer *t, bp_error *err);
+/* Moves a piece counter's entries to t's bucket files (emptying it), as
+** counting does past its memory; train_prune_pieces sums the buckets. */
+int train_spill_pieces(bp_trainer *t, string_counter *c, bp_error *err);
 
 /* Step 4 (train_prune.c): prunes the counted pieces to the vocabulary and
 ** builds the model. */

@@ -121,9 +121,9 @@ static int count_ngram_share(work *w, int index, bp_error *err) {
 }
 
 /* Counts the n-grams of length n >= 3 of one partition, then keeps those
-** seen at least min_count times in `kept`. */
-static int count_ngram_partition(bp_trainer *t, ngram_pass *pass, ngram_table *kept,
-                                 bp_error *err) {
+** seen at least min_kept times in `kept`. */
+static int count_ngram_partition(bp_trainer *t, ngram_pass *pass, uint64_t min_kept,
+                                 ngram_table *kept, bp_error *err) {
   int rc = train_share_chunk_blocks(t, count_ngram_share, pass, &pass->chunks, err);
   ngram_table *sum = &pass->shares[0].table;
   for (int s = 1; s < t->options.threads; s++) {
@@ -137,21 +137,14 @@ static int count_ngram_partition(bp_trainer *t, ngram_pass *pass, ngram_table *k
     train_ngram_table_free(part);
   }
   for (size_t i = 0; i < sum->capacity && rc == BP_OK; i++)
-    if (sum->slots[i].key != EMPTY_KEY && sum->slots[i].count >= t->options.min_count &&
+    if (sum->slots[i].key != EMPTY_KEY && sum->slots[i].count >= min_kept &&
         train_ngram_table_add(kept, sum->slots[i].key, sum->slots[i].count) != BP_OK)
       rc = bp_fail_nomem(err);
   train_ngram_table_free(sum);
   return rc;
 }
 
-/* Counts n-grams length by length. An n-gram is never seen more often than
-** its first or last n - 1 bytes, so when either of those is rarer than
-** min_count the n-gram would be pruned anyway, and it is not counted: the
-** result is exact and the tables hold only what pruning can keep. When a
-** length's counts outgrow the memory allowed, they are counted again in
-** twice as many partitions of the n-grams. */
-int train_count_ngrams(bp_trainer *t, bp_error *err) {
-  const int order = t->options.order;
+int train_count_short_ngrams(bp_trainer *t, bp_error *err) {
   ngram_pass *pass = bp_malloc(sizeof *pass);
   if (!pass) return bp_fail_nomem(err);
   memset(pass, 0, sizeof *pass);
@@ -174,35 +167,51 @@ int train_count_ngrams(bp_trainer *t, bp_error *err) {
     bp_free(part->counts2);
     part->counts2 = NULL;
   }
-  for (int n = 3; n <= order && rc == BP_OK; n++) {
-    if (train_report(&t->runner, counting_phase[n], 0)) {
-      rc = bp_fail(err, BP_INTERRUPT, "interrupted");
-      break;
+  bp_free(pass);
+  return rc;
+}
+
+int train_count_ngrams_of_length(bp_trainer *t, int n, uint64_t min_kept, bp_error *err) {
+  if (train_report(&t->runner, counting_phase[n], 0))
+    return bp_fail(err, BP_INTERRUPT, "interrupted");
+  ngram_pass *pass = bp_malloc(sizeof *pass);
+  if (!pass) return bp_fail_nomem(err);
+  int rc;
+  for (uint64_t partitions = 1;; partitions *= 2) {
+    ngram_table kept = {0};
+    rc = train_ngram_table_init(&kept, 4096) ? BP_OK : bp_fail_nomem(err);
+    for (uint64_t p = 0; p < partitions && rc == BP_OK; p++) {
+      memset(pass, 0, sizeof *pass);
+      *pass = (ngram_pass){.n = n, .partition = p, .partitions = partitions};
+      rc = count_ngram_partition(t, pass, min_kept, &kept, err);
     }
-    for (uint64_t partitions = 1;; partitions *= 2) {
-      ngram_table kept = {0};
-      rc = train_ngram_table_init(&kept, 4096) ? BP_OK : bp_fail_nomem(err);
-      for (uint64_t p = 0; p < partitions && rc == BP_OK; p++) {
-        memset(pass, 0, sizeof *pass);
-        *pass = (ngram_pass){.n = n, .partition = p, .partitions = partitions};
-        rc = count_ngram_partition(t, pass, &kept, err);
-      }
-      for (int s = 0; s < t->options.threads; s++)
-        train_ngram_table_free(&pass->shares[s].table);
-      if (rc == BP_TOOBIG && partitions < 65536) {
-        train_ngram_table_free(&kept);
-        continue;
-      }
-      if (rc == BP_OK)
-        t->tables[n] = kept;
-      else
-        train_ngram_table_free(&kept);
-      break;
+    for (int s = 0; s < t->options.threads; s++) train_ngram_table_free(&pass->shares[s].table);
+    if (rc == BP_TOOBIG && partitions < 65536) {
+      train_ngram_table_free(&kept);
+      continue;
     }
+    if (rc == BP_OK)
+      t->tables[n] = kept;
+    else
+      train_ngram_table_free(&kept);
+    break;
   }
   if (rc == BP_TOOBIG)
     rc = bp_fail(err, BP_TOOBIG, "max_memory is too small to count the n-grams");
   bp_free(pass);
+  return rc;
+}
+
+/* Counts n-grams length by length. An n-gram is never seen more often than
+** its first or last n - 1 bytes, so when either of those is rarer than
+** min_count the n-gram would be pruned anyway, and it is not counted: the
+** result is exact and the tables hold only what pruning can keep. When a
+** length's counts outgrow the memory allowed, they are counted again in
+** twice as many partitions of the n-grams. */
+int train_count_ngrams(bp_trainer *t, bp_error *err) {
+  int rc = train_count_short_ngrams(t, err);
+  for (int n = 3; n <= t->options.order && rc == BP_OK; n++)
+    rc = train_count_ngrams_of_length(t, n, t->options.min_count, err);
   return rc;
 }
 

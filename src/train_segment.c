@@ -116,6 +116,10 @@ static int spill_pieces(bp_trainer *t, string_counter *c, bp_error *err) {
   return rc;
 }
 
+int train_spill_pieces(bp_trainer *t, string_counter *c, bp_error *err) {
+  return spill_pieces(t, c, err);
+}
+
 static int count_piece_share(work *w, int index, bp_error *err) {
   bp_trainer *t = w->trainer;
   piece_pass *pass = w->data;

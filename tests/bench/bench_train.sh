@@ -3,7 +3,8 @@
 # resulting compression (bytes per token on the training text) of bp_train
 # with config A's options (order 6, min_count 8), side by side with
 # SentencePiece's spm_train (unigram and BPE; identity normalization, byte
-# fallback) at the same vocabulary size and thread count.
+# fallback) at the same vocabulary size and thread count; then the same
+# training over 4 shards on a 2-worker Dask cluster (bench_shards.py).
 #   tests/bench/bench_train.sh EXTENSION [CORPUS...]
 set -eu
 extension=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -77,3 +78,8 @@ for corpus in $corpora; do
   read -r s kb bytes tokens vocab < <(train_bytepiece "$db" "$options")
   row "bytepiece bp_train, max_memory $cap" "$s" "$kb" "$bytes" "$tokens" "$vocab"
 done
+# Over shards: 4 shard files on a 2-worker Dask LocalCluster against bp_train
+# in one process (tests/bench/bench_shards.py).
+echo "sqlite_bytepiece.distributed: 4 shards, LocalCluster of 2 worker processes"
+# shellcheck disable=SC2086
+"$python" "$here/bench_shards.py" "$extension" "$shared" $corpora

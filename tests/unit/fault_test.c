@@ -198,6 +198,19 @@ static const operation operations[] = {
     {"training (2 threads, spilling)", "",
      "SELECT length(bp_train(body, json_object('vocab_size', 280, 'min_count', 1,"
      " 'threads', 2, 'max_memory', 1))) FROM docs;"},
+    {"training in rounds", "",
+     "WITH s0(s) AS (SELECT bp_train_start('{\"vocab_size\": 280, \"min_count\": 1, "
+     "\"order\": 3}')),"
+     " s1(s) AS (SELECT bp_train_merge((SELECT s FROM s0), p) FROM"
+     "  (SELECT bp_train_partial(body, (SELECT s FROM s0)) AS p FROM docs WHERE id % 2"
+     "   UNION ALL SELECT bp_train_partial(body, (SELECT s FROM s0)) FROM docs WHERE id % 2 = "
+     "0)),"
+     " s2(s) AS (SELECT bp_train_merge((SELECT s FROM s1), p) FROM"
+     "  (SELECT bp_train_combine(q) AS p FROM"
+     "   (SELECT bp_train_partial(body, (SELECT s FROM s1)) AS q FROM docs))),"
+     " s3(s) AS (SELECT bp_train_merge((SELECT s FROM s2), p, '{\"max_memory\": 1}') FROM"
+     "  (SELECT bp_train_partial(body, (SELECT s FROM s2), '{\"threads\": 2}') AS p FROM docs))"
+     " SELECT length(bp_train_model(s)), bp_train_info(s) FROM s3;"},
     {"model shrink", "", "SELECT length(bp_model_shrink('m', 400));"},
     {"FTS5 indexing", "CREATE VIRTUAL TABLE f USING fts5(body, tokenize = 'bytepiece m');",
      "INSERT INTO f(rowid, body) SELECT id, body FROM docs WHERE body IS NOT NULL;"

@@ -1,6 +1,7 @@
 /*
 ** sql_interrupt_test.c: sqlite3_interrupt() from another thread stops a
-** long bp_train with SQLITE_INTERRUPT, and the connection goes on working;
+** long bp_train (and a round of bp_train_partial) with SQLITE_INTERRUPT,
+** and the connection goes on working;
 ** it also stops the encoding of one huge text (bp_count, bp_tokens, FTS5
 ** indexing), bp_chunks cutting a long line, and the compilation of a large
 ** stored model on its first use, and bp_model_shrink of a large model;
@@ -226,6 +227,17 @@ int main(int argc, char **argv) {
             NULL, NULL, &error) == SQLITE_OK);
   CHECK(run_interrupted(db, "SELECT bp_train(body, '{\"vocab_size\": 5000}') FROM docs") ==
         SQLITE_INTERRUPT);
+  CHECK(strcmp(sqlite3_errmsg(db), "interrupted") == 0);
+  /* A round of training in rounds stops too: the piece round of an order-2
+  ** training, segmenting every chunk in bp_train_partial's last step. */
+  CHECK(sqlite3_exec(db,
+                     "CREATE TABLE st AS SELECT bp_train_start('{\"order\": 2}') AS s;"
+                     "UPDATE st SET s = (SELECT bp_train_merge((SELECT s FROM st), p) FROM"
+                     "  (SELECT bp_train_partial(body, (SELECT s FROM st)) AS p FROM docs));",
+                     NULL, NULL, &error) == SQLITE_OK);
+  CHECK(run_interrupted(db,
+                        "SELECT bp_train_partial(body, (SELECT s FROM st), "
+                        "'{\"threads\": 2}') FROM docs") == SQLITE_INTERRUPT);
   CHECK(strcmp(sqlite3_errmsg(db), "interrupted") == 0);
   /* Nothing stored, and the connection still works. */
   CHECK(sqlite3_exec(db, "SELECT count(*) FROM bp_models", NULL, NULL, &error) == SQLITE_OK);

@@ -284,6 +284,132 @@ static bp_model *train_generated(uint64_t max_memory, int threads) {
   return m;
 }
 
+/* The generated documents of train_generated, one by one. */
+static size_t generated_document(uint64_t *state, char *text, size_t capacity) {
+  static const char *words[] = {"alpha", "beta",  "gamma", "delta", "的", "数据", "模型",
+                                "token", "piece", "= 1;",  "\n",    " ",  "训练", "x"};
+  size_t n = 0;
+  for (int w = 0; w < 60; w++) {
+    *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+    const char *word = words[(*state >> 33) % (sizeof words / sizeof words[0])];
+    size_t k = strlen(word);
+    memcpy(text + n, word, k);
+    n += k;
+    n += (size_t)snprintf(text + n, capacity - n, "%u", (unsigned)(*state >> 60));
+  }
+  return n;
+}
+
+/* Training in rounds: three shards of the generated documents (one spilling
+** to files, one on three threads), two of them combined, the empty partial
+** merged too: the model value is the trainer's, byte for byte. The BLOBs are
+** checked whole: every corrupted byte and truncation of a partial is
+** BP_FORMAT, and nothing leaks. */
+static void test_train_rounds(void) {
+  bp_error err;
+  bp_model *reference = train_generated(0, 1);
+  uint8_t *expected = NULL;
+  size_t expected_len = 0;
+  CHECK(reference && bp_model_serialize(reference, &expected, &expected_len, &err) == BP_OK);
+  bp_model_release(reference);
+  bp_train_options options;
+  bp_train_options_init(&options);
+  options.vocab_size = 2000;
+  options.min_count = 3;
+  CHECK(bp_train_rounds(&options) == 6);
+  uint8_t *state, *empty;
+  size_t state_len, empty_len;
+  CHECK(bp_train_start(&options, &state, &state_len, &err) == BP_OK);
+  CHECK(bp_train_empty_partial(&empty, &empty_len, &err) == BP_OK);
+  int rounds = 0;
+  bp_train_info_data info = {0};
+  while (bp_train_info(state, state_len, &info, &err) == BP_OK && !info.done && rounds < 10) {
+    rounds++;
+    uint8_t *partials[3] = {NULL};
+    size_t lengths[3] = {0};
+    for (int shard = 0; shard < 3; shard++) {
+      bp_train_options local;
+      bp_train_options_init(&local);
+      local.max_memory = shard == 0 ? 200 * 1024 : 0;
+      local.threads = shard == 1 ? 3 : 1;
+      bp_trainer *t;
+      CHECK(bp_trainer_from_state(state, state_len, &local, &t, &err) == BP_OK);
+      uint64_t generator = 12345;
+      for (int doc = 0; doc < 3000; doc++) {
+        char text[1024];
+        size_t n = generated_document(&generator, text, sizeof text);
+        if (doc % 3 == shard) CHECK(bp_trainer_add(t, text, n, BP_INPUT_TEXT, &err) == BP_OK);
+      }
+      CHECK(bp_trainer_partial(t, &partials[shard], &lengths[shard], &err) == BP_OK);
+      uint8_t *again;
+      size_t again_len;
+      CHECK(bp_trainer_partial(t, &again, &again_len, &err) == BP_INVALID && !again);
+      CHECK_MESSAGE(err, "the partial of this trainer was made already");
+      bp_trainer_free(t);
+    }
+    bp_train_combiner *c;
+    uint8_t *combined;
+    size_t combined_len;
+    CHECK(bp_train_combiner_new(&c, &err) == BP_OK);
+    CHECK(bp_train_combiner_add(c, partials[2], lengths[2], &err) == BP_OK);
+    CHECK(bp_train_combiner_add(c, empty, empty_len, &err) == BP_OK);
+    CHECK(bp_train_combiner_add(c, partials[0], lengths[0], &err) == BP_OK);
+    CHECK(bp_train_combiner_finish(c, &combined, &combined_len, &err) == BP_OK);
+    bp_train_combiner_free(c);
+    bp_train_merger *m;
+    uint8_t *next;
+    size_t next_len;
+    bp_train_options local;
+    bp_train_options_init(&local);
+    local.max_memory = 64 * 1024; /* the piece round spills to buckets */
+    CHECK(bp_train_merger_new(state, state_len, &local, &m, &err) == BP_OK);
+    CHECK(bp_train_merger_add(m, partials[1], lengths[1], &err) == BP_OK);
+    CHECK(bp_train_merger_add(m, empty, empty_len, &err) == BP_OK);
+    CHECK(bp_train_merger_add(m, combined, combined_len, &err) == BP_OK);
+    CHECK(bp_train_merger_finish(m, &next, &next_len, NULL, &err) == BP_OK);
+    bp_train_merger_free(m);
+    if (rounds == 2) {
+      /* Every corrupted byte and every truncation of a partial. */
+      long before = atomic_load(&live_blocks);
+      int wrong = 0;
+      for (size_t i = 0; i < lengths[1]; i++) {
+        partials[1][i] ^= 0x5A;
+        wrong += bp_train_info(partials[1], lengths[1], &info, &err) != BP_FORMAT;
+        partials[1][i] ^= 0x5A;
+        wrong += bp_train_info(partials[1], i, &info, &err) != BP_FORMAT;
+      }
+      CHECK(wrong == 0);
+      CHECK(atomic_load(&live_blocks) == before);
+      /* A partial of the state before: another round. */
+      CHECK(bp_train_merger_new(next, next_len, NULL, &m, &err) == BP_OK);
+      CHECK(bp_train_merger_add(m, partials[1], lengths[1], &err) == BP_FORMAT);
+      CHECK_MESSAGE(err, "is from another state or round");
+      bp_train_merger_free(m);
+    }
+    for (int shard = 0; shard < 3; shard++) bp_free(partials[shard]);
+    bp_free(combined);
+    bp_free(state);
+    state = next;
+    state_len = next_len;
+  }
+  CHECK(rounds == 6 && info.done && info.round == 6 && info.rounds == 6);
+  uint8_t *value = NULL;
+  size_t value_len = 0;
+  CHECK(bp_train_state_model(state, state_len, &value, &value_len, &err) == BP_OK);
+  CHECK(value && value_len == expected_len && memcmp(value, expected, expected_len) == 0);
+  bp_trainer *t;
+  CHECK(bp_trainer_from_state(state, state_len, NULL, &t, &err) == BP_FORMAT);
+  CHECK_MESSAGE(err, "is done (all 6 rounds merged): its model is ready");
+  CHECK(bp_trainer_new(&options, &t, &err) == BP_OK);
+  CHECK(bp_trainer_partial(t, &value, &value_len, &err) == BP_INVALID);
+  CHECK_MESSAGE(err, "the trainer was not made from a state (bp_trainer_from_state)");
+  bp_trainer_free(t);
+  bp_free(value);
+  bp_free(expected);
+  bp_free(state);
+  bp_free(empty);
+}
+
 static void test_training_spill_and_threads(void) {
   /* 200 KB forces every spill path: chunks to a file, n-grams in several
   ** partitions, pieces to buckets. The model is the same. */
@@ -1264,6 +1390,7 @@ int main(void) {
   test_model_validation();
   test_training();
   test_training_spill_and_threads();
+  test_train_rounds();
   test_shrink_threads_and_interrupt();
   test_json_round_trip();
   test_json_errors();
