@@ -52,6 +52,8 @@
   /* analytics.c */                                                                    \
   FUNCTION("bp_truncate", 2, 3, BPSQL_READS_MODELS, bpsql_truncate_function)           \
   AGGREGATE("bp_stats", 1, 2, BPSQL_READS_MODELS, bpsql_stats_step, bpsql_stats_final) \
+  /* export.c */                                                                       \
+  AGGREGATE("bp_export", 2, 3, BPSQL_TOUCHES_FILES, bpsql_export_row, bpsql_exported)  \
   /* fts5.c */                                                                         \
   FUNCTION("bp_fts_query", 1, 2, BPSQL_READS_MODELS, bpsql_fts_query_function)         \
   /* functions.c; last, since it marks a complete load (bytepiece.c) */                \
