@@ -23,6 +23,7 @@ packages=(
   zlib1g-dev           # zipped model files, the built-in models
   tcl libsqlite3-tcl   # the test suite
   python3              # the demo trains on the Python standard library
+  python3-numpy        # the token file reader (sqlite_bytepiece.tokens) and its tests
 )
 # Checking: clang with libFuzzer (make fuzz), clang-tidy and cppcheck (make
 # lint).
