@@ -94,8 +94,6 @@ typedef struct exporter {
   uint64_t rows;        /* steps, NULL rows included */
   uint64_t documents, tokens, bytes;
   double started_at, last_report;
-  /* A write error, reported by the step or final that meets it. */
-  bp_error error;
 } exporter;
 
 static double seconds_now(void) {
@@ -180,10 +178,7 @@ static int create_temporary(output_file *f) {
   static const char letters[] = "abcdefghijklmnopqrstuvwxyz0123456789";
   size_t len = strlen(f->path);
   f->temporary = sqlite3_malloc64(len + 12);
-  if (!f->temporary) {
-    errno = ENOMEM;
-    return -1;
-  }
+  if (!f->temporary) return -2;
   memcpy(f->temporary, f->path, len);
   memcpy(f->temporary + len, ".tmp-", 5);
   for (int attempt = 0; attempt < 100; attempt++) {
@@ -225,8 +220,9 @@ static int file_open(output_file *f, const char *prefix, const char *suffix, bp_
   f->fd = -1;
   f->path = sqlite3_mprintf("%s%s", prefix, suffix);
   f->buffer = sqlite3_malloc64(WRITE_BUFFER);
-  if (!f->path || !f->buffer) return export_error(err, BP_NOMEM, "out of memory");
-  if (create_temporary(f) != 0) return file_fail(f, "open", err);
+  int r = f->path && f->buffer ? create_temporary(f) : -2;
+  if (r == -2) return export_error(err, BP_NOMEM, "out of memory");
+  if (r != 0) return file_fail(f, "open", err);
   return BP_OK;
 }
 
@@ -642,31 +638,33 @@ void bpsql_exported(sqlite3_context *ctx) {
                       "nothing was written",
                       (unsigned long long)e->rows, e->options.rows);
   if (rc == BP_OK) rc = bpsql_pool_drain(e->pool, &err);
+  /* The summary before the files are renamed: once they are in place,
+  ** nothing may fail. */
+  char *json = NULL;
+  if (rc == BP_OK) {
+    sqlite3_str *s = sqlite3_str_new(e->db);
+    sqlite3_str_appendf(s,
+                        "{\"documents\":%llu,\"tokens\":%llu,\"bytes\":%llu,\"seconds\":%.3f,"
+                        "\"format\":\"%s\",\"dtype\":\"%s\",\"files\":[",
+                        (unsigned long long)e->documents, (unsigned long long)e->tokens,
+                        (unsigned long long)e->bytes, seconds_now() - e->started_at,
+                        e->options.format == FORMAT_BYTEPIECE ? "bytepiece" : "megatron",
+                        bpsql_dtype_name(e->options.dtype));
+    json_append_path(s, e->bin.path);
+    sqlite3_str_appendchar(s, 1, ',');
+    json_append_path(s, e->idx.path);
+    sqlite3_str_appendall(s, "]}");
+    json = sqlite3_str_finish(s);
+    if (!json) rc = export_error(&err, BP_NOMEM, "out of memory");
+  }
   if (rc == BP_OK) rc = exporter_commit(e, &err);
   if (rc != BP_OK) {
+    sqlite3_free(json);
     report(ctx, &err);
     exporter_free(e);
     return;
   }
-  double seconds = seconds_now() - e->started_at;
   if (e->options.progress) report_progress(e, 1);
-  sqlite3_str *s = sqlite3_str_new(e->db);
-  sqlite3_str_appendf(s,
-                      "{\"documents\":%llu,\"tokens\":%llu,\"bytes\":%llu,\"seconds\":%.3f,"
-                      "\"format\":\"%s\",\"dtype\":\"%s\",\"files\":[",
-                      (unsigned long long)e->documents, (unsigned long long)e->tokens,
-                      (unsigned long long)e->bytes, seconds,
-                      e->options.format == FORMAT_BYTEPIECE ? "bytepiece" : "megatron",
-                      bpsql_dtype_name(e->options.dtype));
-  json_append_path(s, e->bin.path);
-  sqlite3_str_appendchar(s, 1, ',');
-  json_append_path(s, e->idx.path);
-  sqlite3_str_appendall(s, "]}");
   exporter_free(e);
-  int length = sqlite3_str_length(s);
-  char *json = sqlite3_str_finish(s);
-  if (json)
-    sqlite3_result_text(ctx, json, length, sqlite3_free);
-  else
-    sqlite3_result_error_nomem(ctx);
+  sqlite3_result_text(ctx, json, -1, sqlite3_free);
 }
