@@ -4,13 +4,17 @@
 **     SELECT bp_truncate(body, 512, 'zh80k') FROM docs;  -- at most 512 tokens
 **     SELECT * FROM bp_chunks(body, 256, 'zh80k');       -- see tables.c
 **     SELECT lang, bp_stats(body, 'zh80k') FROM docs GROUP BY lang;
+**     SELECT bp_stats(body, 'zh80k', '{"threads": 2}') FROM docs;
 **
 ** Both work on the text as it is segmented (NFC for TEXT) and cut it only
 ** where a token ends and, for TEXT, a character ends, so the pieces are
-** valid text.
+** valid text. bp_stats counts its rows on the ordered worker pool of
+** pool.c, so its result is the same for any number of threads.
 */
 #include "binding.h"
+#include "pool.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,7 +71,51 @@ typedef struct stats {
   sqlite3_int64 *counts; /* tokens per document */
   size_t capacity;
   int failed;
+  bpsql_pool *pool; /* counts the rows on "threads" threads (pool.c) */
 } stats;
+
+/* Reads the options object: only "threads". */
+static int apply_stats_option(void *target, const char *key, const char *type,
+                              sqlite3_value *atom, char **message) {
+  int *threads = target;
+  sqlite3_int64 v = strcmp(type, "integer") == 0 ? sqlite3_value_int64(atom) : 0;
+  if (strcmp(key, "threads") != 0)
+    *message = sqlite3_mprintf("unknown option '%s' (expected threads)", key);
+  else if (v < 1 || v > 64)
+    *message = sqlite3_mprintf("option 'threads' must be an integer from 1 to 64");
+  else
+    *threads = (int)v;
+  return *message != NULL;
+}
+
+/* On a worker: the row's count, with its own model. */
+static void count_row(void *context, bpsql_task *task, const bp_interrupt *interrupt) {
+  (void)context;
+  size_t count = 0;
+  task->rc = bp_count(task->model, task->text, task->len, task->input, NULL, interrupt, &count,
+                      &task->err);
+  task->count = count;
+}
+
+/* On SQLite's thread, in row order. */
+static int add_row(void *context, bpsql_task *task, bp_error *err) {
+  stats *s = context;
+  if ((size_t)s->documents == s->capacity) {
+    size_t capacity = s->capacity ? s->capacity * 2 : 64;
+    sqlite3_int64 *counts = sqlite3_realloc64(s->counts, capacity * sizeof *counts);
+    if (!counts) {
+      err->code = BP_NOMEM;
+      snprintf(err->message, sizeof err->message, "out of memory");
+      return BP_NOMEM;
+    }
+    s->counts = counts;
+    s->capacity = capacity;
+  }
+  s->counts[s->documents++] = (sqlite3_int64)task->count;
+  s->bytes += (sqlite3_int64)task->len;
+  s->tokens += (sqlite3_int64)task->count;
+  return BP_OK;
+}
 
 void bpsql_stats_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   stats *s = sqlite3_aggregate_context(ctx, sizeof *s);
@@ -76,6 +124,30 @@ void bpsql_stats_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     return;
   }
   if (s->failed) return;
+  bp_error err;
+  if (!s->pool) {
+    int threads = 1;
+    if (argc > 2 && sqlite3_value_type(argv[2]) != SQLITE_NULL &&
+        bpsql_read_options(ctx, argv[2], "bp_stats", apply_stats_option, &threads) !=
+            SQLITE_OK) {
+      s->failed = 1;
+      return;
+    }
+    bpsql_pool_settings settings = {
+        .work = count_row,
+        .deliver = add_row,
+        .context = s,
+        .interrupt = {bpsql_sql_interrupted, sqlite3_context_db_handle(ctx)},
+        .max_tasks = (size_t)threads * 64,
+        .max_bytes = (size_t)threads << 22,
+    };
+    if (bpsql_pool_new(sqlite3_threadsafe() ? threads : 1, &settings, &s->pool, &err) !=
+        BP_OK) {
+      bpsql_result_error(ctx, "bp_stats", &err);
+      s->failed = 1;
+      return;
+    }
+  }
   const char *text;
   size_t len;
   int input;
@@ -88,30 +160,18 @@ void bpsql_stats_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     s->failed = 1;
     return;
   }
-  size_t count;
-  bp_error err;
-  bp_interrupt interrupt = {bpsql_sql_interrupted, sqlite3_context_db_handle(ctx)};
-  int rc = bp_count(model, text, len, input, NULL, &interrupt, &count, &err);
-  bp_model_release(model);
-  if (rc != BP_OK) {
-    bpsql_result_error(ctx, "bp_stats", &err);
+  char *copy = sqlite3_malloc64(len + 1);
+  if (!copy) {
+    bp_model_release(model);
+    sqlite3_result_error_nomem(ctx);
     s->failed = 1;
     return;
   }
-  if ((size_t)s->documents == s->capacity) {
-    size_t capacity = s->capacity ? s->capacity * 2 : 64;
-    sqlite3_int64 *counts = sqlite3_realloc64(s->counts, capacity * sizeof *counts);
-    if (!counts) {
-      sqlite3_result_error_nomem(ctx);
-      s->failed = 1;
-      return;
-    }
-    s->counts = counts;
-    s->capacity = capacity;
+  memcpy(copy, text, len);
+  if (bpsql_pool_submit(s->pool, copy, len, input, model, &err) != BP_OK) {
+    bpsql_result_error(ctx, "bp_stats", &err);
+    s->failed = 1;
   }
-  s->counts[s->documents++] = (sqlite3_int64)count;
-  s->bytes += (sqlite3_int64)len;
-  s->tokens += (sqlite3_int64)count;
 }
 
 static int compare_counts(const void *a, const void *b) {
@@ -128,6 +188,12 @@ static sqlite3_int64 percentile(const sqlite3_int64 *sorted, sqlite3_int64 n, in
 
 void bpsql_stats_final(sqlite3_context *ctx) {
   stats *s = sqlite3_aggregate_context(ctx, 0);
+  bp_error err;
+  if (s && !s->failed && s->pool && bpsql_pool_drain(s->pool, &err) != BP_OK) {
+    bpsql_result_error(ctx, "bp_stats", &err);
+    s->failed = 1;
+  }
+  if (s) bpsql_pool_free(s->pool);
   if (s && s->failed) {
     sqlite3_free(s->counts);
     return;

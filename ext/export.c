@@ -481,7 +481,9 @@ static int exporter_start(sqlite3_context *ctx, exporter *e, int argc, sqlite3_v
         &err);
   if (rc == BP_OK && e->options.format == FORMAT_BYTEPIECE) rc = append_u64(&e->idx, 0, &err);
   if (rc == BP_OK) {
-    int threads = e->options.threads;
+    /* An SQLite built without threads has an allocator workers cannot share:
+    ** then the rows are encoded here, to the same files. */
+    int threads = sqlite3_threadsafe() ? e->options.threads : 1;
     bpsql_pool_settings settings = {
         .work = encode_row,
         .deliver = write_row,
@@ -526,7 +528,7 @@ void bpsql_export_row(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   memcpy(copy, text, len);
   bp_error err;
-  if (bpsql_pool_submit(e->pool, copy, len, input, &err) != BP_OK) {
+  if (bpsql_pool_submit(e->pool, copy, len, input, NULL, &err) != BP_OK) {
     report(ctx, &err);
     e->failed = 1;
   }

@@ -105,8 +105,10 @@ static void *worker_main(void *argument) {
 static void release_task(bpsql_task *task) {
   sqlite3_free(task->text);
   sqlite3_free(task->output);
+  bp_model_release(task->model);
   task->text = NULL;
   task->output = NULL;
+  task->model = NULL;
 }
 
 /* Records the pool's first error and tells the workers to stop. */
@@ -224,14 +226,17 @@ int bpsql_pool_new(int threads, const bpsql_pool_settings *settings, bpsql_pool 
   return BP_OK;
 }
 
-int bpsql_pool_submit(bpsql_pool *pool, char *text, size_t len, int input, bp_error *err) {
+int bpsql_pool_submit(bpsql_pool *pool, char *text, size_t len, int input, bp_model *model,
+                      bp_error *err) {
   if (pool->failed != BP_OK) {
     sqlite3_free(text);
+    bp_model_release(model);
     return pool_result(pool, err);
   }
   if (pool->threads == 0) {
     slot *s = &pool->slots[0];
-    s->task = (bpsql_task){.text = text, .len = len, .input = input, .index = pool->submitted};
+    s->task = (bpsql_task){
+        .text = text, .len = len, .input = input, .model = model, .index = pool->submitted};
     pool->submitted++;
     pool->bytes += len;
     run_task(pool, &s->task);
@@ -246,6 +251,7 @@ int bpsql_pool_submit(bpsql_pool *pool, char *text, size_t len, int input, bp_er
   for (;;) {
     if (rc != BP_OK) {
       sqlite3_free(text);
+      bp_model_release(model);
       return pool_result(pool, err);
     }
     pthread_mutex_lock(&pool->lock);
@@ -254,8 +260,8 @@ int bpsql_pool_submit(bpsql_pool *pool, char *text, size_t len, int input, bp_er
                (in_flight == 0 || pool->bytes + len <= pool->settings.max_bytes);
     if (room) {
       slot *s = &pool->slots[pool->submitted % pool->settings.max_tasks];
-      s->task =
-          (bpsql_task){.text = text, .len = len, .input = input, .index = pool->submitted};
+      s->task = (bpsql_task){
+          .text = text, .len = len, .input = input, .model = model, .index = pool->submitted};
       s->done = 0;
       pool->submitted++;
       pool->bytes += len;

@@ -3,7 +3,7 @@
 ** (pool.c).
 **
 **     bpsql_pool_new(threads, &settings, &pool);
-**     for each row: bpsql_pool_submit(pool, copy_of_text, len, input, &err);
+**     for each row: bpsql_pool_submit(pool, copy_of_text, len, input, model, &err);
 **     bpsql_pool_drain(pool, &err);          -- in xFinal
 **     bpsql_pool_free(pool);
 **
@@ -30,8 +30,9 @@
 typedef struct bpsql_task {
   char *text; /* the row's own copy, sqlite3_malloc64 */
   size_t len;
-  int input;      /* BP_INPUT_TEXT or BP_INPUT_BYTES */
-  uint64_t index; /* 0, 1, 2, ... in submission order */
+  int input;       /* BP_INPUT_TEXT or BP_INPUT_BYTES */
+  bp_model *model; /* the row's own model, or NULL; released with the task */
+  uint64_t index;  /* 0, 1, 2, ... in submission order */
   /* Results, set by work. */
   int rc; /* BP_OK, or the error in err */
   bp_error err;
@@ -62,8 +63,10 @@ typedef struct bpsql_pool bpsql_pool;
 ** started (with the reason). */
 int bpsql_pool_new(int threads, const bpsql_pool_settings *settings, bpsql_pool **out,
                    bp_error *err);
-/* Takes over text (sqlite3_malloc64; freed even on failure). */
-int bpsql_pool_submit(bpsql_pool *pool, char *text, size_t len, int input, bp_error *err);
+/* Takes over text (sqlite3_malloc64) and the reference to model (may be
+** NULL), released even on failure. */
+int bpsql_pool_submit(bpsql_pool *pool, char *text, size_t len, int input, bp_model *model,
+                      bp_error *err);
 /* Waits for every task submitted and delivers it. */
 int bpsql_pool_drain(bpsql_pool *pool, bp_error *err);
 /* Stops the workers (tasks not yet delivered are dropped) and frees. */

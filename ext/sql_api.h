@@ -51,7 +51,7 @@
   FUNCTION("bp_model_shrink", 2, 2, BPSQL_READS_MODELS, bpsql_model_shrink_function)   \
   /* analytics.c */                                                                    \
   FUNCTION("bp_truncate", 2, 3, BPSQL_READS_MODELS, bpsql_truncate_function)           \
-  AGGREGATE("bp_stats", 1, 2, BPSQL_READS_MODELS, bpsql_stats_step, bpsql_stats_final) \
+  AGGREGATE("bp_stats", 1, 3, BPSQL_READS_MODELS, bpsql_stats_step, bpsql_stats_final) \
   /* export.c */                                                                       \
   AGGREGATE("bp_export", 2, 3, BPSQL_TOUCHES_FILES, bpsql_export_row, bpsql_exported)  \
   /* fts5.c */                                                                         \

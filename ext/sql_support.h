@@ -83,7 +83,8 @@ size_t bpsql_dtype_size(int dtype);
 /* NULL when every id of the model fits the dtype; else the reason (to
 ** sqlite3_free; NULL too when out of memory: *nomem set), naming the
 ** model as `model_label` says ("model 'zh80k'"). */
-char *bpsql_dtype_refuses(int dtype, const bp_model *model, const char *model_label, int *nomem);
+char *bpsql_dtype_refuses(int dtype, const bp_model *model, const char *model_label,
+                          int *nomem);
 /* Writes n ids into out (n * bpsql_dtype_size(dtype) bytes). The ids must
 ** fit (bpsql_dtype_refuses). */
 void bpsql_pack_ids(const int32_t *ids, size_t n, int dtype, uint8_t *out);
