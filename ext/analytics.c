@@ -14,7 +14,6 @@
 #include "binding.h"
 #include "pool.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,9 +103,7 @@ static int add_row(void *context, bpsql_task *task, bp_error *err) {
     size_t capacity = s->capacity ? s->capacity * 2 : 64;
     sqlite3_int64 *counts = sqlite3_realloc64(s->counts, capacity * sizeof *counts);
     if (!counts) {
-      err->code = BP_NOMEM;
-      snprintf(err->message, sizeof err->message, "out of memory");
-      return BP_NOMEM;
+      return bpsql_error(err, BP_NOMEM, "out of memory");
     }
     s->counts = counts;
     s->capacity = capacity;

@@ -33,7 +33,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -100,17 +99,6 @@ static double seconds_now(void) {
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
   return (double)now.tv_sec + now.tv_nsec * 1e-9;
-}
-
-static int export_error(bp_error *err, int code, const char *format, ...)
-    __attribute__((format(printf, 3, 4)));
-static int export_error(bp_error *err, int code, const char *format, ...) {
-  va_list ap;
-  va_start(ap, format);
-  err->code = code;
-  vsnprintf(err->message, sizeof err->message, format, ap);
-  va_end(ap);
-  return code;
 }
 
 /* ---- Options ------------------------------------------------------------- */
@@ -198,8 +186,8 @@ static int create_temporary(output_file *f) {
 }
 
 static int file_fail(output_file *f, const char *step, bp_error *err) {
-  return export_error(err, BP_IO, "cannot write '%s': %s failed: %s", f->path, step,
-                      strerror(errno ? errno : EIO));
+  return bpsql_error(err, BP_IO, "cannot write '%s': %s failed: %s", f->path, step,
+                     strerror(errno ? errno : EIO));
 }
 
 static int write_all(output_file *f, const uint8_t *bytes, size_t len, bp_error *err) {
@@ -221,7 +209,7 @@ static int file_open(output_file *f, const char *prefix, const char *suffix, bp_
   f->path = sqlite3_mprintf("%s%s", prefix, suffix);
   f->buffer = sqlite3_malloc64(WRITE_BUFFER);
   int r = f->path && f->buffer ? create_temporary(f) : -2;
-  if (r == -2) return export_error(err, BP_NOMEM, "out of memory");
+  if (r == -2) return bpsql_error(err, BP_NOMEM, "out of memory");
   if (r != 0) return file_fail(f, "open", err);
   return BP_OK;
 }
@@ -323,13 +311,13 @@ static void encode_row(void *context, bpsql_task *task, const bp_interrupt *inte
       rc = BP_NOMEM;
     }
   }
-  if (rc == BP_NOMEM) export_error(&task->err, BP_NOMEM, "out of memory");
+  if (rc == BP_NOMEM) bpsql_error(&task->err, BP_NOMEM, "out of memory");
   if (rc != BP_OK && rc != BP_NOMEM && rc != BP_INTERRUPT) {
     /* Which row: the message alone would not say. */
     char message[sizeof task->err.message];
     snprintf(message, sizeof message, "%s", task->err.message);
-    export_error(&task->err, rc, "document %llu: %s", (unsigned long long)task->index + 1,
-                 message);
+    bpsql_error(&task->err, rc, "document %llu: %s", (unsigned long long)task->index + 1,
+                message);
   }
   task->rc = rc;
   bp_ids_free(&ids);
@@ -374,10 +362,10 @@ static int write_row(void *context, bpsql_task *task, bp_error *err) {
   } else {
     /* Megatron keeps a sequence's length in an int32. */
     if (task->count > INT32_MAX)
-      return export_error(err, BP_TOOBIG,
-                          "document %llu has %llu tokens, more than Megatron's format holds "
-                          "(2147483647)",
-                          (unsigned long long)task->index + 1, (unsigned long long)task->count);
+      return bpsql_error(err, BP_TOOBIG,
+                         "document %llu has %llu tokens, more than Megatron's format holds "
+                         "(2147483647)",
+                         (unsigned long long)task->index + 1, (unsigned long long)task->count);
     uint8_t b[4];
     for (int i = 0; i < 4; i++) b[i] = (uint8_t)(task->count >> (8 * i));
     rc = file_append(&e->idx, b, 4, err);
@@ -633,12 +621,12 @@ void bpsql_exported(sqlite3_context *ctx) {
   bp_error err;
   int rc = BP_OK;
   if (bpsql_sql_interrupted(e->db))
-    rc = export_error(&err, BP_INTERRUPT, "interrupted");
+    rc = bpsql_error(&err, BP_INTERRUPT, "interrupted");
   else if (e->options.rows > 0 && e->rows != (uint64_t)e->options.rows)
-    rc = export_error(&err, BP_INVALID,
-                      "the query gave %llu rows, not the %lld of option 'rows'; "
-                      "nothing was written",
-                      (unsigned long long)e->rows, e->options.rows);
+    rc = bpsql_error(&err, BP_INVALID,
+                     "the query gave %llu rows, not the %lld of option 'rows'; "
+                     "nothing was written",
+                     (unsigned long long)e->rows, e->options.rows);
   if (rc == BP_OK) rc = bpsql_pool_drain(e->pool, &err);
   /* The summary before the files are renamed: once they are in place,
   ** nothing may fail. */
@@ -657,7 +645,7 @@ void bpsql_exported(sqlite3_context *ctx) {
     json_append_path(s, e->idx.path);
     sqlite3_str_appendall(s, "]}");
     json = sqlite3_str_finish(s);
-    if (!json) rc = export_error(&err, BP_NOMEM, "out of memory");
+    if (!json) rc = bpsql_error(&err, BP_NOMEM, "out of memory");
   }
   if (rc == BP_OK) rc = exporter_commit(e, &err);
   if (rc != BP_OK) {

@@ -23,9 +23,7 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -52,15 +50,6 @@ struct bpsql_pool {
   pthread_cond_t work_done;  /* a task is done */
   pthread_t workers[MAX_POOL_THREADS];
 };
-
-static int pool_error(bp_error *err, int code, const char *format, ...) {
-  va_list ap;
-  va_start(ap, format);
-  err->code = code;
-  vsnprintf(err->message, sizeof err->message, format, ap);
-  va_end(ap);
-  return code;
-}
 
 /* A worker's bp_interrupt: the pool was told to stop. On the submitting
 ** thread (no workers) the caller's own check is asked too. */
@@ -172,7 +161,7 @@ static int deliver_ready(bpsql_pool *pool, int wait) {
       const bp_interrupt *i = &pool->settings.interrupt;
       if (i->check && i->check(i->context)) {
         bp_error err;
-        pool_error(&err, BP_INTERRUPT, "interrupted");
+        bpsql_error(&err, BP_INTERRUPT, "interrupted");
         return pool_fail(pool, BP_INTERRUPT, &err);
       }
       continue;
@@ -188,10 +177,10 @@ int bpsql_pool_new(int threads, const bpsql_pool_settings *settings, bpsql_pool 
                    bp_error *err) {
   *out = NULL;
   if (threads < 1 || threads > MAX_POOL_THREADS)
-    return pool_error(err, BP_INVALID, "threads must be from 1 to %d, not %d", MAX_POOL_THREADS,
-                      threads);
+    return bpsql_error(err, BP_INVALID, "threads must be from 1 to %d, not %d",
+                       MAX_POOL_THREADS, threads);
   bpsql_pool *pool = sqlite3_malloc64(sizeof *pool);
-  if (!pool) return pool_error(err, BP_NOMEM, "out of memory");
+  if (!pool) return bpsql_error(err, BP_NOMEM, "out of memory");
   memset(pool, 0, sizeof *pool);
   pool->settings = *settings;
   /* One thread works on the submitting thread: a ring of one slot. */
@@ -200,7 +189,7 @@ int bpsql_pool_new(int threads, const bpsql_pool_settings *settings, bpsql_pool 
   pool->slots = sqlite3_malloc64(pool->settings.max_tasks * sizeof *pool->slots);
   if (!pool->slots) {
     sqlite3_free(pool);
-    return pool_error(err, BP_NOMEM, "out of memory");
+    return bpsql_error(err, BP_NOMEM, "out of memory");
   }
   memset(pool->slots, 0, pool->settings.max_tasks * sizeof *pool->slots);
   atomic_init(&pool->stop, 0);
@@ -208,7 +197,7 @@ int bpsql_pool_new(int threads, const bpsql_pool_settings *settings, bpsql_pool 
   if (pthread_mutex_init(&pool->lock, NULL) != 0) {
     sqlite3_free(pool->slots);
     sqlite3_free(pool);
-    return pool_error(err, BP_NOMEM, "out of memory");
+    return bpsql_error(err, BP_NOMEM, "out of memory");
   }
   pthread_cond_init(&pool->work_ready, NULL);
   pthread_cond_init(&pool->work_done, NULL);
@@ -219,7 +208,7 @@ int bpsql_pool_new(int threads, const bpsql_pool_settings *settings, bpsql_pool 
     if (rc != 0) {
       bpsql_pool_free(pool);
       *out = NULL;
-      return pool_error(err, BP_IO, "cannot start a worker thread: %s", strerror(rc));
+      return bpsql_error(err, BP_IO, "cannot start a worker thread: %s", strerror(rc));
     }
     pool->threads++;
   }

@@ -17,6 +17,7 @@
 
 #include <float.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 SQLITE_EXTENSION_INIT3
@@ -89,6 +90,16 @@ int bpsql_result_errorf(sqlite3_context *ctx, int code, const char *format, ...)
   sqlite3_result_error(ctx, message, -1);
   sqlite3_result_error_code(ctx, code);
   sqlite3_free(message);
+  return code;
+}
+
+int bpsql_error(bp_error *err, int code, const char *format, ...) {
+  va_list ap;
+  va_start(ap, format);
+  err->code = code;
+  // NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): ap is started just above; clang 14's checker misreports it when an earlier file of the same run used va_start
+  vsnprintf(err->message, sizeof err->message, format, ap);
+  va_end(ap);
   return code;
 }
 

@@ -44,6 +44,11 @@ typedef int (*bpsql_option_handler)(void *target, const char *key, const char *t
 int bpsql_read_options(sqlite3_context *ctx, sqlite3_value *json, const char *function,
                        bpsql_option_handler apply, void *target);
 
+/* Sets a library error (code and formatted message) in the binding's own
+** work that reports through bp_error (pool.c, export.c); returns code. */
+int bpsql_error(bp_error *err, int code, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Maps a library result code to an SQLite one. */
 int bpsql_sqlite_code(int bp_code);
 
