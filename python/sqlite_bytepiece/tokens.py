@@ -11,8 +11,9 @@ Both layouts bp_export writes are read: its own (format "bytepiece", the
 .idx described in the README's "Token files") and Megatron-LM's ("megatron":
 "MMIDIDX" header, int32 lengths, int64 byte pointers, int64 document
 indices; the .idx has no vocabulary size or digest, so those are None).
-Nothing is read into memory but the header: ids and offsets are memory
-maps of the files. Needs numpy.
+Ids are a memory map of the .bin; offsets a memory map of the .idx (for
+Megatron's layout they are summed from its lengths, 8 bytes a document in
+memory). Needs numpy.
 """
 import builtins
 import os
