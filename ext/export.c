@@ -24,8 +24,12 @@
 ** waits for the last rows, writes the index header and renames both files
 ** from temporary names in the target directory into place: an error, a
 ** full disk or sqlite3_interrupt() leaves no file behind, neither under
-** the target names nor temporary. Touching files, it is registered
-** SQLITE_DIRECTONLY: refused in triggers and views.
+** the target names nor temporary. SQLite ends the aggregate through the
+** same final call when a progress handler or an error elsewhere in the
+** statement stops it early, without saying so: option "rows", the number
+** of rows the query gives, lets the final step refuse such a short run.
+** Touching files, it is registered SQLITE_DIRECTONLY: refused in triggers
+** and views.
 */
 #include "binding.h"
 #include "pool.h"
