@@ -7,7 +7,8 @@
 #   make test-tsan       the threaded tests under ThreadSanitizer
 #   make lint     cppcheck and clang-tidy on src/ and ext/
 #   make fuzz     each libFuzzer target for FUZZ_SECONDS (clang)
-#   make bench    encoding throughput against SentencePiece
+#   make bench    encoding throughput against SentencePiece; bp_export on 1,
+#                 2 (4) threads
 #   make bench-train   training time, memory and compression against spm_train
 #   make demo     train on real text and print a report
 #   make install  (PREFIX, DESTDIR) the extension, the static libraries, headers
@@ -179,6 +180,7 @@ fuzz:
 
 bench: all $(BUILD)/bench_encode
 	@SHARED_DATA=$(SHARED_DATA) PYTHON=$(PYTHON) tests/bench/bench.sh $(BUILD)/bench_encode ./$(SHARED)
+	@SHARED_DATA=$(SHARED_DATA) PYTHON=$(PYTHON) tests/bench/bench_export.sh ./$(SHARED)
 
 bench-train: all
 	@SHARED_DATA=$(SHARED_DATA) PYTHON=$(PYTHON) tests/bench/bench_train.sh ./$(SHARED)

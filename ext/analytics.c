@@ -7,12 +7,16 @@
 **     -- the same statistics in parts, made anywhere and added up:
 **     SELECT bp_stats_partial(body, 'zh80k') FROM docs WHERE ...;  -- BLOB
 **     SELECT bp_stats_finish(bp_stats_combine(partial)) FROM partials;
+**     SELECT bp_stats(body, 'zh80k', '{"threads": 2}') FROM docs;
 **
 ** Both work on the text as it is segmented (NFC for TEXT) and cut it only
 ** where a token ends and, for TEXT, a character ends, so the pieces are
-** valid text.
+** valid text. bp_stats and bp_stats_partial count their rows on the ordered
+** worker pool of pool.c, so their result is the same for any number of
+** threads.
 */
 #include "binding.h"
+#include "pool.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -104,16 +108,95 @@ typedef struct stats {
   uint8_t digest[32];
   int has_model; /* digest holds the model of the documents */
   int failed;
+  bpsql_pool *pool; /* counts the rows on "threads" threads (pool.c) */
 } stats;
 
 static void stats_free(stats *s) {
+  bpsql_pool_free(s->pool);
+  s->pool = NULL;
   sqlite3_free(s->counts);
   sqlite3_free(s->bins);
 }
 
-/* Tokens of one row into s; returns 0 after reporting an error. */
+/* Reads the options object: only "threads". */
+static int apply_stats_option(void *target, const char *key, const char *type,
+                              sqlite3_value *atom, char **message) {
+  int *threads = target;
+  sqlite3_int64 v = strcmp(type, "integer") == 0 ? sqlite3_value_int64(atom) : 0;
+  if (strcmp(key, "threads") != 0)
+    *message = sqlite3_mprintf("unknown option '%s' (expected threads)", key);
+  else if (v < 1 || v > 64)
+    *message = sqlite3_mprintf("option 'threads' must be an integer from 1 to 64");
+  else
+    *threads = (int)v;
+  return *message != NULL;
+}
+
+/* On a worker: the row's count, with its own model. */
+static void count_row(void *context, bpsql_task *task, const bp_interrupt *interrupt) {
+  (void)context;
+  size_t count = 0;
+  task->rc = bp_count(task->model, task->text, task->len, task->input, NULL, interrupt, &count,
+                      &task->err);
+  task->count = count;
+}
+
+/* On SQLite's thread, in row order. */
+static int deliver_count(void *context, bpsql_task *task, bp_error *err) {
+  stats *s = context;
+  if ((size_t)s->documents == s->count_capacity) {
+    size_t capacity = s->count_capacity ? s->count_capacity * 2 : 64;
+    sqlite3_int64 *counts = sqlite3_realloc64(s->counts, capacity * sizeof *counts);
+    if (!counts) return bpsql_error(err, BP_NOMEM, "out of memory");
+    s->counts = counts;
+    s->count_capacity = capacity;
+  }
+  s->counts[s->documents++] = (sqlite3_int64)task->count;
+  s->bytes += (sqlite3_int64)task->len;
+  s->tokens += (sqlite3_int64)task->count;
+  return BP_OK;
+}
+
+/* The pool of s, made at the first row with the options argument (argv[2])
+** of that row; returns 0 after reporting an error. */
+static int stats_start_pool(sqlite3_context *ctx, stats *s, const char *function, int argc,
+                            sqlite3_value **argv) {
+  int threads = 1;
+  if (argc > 2 && sqlite3_value_type(argv[2]) != SQLITE_NULL &&
+      bpsql_read_options(ctx, argv[2], function, apply_stats_option, &threads) != SQLITE_OK)
+    return 0;
+  bpsql_pool_settings settings = {
+      .work = count_row,
+      .deliver = deliver_count,
+      .context = s,
+      .interrupt = {bpsql_sql_interrupted, sqlite3_context_db_handle(ctx)},
+      .max_tasks = (size_t)threads * 64,
+      .max_bytes = (size_t)threads << 22,
+  };
+  bp_error err;
+  if (bpsql_pool_new(sqlite3_threadsafe() ? threads : 1, &settings, &s->pool, &err) != BP_OK) {
+    bpsql_result_error(ctx, function, &err);
+    return 0;
+  }
+  return 1;
+}
+
+/* Waits for every row of s to be counted; returns 0 after reporting an
+** error. */
+static int stats_drain(sqlite3_context *ctx, stats *s, const char *function) {
+  bp_error err;
+  if (s->pool && bpsql_pool_drain(s->pool, &err) != BP_OK) {
+    bpsql_result_error(ctx, function, &err);
+    return 0;
+  }
+  return 1;
+}
+
+/* One row of s, handed to its pool to be counted; returns 0 after
+** reporting an error. */
 static int stats_add_row(sqlite3_context *ctx, stats *s, const char *function, int argc,
                          sqlite3_value **argv, int same_model) {
+  if (!s->pool && !stats_start_pool(ctx, s, function, argc, argv)) return 0;
   const char *text;
   size_t len;
   int input;
@@ -131,28 +214,18 @@ static int stats_add_row(sqlite3_context *ctx, stats *s, const char *function, i
   }
   memcpy(s->digest, bp_model_digest(model), 32);
   s->has_model = 1;
-  size_t count;
+  char *copy = sqlite3_malloc64(len + 1);
+  if (!copy) {
+    bp_model_release(model);
+    sqlite3_result_error_nomem(ctx);
+    return 0;
+  }
+  memcpy(copy, text, len);
   bp_error err;
-  bp_interrupt interrupt = {bpsql_sql_interrupted, sqlite3_context_db_handle(ctx)};
-  int rc = bp_count(model, text, len, input, NULL, &interrupt, &count, &err);
-  bp_model_release(model);
-  if (rc != BP_OK) {
+  if (bpsql_pool_submit(s->pool, copy, len, input, model, &err) != BP_OK) {
     bpsql_result_error(ctx, function, &err);
     return 0;
   }
-  if ((size_t)s->documents == s->count_capacity) {
-    size_t capacity = s->count_capacity ? s->count_capacity * 2 : 64;
-    sqlite3_int64 *counts = sqlite3_realloc64(s->counts, capacity * sizeof *counts);
-    if (!counts) {
-      sqlite3_result_error_nomem(ctx);
-      return 0;
-    }
-    s->counts = counts;
-    s->count_capacity = capacity;
-  }
-  s->counts[s->documents++] = (sqlite3_int64)count;
-  s->bytes += (sqlite3_int64)len;
-  s->tokens += (sqlite3_int64)count;
   return 1;
 }
 
@@ -230,7 +303,7 @@ void bpsql_stats_final(sqlite3_context *ctx) {
   stats *s = sqlite3_aggregate_context(ctx, 0);
   stats empty = {0};
   if (!s) s = &empty;
-  if (!s->failed) {
+  if (!s->failed && stats_drain(ctx, s, "bp_stats")) {
     if (stats_bin_counts(s) != SQLITE_OK)
       sqlite3_result_error_nomem(ctx);
     else
@@ -452,7 +525,7 @@ void bpsql_stats_partial_final(sqlite3_context *ctx) {
   stats *s = sqlite3_aggregate_context(ctx, 0);
   stats empty = {0};
   if (!s) s = &empty;
-  if (!s->failed) {
+  if (!s->failed && stats_drain(ctx, s, "bp_stats_partial")) {
     if (stats_bin_counts(s) != SQLITE_OK)
       sqlite3_result_error_nomem(ctx);
     else

@@ -9,7 +9,8 @@
 ** (the scalar functions), tables.c (the bp_tokens, bp_vocab and bp_chunks
 ** table-valued functions), train.c (bp_train and bp_model_shrink),
 ** train_rounds.c (training in rounds: bp_train_start ... bp_train_model),
-** analytics.c (bp_truncate, bp_stats and its parts), fts5.c (the FTS5
+** analytics.c (bp_truncate, bp_stats and its parts), export.c (bp_export,
+** with the ordered worker pool of pool.c and pool.h), fts5.c (the FTS5
 ** tokenizer and bp_fts_query), sql_support.c (argument, result and error helpers,
 ** sql_support.h, which depend on nothing else here), sql_api.h (every SQL
 ** function, aggregate and module, one row each) and bytepiece.c (the entry

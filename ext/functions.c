@@ -5,6 +5,7 @@
 **     SELECT bp_encode(body, 'zh80k', '{"bos":true,"eos":true}') FROM docs;
 **     SELECT bp_encode(body, 'zh80k', 0.1, 42) FROM docs;  -- sampled, seeded
 **     SELECT bp_encode_packed(body) FROM docs;           -- int32 LE BLOB
+**     SELECT bp_encode_packed(body, 'm', '{"dtype":"uint16"}') FROM docs;
 **     SELECT bp_count(body, 'zh80k') FROM docs;
 **     SELECT bp_decode('[37037,40950]', 'zh80k');        -- TEXT
 **     SELECT bp_decode_bytes(x'..', 'zh80k');            -- exact bytes
@@ -32,6 +33,8 @@ typedef struct encode_options {
   int has_alpha, has_seed;
   double alpha;
   sqlite3_int64 seed;
+  int takes_dtype; /* bp_encode_packed: "dtype" is one of its options */
+  int dtype;       /* BPSQL_DTYPE_INT32 unless asked */
 } encode_options;
 
 static int apply_encode_option(void *target, const char *key, const char *type,
@@ -64,6 +67,17 @@ static int apply_encode_option(void *target, const char *key, const char *type,
     } else {
       *message = sqlite3_mprintf("option 'seed' must be an integer, not %s", type);
     }
+  } else if (o->takes_dtype && strcmp(key, "dtype") == 0) {
+    int dtype = strcmp(type, "text") == 0
+                    ? bpsql_dtype_named((const char *)sqlite3_value_text(atom))
+                    : -1;
+    if (dtype >= 0)
+      o->dtype = dtype;
+    else
+      *message = sqlite3_mprintf("option 'dtype' must be 'int32', 'uint32' or 'uint16'");
+  } else if (o->takes_dtype) {
+    *message =
+        sqlite3_mprintf("unknown option '%s' (expected alpha, seed, bos, eos, dtype)", key);
   } else {
     *message = sqlite3_mprintf("unknown option '%s' (expected alpha, seed, bos, eos)", key);
   }
@@ -76,6 +90,8 @@ static int apply_encode_option(void *target, const char *key, const char *type,
 static int encode_options_argument(sqlite3_context *ctx, int argc, sqlite3_value **argv,
                                    const char *function, encode_options *options) {
   memset(options, 0, sizeof *options);
+  options->takes_dtype = strcmp(function, "bp_encode_packed") == 0;
+  options->dtype = BPSQL_DTYPE_INT32;
   if (argc < 3) return 1;
   char *message;
   if (sqlite3_value_type(argv[2]) != SQLITE_TEXT) {
@@ -140,12 +156,35 @@ static int statement_model(sqlite3_context *ctx, int argc, sqlite3_value **argv,
   return 1;
 }
 
+/* Whether every id of the model fits the dtype asked for; else reports an
+** error naming the model and its size. */
+static int dtype_fits(sqlite3_context *ctx, int argc, sqlite3_value **argv,
+                      const char *function, int dtype, const bp_model *model) {
+  char *label = NULL;
+  if (dtype != BPSQL_DTYPE_UINT16 || bp_model_vocab_size(model) <= 65536) return 1;
+  if (argc > 1 && sqlite3_value_type(argv[1]) == SQLITE_TEXT)
+    label = sqlite3_mprintf("model '%s'", (const char *)sqlite3_value_text(argv[1]));
+  else
+    label = sqlite3_mprintf(argc > 1 && sqlite3_value_type(argv[1]) == SQLITE_BLOB
+                                ? "the model value"
+                                : "the default model");
+  int nomem = !label;
+  char *message = nomem ? NULL : bpsql_dtype_refuses(dtype, model, label, &nomem);
+  sqlite3_free(label);
+  if (nomem)
+    sqlite3_result_error_nomem(ctx);
+  else
+    bpsql_result_errorf(ctx, SQLITE_ERROR, "%s: %s", function, message);
+  sqlite3_free(message);
+  return 0;
+}
+
 /* The work shared by the encoding functions: resolves the arguments
 ** (text, model, alpha or options, seed) and encodes. Returns 1 with ids (or
 ** just a count when `ids` is NULL), 0 when the text is NULL, -1 after
 ** reporting an error. */
 static int encode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **argv,
-                            const char *function, bp_ids *ids, size_t *count) {
+                            const char *function, bp_ids *ids, size_t *count, int *dtype) {
   const char *text;
   size_t len;
   int input;
@@ -166,6 +205,13 @@ static int encode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **argv
   }
   bp_model *model;
   if (!statement_model(ctx, argc, argv, function, &model)) return -1;
+  if (dtype) {
+    *dtype = options.dtype;
+    if (!dtype_fits(ctx, argc, argv, function, options.dtype, model)) {
+      bp_model_release(model);
+      return -1;
+    }
+  }
   bp_error err;
   bp_sampler *random = sampling ? &sampler : NULL;
   bp_interrupt interrupt = {bpsql_sql_interrupted, sqlite3_context_db_handle(ctx)};
@@ -245,7 +291,7 @@ static char *format_ids_json(const int32_t *ids, size_t n, size_t *len) {
 void bpsql_encode_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   bp_ids ids = {0};
   size_t count;
-  int r = encode_arguments(ctx, argc, argv, "bp_encode", &ids, &count);
+  int r = encode_arguments(ctx, argc, argv, "bp_encode", &ids, &count, NULL);
   if (r > 0) {
     size_t len;
     char *json = format_ids_json(ids.ids, ids.count, &len);
@@ -260,19 +306,14 @@ void bpsql_encode_function(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 void bpsql_encode_packed_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   bp_ids ids = {0};
   size_t count;
-  int r = encode_arguments(ctx, argc, argv, "bp_encode_packed", &ids, &count);
+  int dtype = BPSQL_DTYPE_INT32;
+  int r = encode_arguments(ctx, argc, argv, "bp_encode_packed", &ids, &count, &dtype);
   if (r > 0) {
-    uint8_t *packed = sqlite3_malloc64((sqlite3_uint64)ids.count * 4 + 1);
+    sqlite3_uint64 len = (sqlite3_uint64)ids.count * bpsql_dtype_size(dtype);
+    uint8_t *packed = sqlite3_malloc64(len + 1);
     if (packed) {
-      for (size_t i = 0; i < ids.count; i++) {
-        uint32_t v = (uint32_t)ids.ids[i];
-        packed[4 * i] = (uint8_t)v;
-        packed[4 * i + 1] = (uint8_t)(v >> 8);
-        packed[4 * i + 2] = (uint8_t)(v >> 16);
-        packed[4 * i + 3] = (uint8_t)(v >> 24);
-      }
-      bpsql_result_bytes(ctx, "bp_encode_packed", packed, (sqlite3_uint64)ids.count * 4,
-                         sqlite3_free, false);
+      bpsql_pack_ids(ids.ids, ids.count, dtype, packed);
+      bpsql_result_bytes(ctx, "bp_encode_packed", packed, len, sqlite3_free, false);
     } else {
       sqlite3_result_error_nomem(ctx);
     }
@@ -282,7 +323,7 @@ void bpsql_encode_packed_function(sqlite3_context *ctx, int argc, sqlite3_value 
 
 void bpsql_count_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   size_t count;
-  if (encode_arguments(ctx, argc, argv, "bp_count", NULL, &count) > 0)
+  if (encode_arguments(ctx, argc, argv, "bp_count", NULL, &count, NULL) > 0)
     sqlite3_result_int64(ctx, (sqlite3_int64)count);
 }
 

@@ -62,12 +62,14 @@
   FUNCTION("bp_train_info", 1, 1, BPSQL_PURE, bpsql_train_info_function)               \
   /* analytics.c */                                                                    \
   FUNCTION("bp_truncate", 2, 3, BPSQL_READS_MODELS, bpsql_truncate_function)           \
-  AGGREGATE("bp_stats", 1, 2, BPSQL_READS_MODELS, bpsql_stats_step, bpsql_stats_final) \
-  AGGREGATE("bp_stats_partial", 1, 2, BPSQL_READS_MODELS, bpsql_stats_partial_step,    \
+  AGGREGATE("bp_stats", 1, 3, BPSQL_READS_MODELS, bpsql_stats_step, bpsql_stats_final) \
+  AGGREGATE("bp_stats_partial", 1, 3, BPSQL_READS_MODELS, bpsql_stats_partial_step,    \
             bpsql_stats_partial_final)                                                 \
   AGGREGATE("bp_stats_combine", 1, 1, BPSQL_INNOCUOUS, bpsql_stats_combine_step,       \
             bpsql_stats_combine_final)                                                 \
   FUNCTION("bp_stats_finish", 1, 1, BPSQL_PURE, bpsql_stats_finish_function)           \
+  /* export.c */                                                                       \
+  AGGREGATE("bp_export", 2, 3, BPSQL_TOUCHES_FILES, bpsql_export_row, bpsql_exported)  \
   /* fts5.c */                                                                         \
   FUNCTION("bp_fts_query", 1, 2, BPSQL_READS_MODELS, bpsql_fts_query_function)         \
   /* functions.c; last, since it marks a complete load (bytepiece.c) */                \

@@ -8,7 +8,8 @@
 **
 ** SQL values in (type names for messages, text arguments, options objects,
 ** alpha and seed), SQLite results and errors out (result-code mapping, the
-** length limit), and the interrupt check long work polls. It uses SQLite
+** length limit), packed ids in a dtype, and the interrupt check long work
+** polls. It uses SQLite
 ** and the library's public header only, nothing else of ext/, so every
 ** other file of the binding may use it.
 */
@@ -16,6 +17,7 @@
 
 #include <float.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 SQLITE_EXTENSION_INIT3
@@ -88,6 +90,16 @@ int bpsql_result_errorf(sqlite3_context *ctx, int code, const char *format, ...)
   sqlite3_result_error(ctx, message, -1);
   sqlite3_result_error_code(ctx, code);
   sqlite3_free(message);
+  return code;
+}
+
+int bpsql_error(bp_error *err, int code, const char *format, ...) {
+  va_list ap;
+  va_start(ap, format);
+  err->code = code;
+  // NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): ap is started just above; clang 14's checker misreports it when an earlier file of the same run used va_start
+  vsnprintf(err->message, sizeof err->message, format, ap);
+  va_end(ap);
   return code;
 }
 
@@ -238,4 +250,51 @@ int bpsql_alpha_and_seed(sqlite3_value *alpha, sqlite3_value *seed, const char *
     *seed_value = sqlite3_value_int64(seed);
   }
   return SQLITE_OK;
+}
+
+/* ---- Packed ids ------------------------------------------------------------ */
+
+static const char *const dtype_names[] = {"int32", "uint32", "uint16"};
+
+int bpsql_dtype_named(const char *name) {
+  for (int d = 0; d < 3; d++)
+    if (name && strcmp(name, dtype_names[d]) == 0) return d;
+  return -1;
+}
+
+const char *bpsql_dtype_name(int dtype) { return dtype_names[dtype]; }
+
+size_t bpsql_dtype_size(int dtype) { return dtype == BPSQL_DTYPE_UINT16 ? 2 : 4; }
+
+char *bpsql_dtype_refuses(int dtype, const bp_model *model, const char *model_label,
+                          int *nomem) {
+  *nomem = 0;
+  /* Ids are 0 .. vocab_size - 1; int32 and uint32 hold every vocabulary a
+  ** model can have (at most 2^30 ids). */
+  uint32_t vocab_size = bp_model_vocab_size(model);
+  if (dtype != BPSQL_DTYPE_UINT16 || vocab_size <= 65536) return NULL;
+  char *message = sqlite3_mprintf(
+      "dtype 'uint16' holds ids up to 65535, but %s has %u ids (ids up to %u); "
+      "use 'uint32'",
+      model_label, vocab_size, vocab_size - 1);
+  if (!message) *nomem = 1;
+  return message;
+}
+
+void bpsql_pack_ids(const int32_t *ids, size_t n, int dtype, uint8_t *out) {
+  if (dtype == BPSQL_DTYPE_UINT16) {
+    for (size_t i = 0; i < n; i++) {
+      uint32_t v = (uint32_t)ids[i];
+      out[2 * i] = (uint8_t)v;
+      out[2 * i + 1] = (uint8_t)(v >> 8);
+    }
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    uint32_t v = (uint32_t)ids[i];
+    out[4 * i] = (uint8_t)v;
+    out[4 * i + 1] = (uint8_t)(v >> 8);
+    out[4 * i + 2] = (uint8_t)(v >> 16);
+    out[4 * i + 3] = (uint8_t)(v >> 24);
+  }
 }

@@ -44,6 +44,11 @@ typedef int (*bpsql_option_handler)(void *target, const char *key, const char *t
 int bpsql_read_options(sqlite3_context *ctx, sqlite3_value *json, const char *function,
                        bpsql_option_handler apply, void *target);
 
+/* Sets a library error (code and formatted message) in the binding's own
+** work that reports through bp_error (pool.c, export.c); returns code. */
+int bpsql_error(bp_error *err, int code, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Maps a library result code to an SQLite one. */
 int bpsql_sqlite_code(int bp_code);
 
@@ -72,5 +77,21 @@ int bpsql_alpha_and_seed(sqlite3_value *alpha, sqlite3_value *seed, const char *
 int bpsql_sampler_from_options(const char *function, int has_alpha, double alpha, int has_seed,
                                sqlite3_int64 seed, bp_sampler *sampler, int *sampling,
                                char **message);
+
+/* Packed ids: little-endian integers of a dtype, as bp_encode_packed
+** returns them and bp_export writes them. */
+enum { BPSQL_DTYPE_INT32, BPSQL_DTYPE_UINT32, BPSQL_DTYPE_UINT16 };
+/* The dtype of a name ("int32", "uint32", "uint16"), or -1. */
+int bpsql_dtype_named(const char *name);
+const char *bpsql_dtype_name(int dtype);
+size_t bpsql_dtype_size(int dtype);
+/* NULL when every id of the model fits the dtype; else the reason (to
+** sqlite3_free; NULL too when out of memory: *nomem set), naming the
+** model as `model_label` says ("model 'zh80k'"). */
+char *bpsql_dtype_refuses(int dtype, const bp_model *model, const char *model_label,
+                          int *nomem);
+/* Writes n ids into out (n * bpsql_dtype_size(dtype) bytes). The ids must
+** fit (bpsql_dtype_refuses). */
+void bpsql_pack_ids(const int32_t *ids, size_t n, int dtype, uint8_t *out);
 
 #endif /* BPSQL_SQL_SUPPORT_H */

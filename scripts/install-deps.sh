@@ -24,6 +24,7 @@ packages=(
   zlib1g-dev           # zipped model files, the built-in models
   tcl libsqlite3-tcl   # the test suite
   python3              # the demo trains on the Python standard library
+  python3-numpy        # the token file reader (sqlite_bytepiece.tokens) and its tests
 )
 # Checking: clang with libFuzzer (make fuzz), clang-tidy and cppcheck (make
 # lint).
@@ -39,7 +40,7 @@ package_packages=(python3-venv sqlite-utils)
 # The Dask module, sqlite_bytepiece.distributed: its tests
 # (tests/distributed.test, skipped without them) and make bench-train's
 # cluster run.
-dask_packages=(python3-dask python3-distributed python3-numpy)
+dask_packages=(python3-dask python3-distributed)
 
 as_root=()
 [ "$(id -u)" -eq 0 ] || as_root=(sudo)

@@ -9,12 +9,23 @@ The wheel carries the loadable extension (bytepiece.so) next to this file;
 load() loads it into a connection, loadable_path() gives its path for other
 hosts (sqlite-utils --load-extension, apsw, the sqlite3 shell). __version__
 is the extension's version, the same as SQL's bp_version().
+sqlite_bytepiece.tokens reads the token files bp_export writes (it needs
+numpy, so it is imported only when used).
 """
 import os
 
 from ._version import __version__
 
-__all__ = ["__version__", "load", "loadable_path"]
+__all__ = ["__version__", "load", "loadable_path", "tokens"]
+
+
+def __getattr__(name):
+    # sqlite_bytepiece.tokens on first use: numpy is needed for it alone.
+    if name == "tokens":
+        import importlib
+
+        return importlib.import_module(".tokens", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _NO_EXTENSIONS = (
     "sqlite_bytepiece.load: this Python's sqlite3 module cannot load extensions "

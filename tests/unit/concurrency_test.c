@@ -5,7 +5,9 @@
 ** or the new model, never a mix, and nothing may crash; a statement that
 ** reads a table (its own read transaction) sees one model in every row. The compiled models are shared by the process (compilations stay
 ** near the number of replacements, not that times the readers) and are freed
-** once the last connection using them is gone. Run under ThreadSanitizer by
+** once the last connection using them is gone. bp_export's worker threads
+** share one compiled model: its files are the same bytes with 1 and 4
+** threads, and the first bad row is the one reported. Run under ThreadSanitizer by
 ** `make test-tsan`. Prints "concurrency: N passed, N failed".
 **   concurrency_test DATA_DIRECTORY    (tests/data: small.model)
 */
@@ -129,6 +131,70 @@ static void *writer(void *arg) {
   return NULL;
 }
 
+/* The whole content of a file (malloc), or NULL. */
+static char *read_file(const char *path, long *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  *len = ftell(f);
+  rewind(f);
+  char *data = malloc((size_t)*len + 1);
+  if (data && fread(data, 1, (size_t)*len, f) != (size_t)*len) {
+    free(data);
+    data = NULL;
+  }
+  fclose(f);
+  return data;
+}
+
+/* bp_export of 3000 rows with 1 and 4 threads: the same files; a bad row
+** among them is reported by its number with 4 threads too. */
+static void check_export(const char *directory) {
+  sqlite3 *db = open_database();
+  CHECK(sqlite3_exec(db,
+                     "CREATE TEMP TABLE rows(i INTEGER PRIMARY KEY, t TEXT);"
+                     "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE "
+                     "i < 3000) INSERT INTO rows SELECT i, printf('row %d: %s', i, "
+                     "(SELECT t FROM texts WHERE i = c.i % 3)) FROM c;",
+                     NULL, NULL, NULL) == SQLITE_OK);
+  char *data[2][2] = {{NULL, NULL}, {NULL, NULL}};
+  long lengths[2][2] = {{0, 0}, {0, 0}};
+  for (int k = 0; k < 2; k++) {
+    char *sql = sqlite3_mprintf(
+        "SELECT bp_export(t, '%q/export%d', json_object('model', 'a', 'eos', 1, 'threads', "
+        "%d)) "
+        "FROM rows ORDER BY i",
+        directory, k, k ? 4 : 1);
+    CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_free(sql);
+    for (int f = 0; f < 2; f++) {
+      char path[1200];
+      snprintf(path, sizeof path, "%s/export%d.%s", directory, k, f ? "idx" : "bin");
+      data[k][f] = read_file(path, &lengths[k][f]);
+      CHECK(data[k][f] != NULL);
+      unlink(path);
+    }
+  }
+  for (int f = 0; f < 2; f++) {
+    CHECK(lengths[0][f] > 0 && lengths[0][f] == lengths[1][f]);
+    CHECK(data[0][f] && data[1][f] &&
+          memcmp(data[0][f], data[1][f], (size_t)lengths[0][f]) == 0);
+    free(data[0][f]);
+    free(data[1][f]);
+  }
+  char *message = NULL;
+  char *sql = sqlite3_mprintf(
+      "SELECT bp_export(CASE WHEN i IN (2000, 2500) THEN CAST(x'ff' AS TEXT) ELSE t END, "
+      "'%q/bad', '{\"model\":\"a\",\"threads\":4}') FROM rows ORDER BY i",
+      directory);
+  CHECK(sqlite3_exec(db, sql, NULL, NULL, &message) == SQLITE_ERROR);
+  CHECK(message &&
+        strcmp(message, "bp_export: document 2000: invalid UTF-8 at byte offset 0") == 0);
+  sqlite3_free(message);
+  sqlite3_free(sql);
+  sqlite3_close(db);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
   char directory[] = "/tmp/bp-concurrency-XXXXXX";
@@ -195,6 +261,8 @@ int main(int argc, char **argv) {
   CHECK(wrong == 0);
   CHECK(mixed == 0);
   CHECK(seen[0] > 0 && seen[1] > 0);
+
+  check_export(directory);
 
   /* One compilation per model value in use, shared by all connections; none
   ** left once every connection is closed. */

@@ -212,6 +212,11 @@ static const operation operations[] = {
      "  (SELECT bp_train_partial(body, (SELECT s FROM s2), '{\"threads\": 2}') AS p FROM docs))"
      " SELECT length(bp_train_model(s)), bp_train_info(s) FROM s3;"},
     {"model shrink", "", "SELECT length(bp_model_shrink('m', 400));"},
+    {"token export", "",
+     "SELECT json_extract(bp_export(body, '%W/tokens', '{\"model\": \"m\", \"eos\": true}'),"
+     " '$.tokens') FROM docs;"
+     "SELECT json_extract(bp_export(body, '%W/tokens', json_object('model', 'm', 'threads', 2,"
+     " 'dtype', 'uint16', 'format', 'megatron')), '$.documents') FROM docs;"},
     {"FTS5 indexing", "CREATE VIRTUAL TABLE f USING fts5(body, tokenize = 'bytepiece m');",
      "INSERT INTO f(rowid, body) SELECT id, body FROM docs WHERE body IS NOT NULL;"
      "DELETE FROM f WHERE rowid = 2;"
@@ -270,8 +275,9 @@ static int is_out_of_memory(int code, const char *message) {
   return code == SQLITE_NOMEM || (message && strstr(message, "out of memory"));
 }
 
-/* A file left in the work directory other than the saved models: a
-** temporary file that a failed save did not remove. */
+/* A file left in the work directory other than the saved models and
+** exported tokens: a temporary file that a failed save or export did not
+** remove. */
 static int stray_files(void) {
   DIR *d = opendir(work_directory);
   if (!d) return 1;
@@ -279,7 +285,8 @@ static int stray_files(void) {
   struct dirent *e;
   while ((e = readdir(d)))
     if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "saved.model") &&
-        strcmp(e->d_name, "saved.sp.model"))
+        strcmp(e->d_name, "saved.sp.model") && strcmp(e->d_name, "tokens.bin") &&
+        strcmp(e->d_name, "tokens.idx"))
       stray++;
   closedir(d);
   return stray;
