@@ -503,8 +503,8 @@ static int trainer_of_state(const uint8_t *blob, size_t len, const bp_train_opti
 }
 
 static int done_error(const struct train_round *round, bp_error *err) {
-  return bp_fail(err, BP_FORMAT, "is done (all %d rounds merged): its model is ready",
-                 round->rounds);
+  bp_fail(err, BP_FORMAT, "is done (all %d rounds merged): its model is ready", round->rounds);
+  return BP_FORMAT; /* never BP_OK, and the analyzer sees it */
 }
 
 /* A trainer for counting or merging a state's next round: not of a done
@@ -514,6 +514,11 @@ static int trainer_of_open_state(const uint8_t *state, size_t len,
                                  bp_trainer **out, uint8_t **payload, size_t *payload_len,
                                  bp_error *err) {
   int rc = trainer_of_state(state, len, local, use, out, payload, payload_len, NULL, NULL, err);
+  /* trainer_of_state sets *out when it returns BP_OK: made visible. */
+  if (rc == BP_OK && !*out) {
+    bp_fail_nomem(err);
+    return BP_NOMEM;
+  }
   if (rc == BP_OK && (*out)->round->merged == (*out)->round->rounds) {
     rc = done_error((*out)->round, err);
     bp_trainer_free(*out);
