@@ -421,8 +421,10 @@ int bp_train_combiner_finish(bp_train_combiner *c, uint8_t **partial, size_t *le
 void bp_train_combiner_free(bp_train_combiner *c);
 
 /* Adds a round's partials, one at a time, into the next state. `local` as
-** for bp_trainer_from_state: the piece round's counts spill to temporary
-** files beyond a third of max_memory, and pruning uses the threads. */
+** for bp_trainer_from_state: counts spill to temporary files beyond a third
+** of max_memory, and pruning uses the threads. Finishing is BP_INVALID when
+** the partials did not count as many bytes of text as round 1's (a shard
+** left out or added twice). */
 typedef struct bp_train_merger bp_train_merger;
 int bp_train_merger_new(const uint8_t *state, size_t len, const bp_train_options *local,
                         bp_train_merger **out, bp_error *err);

@@ -176,6 +176,9 @@ int train_count_ngrams_of_length(bp_trainer *t, int n, uint64_t min_kept, bp_err
     return bp_fail(err, BP_INTERRUPT, "interrupted");
   ngram_pass *pass = bp_malloc(sizeof *pass);
   if (!pass) return bp_fail_nomem(err);
+  /* Zeroed: when no partition is counted, the share tables freed below are
+  ** still the empty ones. */
+  memset(pass, 0, sizeof *pass);
   int rc;
   for (uint64_t partitions = 1;; partitions *= 2) {
     ngram_table kept = {0};

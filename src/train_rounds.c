@@ -13,11 +13,16 @@
 **   round R            the pieces of each chunk's segmentation by the n-gram
 **                      model made from the state's counts (train_segment.c)
 **
-** with R = max(order, 2). Merging adds the partials; after an n-gram round
-** the state keeps the n-grams seen at least min_count times, as bp_trainer
-** does after counting a length; after the piece round it prunes
-** (train_prune.c) and holds the model value. Each sum is the one
-** bp_trainer_finish makes over all chunks, so the model is the same bytes.
+** with R = max(order, 2). Merging adds the partials, one at a time, past a
+** third of max_memory in temporary files (n-gram counts as sorted runs,
+** piece counts in the trainer's buckets); after an n-gram round the next
+** state is the one before with the n-grams seen at least min_count times
+** appended, as bp_trainer keeps them after counting a length; after the
+** piece round it prunes (train_prune.c) and holds the model value. Each sum
+** is the one bp_trainer_finish makes over all chunks, so the model is the
+** same bytes. A partial names its state and round (the state's digest),
+** and every round's partials must have counted as many bytes of text as
+** round 1's: a partial of other rows is an error, not another model.
 **
 ** The BLOB (states and partials alike), little-endian:
 **   0  "BPTR"
@@ -381,21 +386,18 @@ static int seal_state(writer *w, int merged, int rounds, uint8_t **out, size_t *
   return seal(BP_TRAIN_STATE, merged, rounds, digest, w, out, len, err);
 }
 
-/* The state after `merged` rounds, from a trainer holding their counts:
-** counts1 and counts2 once round 1 is merged, and the kept tables of the
-** n-gram rounds merged. */
+/* The first state (merged 0: the options), or the state after round 1
+** (the 1- and 2-gram counts in t). Later states are made by appending to
+** the one before (bp_train_merger_finish). */
 static int encode_state(const bp_trainer *t, int merged, uint64_t bytes, uint8_t **out,
                         size_t *len, bp_error *err) {
   writer w = {0};
   state_payload(&w, &t->options, merged, bytes);
-  int rc = BP_OK;
   if (merged >= 1) {
     put_counts1(&w, t->counts1);
     put_counts2(&w, t->counts2);
   }
-  for (int n = 3; n <= merged + 1 && n <= t->options.order && rc == BP_OK; n++)
-    rc = put_table(&w, &t->tables[n], 1, err);
-  if (rc == BP_OK) rc = seal_state(&w, merged, bp_train_rounds(&t->options), out, len, err);
+  int rc = seal_state(&w, merged, bp_train_rounds(&t->options), out, len, err);
   bp_buffer_free(&w.out);
   return rc;
 }
@@ -501,8 +503,8 @@ static int trainer_of_state(const uint8_t *blob, size_t len, const bp_train_opti
 }
 
 static int done_error(const struct train_round *round, bp_error *err) {
-  return bp_fail(err, BP_FORMAT, "is done (all %d rounds merged): its model is ready",
-                 round->rounds);
+  bp_fail(err, BP_FORMAT, "is done (all %d rounds merged): its model is ready", round->rounds);
+  return BP_FORMAT; /* never BP_OK, and the analyzer sees it */
 }
 
 /* A trainer for counting or merging a state's next round: not of a done
@@ -512,6 +514,11 @@ static int trainer_of_open_state(const uint8_t *state, size_t len,
                                  bp_trainer **out, uint8_t **payload, size_t *payload_len,
                                  bp_error *err) {
   int rc = trainer_of_state(state, len, local, use, out, payload, payload_len, NULL, NULL, err);
+  /* trainer_of_state sets *out when it returns BP_OK: made visible. */
+  if (rc == BP_OK && !*out) {
+    bp_fail_nomem(err);
+    return BP_NOMEM;
+  }
   if (rc == BP_OK && (*out)->round->merged == (*out)->round->rounds) {
     rc = done_error((*out)->round, err);
     bp_trainer_free(*out);

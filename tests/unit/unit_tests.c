@@ -400,8 +400,9 @@ static void test_train_rounds(void) {
   bp_trainer *t;
   CHECK(bp_trainer_from_state(state, state_len, NULL, &t, &err) == BP_FORMAT);
   CHECK_MESSAGE(err, "is done (all 6 rounds merged): its model is ready");
+  bp_free(value);
   CHECK(bp_trainer_new(&options, &t, &err) == BP_OK);
-  CHECK(bp_trainer_partial(t, &value, &value_len, &err) == BP_INVALID);
+  CHECK(bp_trainer_partial(t, &value, &value_len, &err) == BP_INVALID && !value);
   CHECK_MESSAGE(err, "the trainer was not made from a state (bp_trainer_from_state)");
   bp_trainer_free(t);
   bp_free(value);
