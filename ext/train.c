@@ -20,18 +20,26 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 SQLITE_EXTENSION_INIT3
 
-/* Training spills to temporary files beyond this much memory (MB). */
-#define DEFAULT_MAX_MEMORY_MB 1024
+/* Training spills to temporary files beyond max_memory. Unless told, half
+** the machine's physical memory: a corpus that fits comfortably trains at
+** full speed, one that does not still spills rather than swaps; 1024 MB
+** when the system does not say. */
+static uint64_t default_max_memory(void) {
+  long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page_size <= 0) return (uint64_t)1024 << 20;
+  return (uint64_t)pages * (uint64_t)page_size / 2;
+}
 
 typedef bpsql_train_options train_options;
 
 void bpsql_train_options_init(train_options *o) {
   memset(o, 0, sizeof *o);
   bp_train_options_init(&o->library);
-  o->library.max_memory = (uint64_t)DEFAULT_MAX_MEMORY_MB << 20;
+  o->library.max_memory = default_max_memory();
 }
 
 enum train_key {
