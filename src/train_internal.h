@@ -129,6 +129,9 @@ int train_spill_error(bp_error *err, const char *what);
 /* Reads the next records of f into b (emptied first), about `limit` bytes
 ** of them; *more is false at the end of the file. */
 int train_block_read(FILE *f, block *b, size_t limit, bool *more, bp_error *err);
+/* Adds up piece bucket k of t (train_segment.c spills pieces there by
+** hash) into *sum, reading it back through *b a block at a time. */
+int train_sum_piece_bucket(bp_trainer *t, int k, block *b, string_counter *sum, bp_error *err);
 
 /* ---- The trainer (train.c) ---------------------------------------------------- */
 

@@ -202,16 +202,7 @@ static int sort_out_buckets(bp_trainer *t, bp_error *err) {
   int rc = BP_OK;
   for (int k = 0; k < PIECE_BUCKETS && rc == BP_OK; k++) {
     string_counter sum = {0};
-    bool more = true;
-    rewind(t->piece_buckets[k]);
-    while (more && rc == BP_OK) {
-      rc = train_block_read(t->piece_buckets[k], &b, (size_t)(t->options.max_memory / 3), &more,
-                            err);
-      for (size_t i = 0; i < b.count && rc == BP_OK; i++)
-        if (!train_string_counter_add(&sum, b.views[i].bytes, b.views[i].length,
-                                      b.views[i].count))
-          rc = bp_fail_nomem(err);
-    }
+    rc = train_sum_piece_bucket(t, k, &b, &sum, err);
     for (size_t i = 0; i < sum.capacity && rc == BP_OK; i++) {
       const counted_string *s = &sum.slots[i];
       if (!s->count) continue;

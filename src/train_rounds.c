@@ -583,16 +583,7 @@ static int put_piece_buckets(bp_trainer *t, writer *w, bp_buffer *previous, bp_e
   int rc = BP_OK;
   for (int k = 0; k < PIECE_BUCKETS && rc == BP_OK; k++) {
     string_counter sum = {0};
-    bool more = true;
-    rewind(t->piece_buckets[k]);
-    while (more && rc == BP_OK) {
-      rc = train_block_read(t->piece_buckets[k], &b, (size_t)(t->options.max_memory / 3), &more,
-                            err);
-      for (size_t i = 0; i < b.count && rc == BP_OK; i++)
-        if (!train_string_counter_add(&sum, b.views[i].bytes, b.views[i].length,
-                                      b.views[i].count))
-          rc = bp_fail_nomem(err);
-    }
+    rc = train_sum_piece_bucket(t, k, &b, &sum, err);
     if (rc == BP_OK) rc = put_pieces(w, &sum, previous, err);
     train_string_counter_free(&sum);
   }

@@ -6,7 +6,8 @@
 ** Chunks go to the chunk file when they outgrow their memory, pieces to
 ** bucket files by hash, pruned pieces to the dropped file; each pass then
 ** reads its file back a block at a time and works on the block as it would
-** on the strings in memory.
+** on the strings in memory; train_sum_piece_bucket adds one piece bucket
+** up.
 */
 #include "train_internal.h"
 
@@ -66,4 +67,19 @@ int train_block_read(FILE *f, block *b, size_t limit, bool *more, bp_error *err)
   for (size_t i = 0; i < b->count; i++)
     b->views[i].bytes = (const uint8_t *)b->storage.data + (uintptr_t)b->views[i].bytes;
   return BP_OK;
+}
+
+int train_sum_piece_bucket(bp_trainer *t, int k, block *b, string_counter *sum, bp_error *err) {
+  int rc = BP_OK;
+  bool more = true;
+  rewind(t->piece_buckets[k]);
+  while (more && rc == BP_OK) {
+    rc = train_block_read(t->piece_buckets[k], b, (size_t)(t->options.max_memory / 3), &more,
+                          err);
+    for (size_t i = 0; i < b->count && rc == BP_OK; i++)
+      if (!train_string_counter_add(sum, b->views[i].bytes, b->views[i].length,
+                                    b->views[i].count))
+        rc = bp_fail_nomem(err);
+  }
+  return rc;
 }
