@@ -87,33 +87,52 @@ static bool all_ascii_8(const uint8_t *p) {
   return (word & 0x8080808080808080ull) == 0;
 }
 
+/* Whether the three bytes at p are a well-formed sequence of U+0800 to
+** U+FFFF (not a surrogate): the common case of CJK text, decoded here
+** without utf8_decode's other branches. */
+static inline bool utf8_three_bytes(const uint8_t *p, int32_t *cp) {
+  uint32_t w = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+  if ((w & 0xF0C0C0) != 0xE08080) return false;
+  int32_t v = (int32_t)((w >> 4 & 0xF000) | (w >> 2 & 0x0FC0) | (w & 0x3F));
+  /* Overlong forms decode below U+0800; surrogates are not characters. */
+  if (v < 0x800 || (v >= 0xD800 && v < 0xE000)) return false;
+  *cp = v;
+  return true;
+}
+
+/* Called on every text a function encodes, so it is written for short
+** rows too: a run of ASCII is crossed eight bytes at a time and then byte
+** by byte up to the next other byte (at most eight), three-byte sequences
+** are decoded inline, and the table is made ready once per call, not once
+** per code point. */
 bool bp_nfc_quick_check(const uint8_t *text, size_t len, size_t *invalid_at) {
   const uint8_t *p = text, *end = text + len;
-  bool stable = true;
+  bool stable = true, table_ready = false;
   *invalid_at = len;
-  while (p < end) {
-    if (end - p >= 8 && all_ascii_8(p)) {
-      p += 8;
-      continue;
-    }
-    if (*p < 0x80) {
-      p++;
-      continue;
-    }
+  for (;;) {
+    while (end - p >= 8 && all_ascii_8(p)) p += 8;
+    /* Fewer than eight bytes remain, or a byte >= 0x80 is among the next
+    ** eight: either way this stops within eight bytes. */
+    while (p < end && *p < 0x80) p++;
+    if (p == end) return stable;
     int32_t cp;
-    size_t n = utf8_decode(p, end, &cp);
-    if (!n) {
+    size_t n;
+    if (end - p >= 3 && utf8_three_bytes(p, &cp)) {
+      n = 3;
+    } else if (!(n = utf8_decode(p, end, &cp))) {
       *invalid_at = (size_t)(p - text);
       return false;
     }
     /* Nothing below U+0300 changes or combines under NFC. */
     if (cp >= 0x300 && stable) {
-      pthread_once(&unstable_once, build_unstable_table);
+      if (!table_ready) {
+        pthread_once(&unstable_once, build_unstable_table);
+        table_ready = true;
+      }
       if (is_unstable(cp)) stable = false;
     }
     p += n;
   }
-  return stable;
 }
 
 size_t bp_utf8_invalid_offset(const char *bytes, size_t len) {

@@ -635,6 +635,71 @@ static void test_normalization(void) {
   CHECK(bp_utf8_invalid_offset("abc", 3) == 3);
 }
 
+/* The quick check on random texts made of pieces whose verdicts are known:
+** ASCII runs of every length (so that runs start and end at every offset of
+** the eight-byte steps), code points NFC keeps, ones it changes, and
+** ill-formed sequences that no following byte can make well formed. The
+** first ill-formed piece gives invalid_at; else the text is stable unless it
+** holds a changing piece. */
+static void test_quick_check_pieces(void) {
+  static const char *kept[] = {"\xc3\xa9", "\xe4\xbb\x8a", "\xe0\xa4\x95", "\xef\xbf\xbd",
+                               "\xf0\x9f\x98\x80"};
+  /* Combining grave and acute, ANGSTROM SIGN, a Hangul vowel jamo. */
+  static const char *changed[] = {"\xcc\x80", "\xcc\x81", "\xe2\x84\xab", "\xe1\x85\xa1"};
+  static const char *ill_formed[] = {"\xc0\x80",         "\xed\xa0\x80", "\xff",
+                                     "\xf4\x90\x80\x80", "\xe0\x80\x80", "\x80"};
+  uint64_t state = 12345;
+  int mismatches = 0;
+  for (int round = 0; round < 20000; round++) {
+    char text[256];
+    size_t len = 0, expected_invalid = SIZE_MAX;
+    bool expected_stable = true;
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    int pieces = (int)((state >> 40) % 12);
+    for (int i = 0; i < pieces; i++) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      uint32_t r = (uint32_t)(state >> 33);
+      char ascii[24];
+      const char *piece = ascii;
+      if (r % 7 < 3) {
+        size_t n = (r >> 3) % 21;
+        memset(ascii, 'a' + (int)((r >> 8) % 26), n);
+        ascii[n] = 0;
+      } else if (r % 7 < 5) {
+        piece = kept[(r >> 3) % 5];
+      } else if (r % 7 == 5) {
+        piece = changed[(r >> 3) % 4];
+        expected_stable = false;
+      } else {
+        piece = ill_formed[(r >> 3) % 6];
+        if (expected_invalid == SIZE_MAX) expected_invalid = len;
+      }
+      memcpy(text + len, piece, strlen(piece));
+      len += strlen(piece);
+    }
+    /* A sequence cut short at the end is ill-formed there. */
+    if ((state >> 20) & 1) {
+      if (expected_invalid == SIZE_MAX) expected_invalid = len;
+      memcpy(text + len, "\xe4\xbd", 2);
+      len += 2;
+    }
+    size_t invalid_at;
+    bool stable = bp_nfc_quick_check((const uint8_t *)text, len, &invalid_at);
+    bool ok = expected_invalid == SIZE_MAX ? invalid_at == len && stable == expected_stable
+                                           : invalid_at == expected_invalid && !stable;
+    if (ok && stable) {
+      uint8_t *nfc;
+      size_t nfc_len;
+      bp_error err;
+      ok = bp_nfc((const uint8_t *)text, len, &nfc, &nfc_len, &err) == BP_OK &&
+           nfc_len == len && memcmp(nfc, text, len) == 0;
+      bp_free(nfc);
+    }
+    if (!ok && mismatches++ < 3) printf("quick check: round %d, %zu bytes\n", round, len);
+  }
+  CHECK(mismatches == 0);
+}
+
 /* bp_encode_spans gives bp_encode's tokens with where each lies: in the NFC
 ** text, and, when asked, in the text as given. */
 static void test_encode_spans(void) {
@@ -1397,6 +1462,7 @@ int main(void) {
   test_json_errors();
   test_value_header();
   test_normalization();
+  test_quick_check_pieces();
   test_encode_spans();
   test_characters();
   test_published_model();
