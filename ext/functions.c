@@ -86,11 +86,13 @@ static int apply_encode_option(void *target, const char *key, const char *type,
 
 /* Reads arguments 3 and 4 of an encoding function into *options: alpha and
 ** seed, or an options object in argument 3 (parsed once per statement when
-** it is constant). Returns 0 after reporting an error. */
+** it is constant); "dtype" is an option when `takes_dtype`. Returns 0
+** after reporting an error. */
 static int encode_options_argument(sqlite3_context *ctx, int argc, sqlite3_value **argv,
-                                   const char *function, encode_options *options) {
+                                   const char *function, int takes_dtype,
+                                   encode_options *options) {
   memset(options, 0, sizeof *options);
-  options->takes_dtype = strcmp(function, "bp_encode_packed") == 0;
+  options->takes_dtype = takes_dtype;
   options->dtype = BPSQL_DTYPE_INT32;
   if (argc < 3) return 1;
   char *message;
@@ -191,7 +193,8 @@ static int encode_arguments(sqlite3_context *ctx, int argc, sqlite3_value **argv
   int r = bpsql_text_argument(ctx, argv[0], function, 1, &text, &len, &input);
   if (r <= 0) return r;
   encode_options options;
-  if (!encode_options_argument(ctx, argc, argv, function, &options)) return -1;
+  /* Only bp_encode_packed asks for a dtype. */
+  if (!encode_options_argument(ctx, argc, argv, function, dtype != NULL, &options)) return -1;
   bp_sampler sampler;
   int sampling;
   char *message;

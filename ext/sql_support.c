@@ -142,9 +142,10 @@ int bpsql_text_argument(sqlite3_context *ctx, sqlite3_value *value, const char *
                         int position, const char **text, size_t *len, int *input) {
   char *message;
   int r = bpsql_text_value(value, function, position, text, len, input, &message);
-  if (r < 0 && message)
+  if (r >= 0) return r; /* no message to free */
+  if (message)
     bpsql_result_errorf(ctx, SQLITE_MISMATCH, "%s", message);
-  else if (r < 0)
+  else
     sqlite3_result_error_nomem(ctx);
   sqlite3_free(message);
   return r;
