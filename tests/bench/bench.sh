@@ -60,13 +60,13 @@ prepare_release() {
     return 0
   fi
   commit=$(git -C "$root" rev-parse "$tag^{commit}")
-  # Its own defaults, not what make bench was given (BUILD= would send the
-  # release's objects into this version's build directory).
   dir=$root/build/release-$tag-${commit:0:12}
   if [ ! -x "$dir/build/bench_encode" ] || [ ! -f "$dir/bytepiece.so" ]; then
     echo "Previous release: building $tag (commit ${commit:0:12}) in $dir"
     rm -rf "$dir" "$dir.partial"
     mkdir -p "$dir.partial"
+    # Its own defaults, not what make bench was given (BUILD= would send the
+    # release's objects into this version's build directory).
     if ! { git -C "$root" archive "$commit" | tar -x -C "$dir.partial"; } ||
       ! env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$dir.partial" -j2 bytepiece.so build/bench_encode \
         >"$dir.partial/build.log" 2>&1; then
