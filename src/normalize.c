@@ -220,6 +220,7 @@ int bp_nfc_mapped(const char *text, size_t len, bp_spans *out, bp_error *err) {
     const uint8_t *segment = p;
     int32_t cp;
     p += utf8_decode(p, end, &cp);
+    // NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): the quick check found no ill-formed sequence, so utf8_decode set cp
     bool changes = is_unstable(cp); /* only the text's first code point can be */
     while (p < end) {
       size_t n = utf8_decode(p, end, &cp);
