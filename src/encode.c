@@ -54,7 +54,7 @@ static void viterbi(const bp_model *m, const uint8_t *chunk, size_t from, size_t
   ** mix_small, a first-level cache miss per byte, and a second-level miss
   ** every other byte) are under way while e is scored, not held back
   ** behind the often mispredicted branch that ends e's candidates. One
-  ** more instruction per byte, about 7% less time. */
+  ** more instruction per byte, 4 to 7% less time on mix_small. */
   int32_t next = from < to ? bp_matcher_step(cells, state, chunk[from]) : state;
   for (size_t e = from + 1; e <= to; e++) {
     state = next;
