@@ -13,9 +13,11 @@
 **   round R            the pieces of each chunk's segmentation by the n-gram
 **                      model made from the state's counts (train_segment.c)
 **
-** with R = max(order, 2). Merging adds the partials, one at a time, past a
-** third of max_memory in temporary files (n-gram counts as sorted runs,
-** piece counts in the trainer's buckets); after an n-gram round the next
+** with R = max(order, 2). Combining and merging add the partials, one at a
+** time, past a third of max_memory in temporary files (n-gram counts as
+** sorted runs, piece counts in a trainer's buckets), and a partial counted
+** in several partitions of its n-grams writes each as a run; runs are added
+** up in key order, so the bytes do not depend on the spilling; after an n-gram round the next
 ** state is the one before with the n-grams seen at least min_count times
 ** appended, as bp_trainer keeps them after counting a length; after the
 ** piece round it prunes (train_prune.c) and holds the model value. Each sum
