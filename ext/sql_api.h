@@ -53,7 +53,7 @@
   FUNCTION("bp_train_start", 0, 1, BPSQL_PURE, bpsql_train_start_function)             \
   AGGREGATE("bp_train_partial", 2, 3, BPSQL_INNOCUOUS, bpsql_train_partial_step,       \
             bpsql_train_partial_final)                                                 \
-  AGGREGATE("bp_train_combine", 1, 1, BPSQL_INNOCUOUS, bpsql_train_combine_step,       \
+  AGGREGATE("bp_train_combine", 1, 2, BPSQL_INNOCUOUS, bpsql_train_combine_step,       \
             bpsql_train_combine_final)                                                 \
   AGGREGATE("bp_train_merge", 2, 3, BPSQL_INNOCUOUS, bpsql_train_merge_step,           \
             bpsql_train_merge_final)                                                   \

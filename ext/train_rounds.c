@@ -3,7 +3,7 @@
 **
 **     SELECT bp_train_start('{"vocab_size": 32000}');                 -- state
 **     SELECT bp_train_partial(body, :state) FROM docs WHERE ...;     -- partial
-**     SELECT bp_train_combine(partial) FROM partials;                -- partial
+**     SELECT bp_train_combine(partial [, local]) FROM partials;      -- partial
 **     SELECT bp_train_merge(:state, partial) FROM partials;          -- next state
 **     SELECT bp_train_done(:state), bp_train_model(:state);          -- 1, model
 **     SELECT bp_train_info(:state_or_partial);                       -- JSON
@@ -14,7 +14,7 @@
 ** its partial; bp_train_combine and bp_train_merge add partials one row at
 ** a time. Options are bp_train's (train.c): the model-defining ones go to
 ** bp_train_start, the local ones (threads, max_memory, progress) to each
-** bp_train_partial and bp_train_merge. A partial over zero rows is the
+** bp_train_partial, bp_train_combine and bp_train_merge. A partial over zero rows is the
 ** empty partial, which fits any state and round. The last merge keeps the
 ** model it built with its value (model_cache.c), so storing
 ** bp_train_model's value in that connection does not compile it again.
@@ -208,16 +208,17 @@ void bpsql_train_partial_final(sqlite3_context *ctx) {
   result_blob(ctx, function, partial, len);
 }
 
-/* ---- bp_train_combine(partial) ---------------------------------------------- */
+/* ---- bp_train_combine(partial [, local_options]) ----------------------------- */
 
 typedef struct combine_aggregate {
   bp_train_combiner *combiner;
+  bpsql_train_options options;
+  round_progress progress;
   int failed;
 } combine_aggregate;
 
 void bpsql_train_combine_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   static const char *const function = "bp_train_combine";
-  (void)argc;
   combine_aggregate *a = sqlite3_aggregate_context(ctx, sizeof *a);
   if (!a) {
     sqlite3_result_error_nomem(ctx);
@@ -225,7 +226,15 @@ void bpsql_train_combine_step(sqlite3_context *ctx, int argc, sqlite3_value **ar
   }
   if (a->failed) return;
   bp_error err;
-  int rc = a->combiner ? BP_OK : bp_train_combiner_new(&a->combiner, &err);
+  int rc = BP_OK;
+  if (!a->combiner) {
+    if (read_local_options(ctx, argc > 1 ? argv[1] : NULL, function, &a->options,
+                           &a->progress) != SQLITE_OK) {
+      a->failed = 1;
+      return;
+    }
+    rc = bp_train_combiner_new(&a->options.library, &a->combiner, &err);
+  }
   const uint8_t *partial;
   size_t len;
   if (rc == BP_OK &&

@@ -410,9 +410,12 @@ int bp_trainer_from_state(const uint8_t *state, size_t len, const bp_train_optio
 /* The round's counts over the texts added, as a partial. Once per trainer. */
 int bp_trainer_partial(bp_trainer *t, uint8_t **partial, size_t *len, bp_error *err);
 
-/* Adds partials of one state and round into one partial (held in memory). */
+/* Adds partials of one state and round into one partial. `local` as for
+** bp_trainer_from_state (its max_memory and progress apply): counts spill
+** to temporary files beyond a third of max_memory. */
 typedef struct bp_train_combiner bp_train_combiner;
-int bp_train_combiner_new(bp_train_combiner **out, bp_error *err);
+int bp_train_combiner_new(const bp_train_options *local, bp_train_combiner **out,
+                          bp_error *err);
 int bp_train_combiner_add(bp_train_combiner *c, const uint8_t *partial, size_t len,
                           bp_error *err);
 /* The sum; the empty partial when only empty ones (or none) were added. */

@@ -217,6 +217,17 @@ int train_prune_ngrams(bp_trainer *t, bp_error *err);
 ** min_kept times into t->tables[n]. */
 int train_count_short_ngrams(bp_trainer *t, bp_error *err);
 int train_count_ngrams_of_length(bp_trainer *t, int n, uint64_t min_kept, bp_error *err);
+/* Where train_count_ngrams_to_sink puts the counts of each partition of
+** the n-grams (disjoint sets of n-grams), instead of one table in memory:
+** take owns `counts` from then on. When a partition outgrows the memory,
+** counting starts over in more partitions, after restart forgets what was
+** taken. */
+typedef struct ngram_sink {
+  int (*take)(void *context, ngram_table *counts, bp_error *err);
+  void (*restart)(void *context);
+  void *context;
+} ngram_sink;
+int train_count_ngrams_to_sink(bp_trainer *t, int n, const ngram_sink *sink, bp_error *err);
 
 static inline uint64_t train_ngram_mask(int n) {
   return n >= 8 ? UINT64_MAX : (1ull << (8 * n)) - 1;

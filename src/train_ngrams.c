@@ -121,9 +121,9 @@ static int count_ngram_share(work *w, int index, bp_error *err) {
 }
 
 /* Counts the n-grams of length n >= 3 of one partition, then keeps those
-** seen at least min_kept times in `kept`. */
+** seen at least min_kept times in `kept`, or hands them all to the sink. */
 static int count_ngram_partition(bp_trainer *t, ngram_pass *pass, uint64_t min_kept,
-                                 ngram_table *kept, bp_error *err) {
+                                 ngram_table *kept, const ngram_sink *sink, bp_error *err) {
   int rc = train_share_chunk_blocks(t, count_ngram_share, pass, &pass->chunks, err);
   ngram_table *sum = &pass->shares[0].table;
   for (int s = 1; s < t->options.threads; s++) {
@@ -135,6 +135,11 @@ static int count_ngram_partition(bp_trainer *t, ngram_pass *pass, uint64_t min_k
         if (rc == BP_TOOBIG) bp_fail(err, rc, "partition too large");
       }
     train_ngram_table_free(part);
+  }
+  if (sink && rc == BP_OK) {
+    ngram_table counts = *sum;
+    *sum = (ngram_table){0};
+    return sink->take(sink->context, &counts, err);
   }
   for (size_t i = 0; i < sum->capacity && rc == BP_OK; i++)
     if (sum->slots[i].key != EMPTY_KEY && sum->slots[i].count >= min_kept &&
@@ -171,7 +176,8 @@ int train_count_short_ngrams(bp_trainer *t, bp_error *err) {
   return rc;
 }
 
-int train_count_ngrams_of_length(bp_trainer *t, int n, uint64_t min_kept, bp_error *err) {
+static int count_ngrams_of_length(bp_trainer *t, int n, uint64_t min_kept,
+                                  const ngram_sink *sink, bp_error *err) {
   if (train_report(&t->runner, counting_phase[n], 0))
     return bp_fail(err, BP_INTERRUPT, "interrupted");
   ngram_pass *pass = bp_malloc(sizeof *pass);
@@ -186,14 +192,15 @@ int train_count_ngrams_of_length(bp_trainer *t, int n, uint64_t min_kept, bp_err
     for (uint64_t p = 0; p < partitions && rc == BP_OK; p++) {
       memset(pass, 0, sizeof *pass);
       *pass = (ngram_pass){.n = n, .partition = p, .partitions = partitions};
-      rc = count_ngram_partition(t, pass, min_kept, &kept, err);
+      rc = count_ngram_partition(t, pass, min_kept, &kept, sink, err);
     }
     for (int s = 0; s < t->options.threads; s++) train_ngram_table_free(&pass->shares[s].table);
     if (rc == BP_TOOBIG && partitions < 65536) {
       train_ngram_table_free(&kept);
+      if (sink) sink->restart(sink->context);
       continue;
     }
-    if (rc == BP_OK)
+    if (rc == BP_OK && !sink)
       t->tables[n] = kept;
     else
       train_ngram_table_free(&kept);
@@ -203,6 +210,14 @@ int train_count_ngrams_of_length(bp_trainer *t, int n, uint64_t min_kept, bp_err
     rc = bp_fail(err, BP_TOOBIG, "max_memory is too small to count the n-grams");
   bp_free(pass);
   return rc;
+}
+
+int train_count_ngrams_of_length(bp_trainer *t, int n, uint64_t min_kept, bp_error *err) {
+  return count_ngrams_of_length(t, n, min_kept, NULL, err);
+}
+
+int train_count_ngrams_to_sink(bp_trainer *t, int n, const ngram_sink *sink, bp_error *err) {
+  return count_ngrams_of_length(t, n, 1, sink, err);
 }
 
 /* Counts n-grams length by length. An n-gram is never seen more often than

@@ -13,9 +13,11 @@
 **   round R            the pieces of each chunk's segmentation by the n-gram
 **                      model made from the state's counts (train_segment.c)
 **
-** with R = max(order, 2). Merging adds the partials, one at a time, past a
-** third of max_memory in temporary files (n-gram counts as sorted runs,
-** piece counts in the trainer's buckets); after an n-gram round the next
+** with R = max(order, 2). Combining and merging add the partials, one at a
+** time, past a third of max_memory in temporary files (n-gram counts as
+** sorted runs, piece counts in a trainer's buckets), and a partial counted
+** in several partitions of its n-grams writes each as a run; runs are added
+** up in key order, so the bytes do not depend on the spilling; after an n-gram round the next
 ** state is the one before with the n-grams seen at least min_count times
 ** appended, as bp_trainer keeps them after counting a length; after the
 ** piece round it prunes (train_prune.c) and holds the model value. Each sum
@@ -336,13 +338,19 @@ static int get_short_counts(reader *r, uint64_t *counts1, uint64_t **counts2, bp
 }
 
 /* Adds a table's encoded entries (n-grams of length n) into t, or, when t
-** is NULL, reads past them (checking them all the same). */
-static int get_table(reader *r, int n, ngram_table *t, bp_error *err) {
+** is NULL, reads past them (checking them all the same). When t has a
+** limit and would outgrow it, its counts go to `full` (which takes them)
+** and t starts again empty. */
+static int get_table(reader *r, int n, ngram_table *t, const ngram_sink *full, bp_error *err) {
   uint64_t entries = get_varint(r), key = 0;
+  const size_t limit = t ? t->limit : 0;
   if (t && !t->slots) {
-    /* Sized for all of them at once: no growing while reading. */
+    /* Sized for all of them at once (as far as the limit allows): no
+    ** growing while reading. */
     size_t capacity = 4096;
-    while (capacity < 2 * entries + 2 && capacity < ((size_t)1 << 40)) capacity *= 2;
+    while (capacity < 2 * entries + 2 && capacity < ((size_t)1 << 40) &&
+           (!limit || 2 * capacity * sizeof(ngram_slot) <= limit))
+      capacity *= 2;
     if (!train_ngram_table_init(t, capacity)) return bp_fail_nomem(err);
   }
   for (uint64_t i = 0; i < entries && !r->bad; i++) {
@@ -356,9 +364,19 @@ static int get_table(reader *r, int n, ngram_table *t, bp_error *err) {
     ngram_slot *s = train_ngram_find(t, key);
     if (s->key == key) {
       if (!add_checked(&s->count, count)) r->bad = true;
-    } else if (train_ngram_table_add(t, key, count) != BP_OK) {
-      return bp_fail_nomem(err);
+      continue;
     }
+    int rc = train_ngram_table_add(t, key, count);
+    if (rc == BP_TOOBIG && full) {
+      ngram_table counts = *t;
+      *t = (ngram_table){0};
+      rc = full->take(full->context, &counts, err);
+      if (rc != BP_OK) return rc;
+      if (!train_ngram_table_init(t, 4096)) return bp_fail_nomem(err);
+      t->limit = limit;
+      rc = train_ngram_table_add(t, key, count);
+    }
+    if (rc != BP_OK) return bp_fail_nomem(err);
   }
   return r->bad ? bp_fail(err, BP_FORMAT, CORRUPT) : BP_OK;
 }
@@ -485,7 +503,7 @@ static int trainer_of_state(const uint8_t *blob, size_t len, const bp_train_opti
       rc = get_table(
           &r, n,
           use == FOR_COUNTING && (pieces_next || n == (int)merged + 1) ? &t->tables[n] : NULL,
-          err);
+          NULL, err);
     if (rc == BP_OK && r.p != r.end) rc = bp_fail(err, BP_FORMAT, CORRUPT);
   }
   if (rc == BP_OK && use == FOR_MERGING) {
@@ -567,6 +585,165 @@ int bp_train_info(const uint8_t *blob, size_t len, bp_train_info_data *info, bp_
   return r.bad ? bp_fail(err, BP_FORMAT, CORRUPT) : BP_OK;
 }
 
+/* ---- Sums, and sorted runs of n-gram counts ---------------------------------- */
+
+/* A sorted run of n-gram counts in the run file. */
+typedef struct ngram_run {
+  long offset;
+  uint64_t entries, read; /* records in the run, records read */
+  ngram_slot *buffer;
+  size_t buffered, next;
+} ngram_run;
+
+/* The sum of partials of one state and round, or a partial's n-gram counts.
+** With a limit (a third of max_memory), piece counts past it go to
+** spill_to's buckets, and n-gram counts past it to sorted runs in a file,
+** added up at the end (put_runs). */
+typedef struct round_sum {
+  int round, rounds; /* 0 until a partial that is not the empty one */
+  uint8_t digest[DIGEST_BYTES];
+  uint64_t bytes;
+  uint64_t counts1[256];
+  uint64_t *counts2;
+  ngram_table table;
+  string_counter pieces;
+  bp_trainer *spill_to;
+  const train_runner *runner; /* progress and interrupts */
+  size_t limit;
+  FILE *run_file;
+  ngram_run *runs;
+  size_t run_count;
+} round_sum;
+
+static void forget_runs(round_sum *s) {
+  if (s->run_file) fclose(s->run_file);
+  s->run_file = NULL;
+  for (size_t i = 0; i < s->run_count; i++) bp_free(s->runs[i].buffer);
+  bp_free(s->runs);
+  s->runs = NULL;
+  s->run_count = 0;
+}
+
+static void round_sum_free(round_sum *s) {
+  bp_free(s->counts2);
+  train_ngram_table_free(&s->table);
+  train_string_counter_free(&s->pieces);
+  forget_runs(s);
+}
+
+static int interrupted(bp_error *err) { return bp_fail(err, BP_INTERRUPT, "interrupted"); }
+
+/* Writes table t, sorted (in place), as a run, and frees it. */
+static int write_run(round_sum *s, ngram_table *t, bp_error *err) {
+  if (train_report(s->runner, "spilling n-gram counts", 0)) return interrupted(err);
+  if (!s->run_file && !(s->run_file = tmpfile())) return train_spill_error(err, "create");
+  ngram_run *runs = bp_realloc(s->runs, (s->run_count + 1) * sizeof *runs);
+  if (!runs) return bp_fail_nomem(err);
+  s->runs = runs;
+  /* The used slots to the front (a slot moves only down), then sorted. */
+  size_t n = 0;
+  for (size_t i = 0; i < t->capacity; i++)
+    if (t->slots[i].key != EMPTY_KEY) t->slots[n++] = t->slots[i];
+  qsort(t->slots, n, sizeof *t->slots, compare_keys);
+  long offset = fseek(s->run_file, 0, SEEK_END) == 0 ? ftell(s->run_file) : -1;
+  if (offset < 0 || fwrite(t->slots, sizeof *t->slots, n, s->run_file) != n)
+    return train_spill_error(err, "write");
+  runs[s->run_count++] = (ngram_run){offset, n, 0, NULL, 0, 0};
+  return BP_OK;
+}
+
+static int spill_run(round_sum *s, ngram_table *t, bp_error *err) {
+  int rc = write_run(s, t, err);
+  train_ngram_table_free(t);
+  return rc;
+}
+
+/* An ngram_sink that spills what it takes. */
+static int take_as_run(void *context, ngram_table *counts, bp_error *err) {
+  return spill_run(context, counts, err);
+}
+
+/* An ngram_sink for a partial's partitions: it holds the last one taken
+** and spills it when another comes, so that a count of one partition
+** writes no file. */
+static int take_partition(void *context, ngram_table *counts, bp_error *err) {
+  round_sum *s = context;
+  int rc = s->table.slots ? spill_run(s, &s->table, err) : BP_OK;
+  if (rc != BP_OK) {
+    train_ngram_table_free(counts);
+    return rc;
+  }
+  s->table = *counts;
+  return BP_OK;
+}
+
+static void restart_partitions(void *context) {
+  round_sum *s = context;
+  train_ngram_table_free(&s->table);
+  forget_runs(s);
+}
+
+/* The next record of a run (refilling its buffer), or NULL at its end. */
+static const ngram_slot *run_peek(round_sum *s, ngram_run *run, bp_error *err, int *rc) {
+  enum { RUN_BUFFER = 4096 };
+  if (run->next < run->buffered) return &run->buffer[run->next];
+  if (run->read == run->entries) return NULL;
+  if (!run->buffer && !(run->buffer = bp_malloc(RUN_BUFFER * sizeof *run->buffer))) {
+    *rc = bp_fail_nomem(err);
+    return NULL;
+  }
+  size_t want = run->entries - run->read < RUN_BUFFER ? (size_t)(run->entries - run->read)
+                                                      : (size_t)RUN_BUFFER;
+  if (fseek(s->run_file, run->offset + (long)(run->read * sizeof *run->buffer), SEEK_SET) !=
+          0 ||
+      fread(run->buffer, sizeof *run->buffer, want, s->run_file) != want) {
+    *rc = train_spill_error(err, "read");
+    return NULL;
+  }
+  run->read += want;
+  run->buffered = want;
+  run->next = 0;
+  return &run->buffer[0];
+}
+
+/* The sum of the runs (the table spilled as the last), keys ascending,
+** those counted at least min_kept times: put_table's encoding. */
+static int put_runs(round_sum *s, writer *w, uint64_t min_kept, bp_error *err) {
+  int rc = s->table.slots ? spill_run(s, &s->table, err) : BP_OK;
+  writer body = {0};
+  uint64_t kept = 0, last = 0, keys = 0;
+  while (rc == BP_OK) {
+    uint64_t key = UINT64_MAX, count = 0;
+    bool any = false;
+    for (size_t i = 0; i < s->run_count && rc == BP_OK; i++) {
+      const ngram_slot *next = run_peek(s, &s->runs[i], err, &rc);
+      if (next && (!any || next->key < key)) key = next->key, any = true;
+    }
+    if (!any || rc != BP_OK) break;
+    for (size_t i = 0; i < s->run_count && rc == BP_OK; i++) {
+      const ngram_slot *next = run_peek(s, &s->runs[i], err, &rc);
+      if (next && next->key == key) {
+        if (!add_checked(&count, next->count)) rc = bp_fail(err, BP_FORMAT, CORRUPT);
+        s->runs[i].next++;
+      }
+    }
+    if (rc == BP_OK && count >= min_kept) {
+      put_varint(&body, key - last);
+      put_varint(&body, count);
+      last = key;
+      kept++;
+    }
+    if (rc == BP_OK && ++keys % 65536 == 0 &&
+        train_report(s->runner, "adding sorted runs of n-gram counts", 0))
+      rc = interrupted(err);
+  }
+  put_varint(w, kept);
+  put_bytes(w, body.out.data, body.out.length);
+  if (body.failed) w->failed = true;
+  bp_buffer_free(&body.out);
+  return rc;
+}
+
 /* ---- Partials --------------------------------------------------------------- */
 
 int bp_train_empty_partial(uint8_t **partial, size_t *len, bp_error *err) {
@@ -612,14 +789,17 @@ int bp_trainer_partial(bp_trainer *t, uint8_t **partial, size_t *len, bp_error *
       put_counts2(&w, t->counts2);
     }
   } else if (rc == BP_OK && counting < round->rounds) {
-    /* Every n-gram counted: a shard's rare one may be frequent overall. */
-    const int n = counting + 1;
-    if (shard_bytes) {
-      rc = train_count_ngrams_of_length(t, n, 1, err);
-    } else if (!train_ngram_table_init(&t->tables[n], 4096)) {
-      rc = bp_fail_nomem(err);
-    }
-    if (rc == BP_OK) rc = put_table(&w, &t->tables[n], 1, err);
+    /* Every n-gram counted: a shard's rare one may be frequent overall.
+    ** The partitions counting makes to fit its memory (disjoint sets of
+    ** n-grams) go to sorted runs when there are several. */
+    round_sum counts = {.runner = &t->runner};
+    const ngram_sink sink = {take_partition, restart_partitions, &counts};
+    if (shard_bytes) rc = train_count_ngrams_to_sink(t, counting + 1, &sink, err);
+    for (int n = 0; n <= MAX_ORDER; n++) train_ngram_table_free(&t->tables[n]);
+    if (rc == BP_OK)
+      rc = counts.run_count ? put_runs(&counts, &w, 1, err)
+                            : put_table(&w, &counts.table, 1, err);
+    round_sum_free(&counts);
   } else if (rc == BP_OK) {
     /* The n-gram model is made from the whole corpus's counts. */
     bp_buffer previous = {0};
@@ -648,123 +828,6 @@ int bp_trainer_partial(bp_trainer *t, uint8_t **partial, size_t *len, bp_error *
 
 /* ---- Adding partials -------------------------------------------------------- */
 
-/* A sorted run of n-gram counts in the run file. */
-typedef struct ngram_run {
-  long offset;
-  uint64_t entries, read; /* records in the run, records read */
-  ngram_slot *buffer;
-  size_t buffered, next;
-} ngram_run;
-
-/* The sum of partials of one state and round. With a limit (the merger's
-** third of max_memory), piece counts past it go to spill_to's buckets, and
-** n-gram counts past it to sorted runs in a file, added up at the end. */
-typedef struct round_sum {
-  int round, rounds; /* 0 until a partial that is not the empty one */
-  uint8_t digest[DIGEST_BYTES];
-  uint64_t bytes;
-  uint64_t counts1[256];
-  uint64_t *counts2;
-  ngram_table table;
-  string_counter pieces;
-  bp_trainer *spill_to;
-  size_t limit;
-  FILE *run_file;
-  ngram_run *runs;
-  size_t run_count;
-} round_sum;
-
-static void round_sum_free(round_sum *s) {
-  bp_free(s->counts2);
-  train_ngram_table_free(&s->table);
-  train_string_counter_free(&s->pieces);
-  if (s->run_file) fclose(s->run_file);
-  for (size_t i = 0; i < s->run_count; i++) bp_free(s->runs[i].buffer);
-  bp_free(s->runs);
-}
-
-/* Writes the table, sorted, as a run and empties it. */
-static int spill_table_run(round_sum *s, bp_error *err) {
-  ngram_table *t = &s->table;
-  if (!s->run_file && !(s->run_file = tmpfile())) return train_spill_error(err, "create");
-  ngram_run *runs = bp_realloc(s->runs, (s->run_count + 1) * sizeof *runs);
-  if (!runs) return bp_fail_nomem(err);
-  s->runs = runs;
-  ngram_slot *sorted = bp_malloc((t->entries ? t->entries : 1) * sizeof *sorted);
-  if (!sorted) return bp_fail_nomem(err);
-  size_t n = 0;
-  for (size_t i = 0; i < t->capacity; i++)
-    if (t->slots[i].key != EMPTY_KEY) sorted[n++] = t->slots[i];
-  qsort(sorted, n, sizeof *sorted, compare_keys);
-  int rc = BP_OK;
-  long offset = fseek(s->run_file, 0, SEEK_END) == 0 ? ftell(s->run_file) : -1;
-  if (offset < 0 || fwrite(sorted, sizeof *sorted, n, s->run_file) != n)
-    rc = train_spill_error(err, "write");
-  bp_free(sorted);
-  if (rc == BP_OK) s->runs[s->run_count++] = (ngram_run){offset, n, 0, NULL, 0, 0};
-  train_ngram_table_free(t);
-  *t = (ngram_table){0};
-  return rc;
-}
-
-/* The next record of a run (refilling its buffer), or NULL at its end. */
-static const ngram_slot *run_peek(round_sum *s, ngram_run *run, bp_error *err, int *rc) {
-  enum { RUN_BUFFER = 4096 };
-  if (run->next < run->buffered) return &run->buffer[run->next];
-  if (run->read == run->entries) return NULL;
-  if (!run->buffer && !(run->buffer = bp_malloc(RUN_BUFFER * sizeof *run->buffer))) {
-    *rc = bp_fail_nomem(err);
-    return NULL;
-  }
-  size_t want = run->entries - run->read < RUN_BUFFER ? (size_t)(run->entries - run->read)
-                                                      : (size_t)RUN_BUFFER;
-  if (fseek(s->run_file, run->offset + (long)(run->read * sizeof *run->buffer), SEEK_SET) !=
-          0 ||
-      fread(run->buffer, sizeof *run->buffer, want, s->run_file) != want) {
-    *rc = train_spill_error(err, "read");
-    return NULL;
-  }
-  run->read += want;
-  run->buffered = want;
-  run->next = 0;
-  return &run->buffer[0];
-}
-
-/* The sum of the runs (the table spilled as the last), keys ascending,
-** those counted at least min_kept times: put_table's encoding. */
-static int put_runs(round_sum *s, writer *w, uint64_t min_kept, bp_error *err) {
-  int rc = s->table.slots ? spill_table_run(s, err) : BP_OK;
-  writer body = {0};
-  uint64_t kept = 0, last = 0;
-  while (rc == BP_OK) {
-    uint64_t key = UINT64_MAX, count = 0;
-    bool any = false;
-    for (size_t i = 0; i < s->run_count && rc == BP_OK; i++) {
-      const ngram_slot *next = run_peek(s, &s->runs[i], err, &rc);
-      if (next && (!any || next->key < key)) key = next->key, any = true;
-    }
-    if (!any || rc != BP_OK) break;
-    for (size_t i = 0; i < s->run_count && rc == BP_OK; i++) {
-      const ngram_slot *next = run_peek(s, &s->runs[i], err, &rc);
-      if (next && next->key == key) {
-        if (!add_checked(&count, next->count)) rc = bp_fail(err, BP_FORMAT, CORRUPT);
-        s->runs[i].next++;
-      }
-    }
-    if (rc == BP_OK && count >= min_kept) {
-      put_varint(&body, key - last);
-      put_varint(&body, count);
-      last = key;
-      kept++;
-    }
-  }
-  put_varint(w, kept);
-  put_bytes(w, body.out.data, body.out.length);
-  if (body.failed) w->failed = true;
-  bp_buffer_free(&body.out);
-  return rc;
-}
-
 /* Adds a partial into s. */
 static int round_sum_add(round_sum *s, const uint8_t *blob, size_t len, bp_error *err) {
   opened o;
@@ -788,9 +851,10 @@ static int round_sum_add(round_sum *s, const uint8_t *blob, size_t len, bp_error
   if (o.round == 1) {
     rc = get_short_counts(&r, s->counts1, &s->counts2, err);
   } else if (o.round < o.rounds) {
-    rc = get_table(&r, o.round + 1, &s->table, err);
-    if (rc == BP_OK && s->limit && s->table.capacity * sizeof(ngram_slot) > s->limit)
-      rc = spill_table_run(s, err);
+    /* Past the limit, even within one partial, the table goes to a run. */
+    const ngram_sink full = {take_as_run, NULL, s};
+    if (!s->table.slots) s->table.limit = s->limit;
+    rc = get_table(&r, o.round + 1, &s->table, &full, err);
   } else {
     /* Front-coded pieces, until 0, 0. Pieces are as long as a chunk's
     ** segmentation makes them: pruning re-splits the long ones. */
@@ -813,7 +877,9 @@ static int round_sum_add(round_sum *s, const uint8_t *blob, size_t len, bp_error
                                     count))
         rc = bp_fail_nomem(err);
       else if (s->spill_to && s->limit && train_string_counter_memory(&s->pieces) > s->limit)
-        rc = train_spill_pieces(s->spill_to, &s->pieces, err);
+        rc = train_report(s->runner, "spilling piece counts", 0)
+                 ? interrupted(err)
+                 : train_spill_pieces(s->spill_to, &s->pieces, err);
     }
     bp_buffer_free(&piece);
   }
@@ -826,10 +892,29 @@ struct bp_train_combiner {
   round_sum sum;
 };
 
-int bp_train_combiner_new(bp_train_combiner **out, bp_error *err) {
+int bp_train_combiner_new(const bp_train_options *local, bp_train_combiner **out,
+                          bp_error *err) {
   *out = bp_malloc(sizeof **out);
   if (!*out) return bp_fail_nomem(err);
   memset(*out, 0, sizeof **out);
+  /* A trainer of the local options, for its piece buckets and progress. */
+  bp_train_options options;
+  bp_train_options_init(&options);
+  if (local) {
+    options.threads = local->threads;
+    options.max_memory = local->max_memory;
+    options.progress = local->progress;
+    options.progress_context = local->progress_context;
+  }
+  round_sum *s = &(*out)->sum;
+  int rc = bp_trainer_new(&options, &s->spill_to, err);
+  if (rc != BP_OK) {
+    bp_free(*out);
+    *out = NULL;
+    return rc;
+  }
+  s->runner = &s->spill_to->runner;
+  s->limit = (size_t)(options.max_memory / 3);
   return BP_OK;
 }
 
@@ -850,10 +935,17 @@ int bp_train_combiner_finish(bp_train_combiner *c, uint8_t **partial, size_t *le
     put_counts1(&w, s->counts1);
     put_counts2(&w, s->counts2);
   } else if (s->round < s->rounds) {
-    rc = put_table(&w, &s->table, 1, err);
+    rc = s->run_count ? put_runs(s, &w, 1, err) : put_table(&w, &s->table, 1, err);
   } else {
+    /* Once some pieces were spilled, all go to the buckets, each summed on
+    ** its own: the partial lists its pieces bucket by bucket. */
     bp_buffer previous = {0};
-    rc = put_pieces(&w, &s->pieces, &previous, err);
+    if (s->spill_to->piece_buckets[0]) {
+      rc = train_spill_pieces(s->spill_to, &s->pieces, err);
+      if (rc == BP_OK) rc = put_piece_buckets(s->spill_to, &w, &previous, err);
+    } else {
+      rc = put_pieces(&w, &s->pieces, &previous, err);
+    }
     put_varint(&w, 0);
     put_varint(&w, 0);
     bp_buffer_free(&previous);
@@ -867,6 +959,7 @@ int bp_train_combiner_finish(bp_train_combiner *c, uint8_t **partial, size_t *le
 void bp_train_combiner_free(bp_train_combiner *c) {
   if (!c) return;
   round_sum_free(&c->sum);
+  bp_trainer_free(c->sum.spill_to);
   bp_free(c);
 }
 
@@ -892,6 +985,7 @@ int bp_train_merger_new(const uint8_t *state, size_t len, const bp_train_options
   /* As bp_trainer: a third of the memory for counts, then files (the piece
   ** buckets, sorted runs of n-gram counts). */
   m->sum.spill_to = m->trainer;
+  m->sum.runner = &m->trainer->runner;
   m->sum.limit = (size_t)(m->trainer->options.max_memory / 3);
   *out = m;
   return BP_OK;

@@ -4,8 +4,12 @@
 # with config A's options (order 6, min_count 8), side by side with
 # SentencePiece's spm_train (unigram and BPE; identity normalization, byte
 # fallback) at the same vocabulary size and thread count; then the same
-# training over 4 shards on a 2-worker Dask cluster (bench_shards.py).
+# training in rounds over 4 shards in one process, round by round
+# (bench_rounds.tcl), and over 4 shards on a 2-worker Dask cluster
+# (bench_shards.py).
 #   tests/bench/bench_train.sh EXTENSION [CORPUS...]
+#   BENCH_BIG_CORPUS=/tmp/big.db tests/bench/bench_train.sh ...  the rounds
+#     on that corpus too (make_big_corpus.sh builds one; about 10 minutes)
 set -eu
 extension=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 shift
@@ -78,6 +82,14 @@ for corpus in $corpora; do
   read -r s kb bytes tokens vocab < <(train_bytepiece "$db" "$options")
   row "bytepiece bp_train, max_memory $cap" "$s" "$kb" "$bytes" "$tokens" "$vocab"
 done
+# In rounds over 4 shards: per round, counting against adding up, and the
+# sizes of partials and states (tests/bench/bench_rounds.tcl).
+echo "training in rounds: 4 shards, one process"
+rounds_corpora=()
+for corpus in $corpora; do rounds_corpora+=("$shared/corpora/$corpus.jsonl"); done
+[ -z "${BENCH_BIG_CORPUS:-}" ] || rounds_corpora+=("$BENCH_BIG_CORPUS")
+tclsh "$here/bench_rounds.tcl" "$extension" 4 '{"order": 6, "vocab_size": 8000, "min_count": 8}' \
+  "${rounds_corpora[@]}"
 # Over shards: 4 shard files on a 2-worker Dask LocalCluster against bp_train
 # in one process (tests/bench/bench_shards.py).
 echo "sqlite_bytepiece.distributed: 4 shards, LocalCluster of 2 worker processes"

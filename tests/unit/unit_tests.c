@@ -350,7 +350,7 @@ static void test_train_rounds(void) {
     bp_train_combiner *c;
     uint8_t *combined;
     size_t combined_len;
-    CHECK(bp_train_combiner_new(&c, &err) == BP_OK);
+    CHECK(bp_train_combiner_new(NULL, &c, &err) == BP_OK);
     CHECK(bp_train_combiner_add(c, partials[2], lengths[2], &err) == BP_OK);
     CHECK(bp_train_combiner_add(c, empty, empty_len, &err) == BP_OK);
     CHECK(bp_train_combiner_add(c, partials[0], lengths[0], &err) == BP_OK);
