@@ -358,8 +358,7 @@ void bp_trainer_free(bp_trainer *t);
 ** the reader counted to t (t's max_memory holds, spilling as bp_trainer_add
 ** does) and frees the reader, also on failure. Which reader read which text
 ** does not change the model. */
-int bp_trainer_reader_new(const bp_trainer *t, int readers, bp_trainer **reader,
-                          bp_error *err);
+int bp_trainer_reader_new(const bp_trainer *t, int readers, bp_trainer **reader, bp_error *err);
 int bp_trainer_absorb(bp_trainer *t, bp_trainer *reader, bp_error *err);
 
 /* ---- Training in rounds (train_rounds.c) ---------------------------------

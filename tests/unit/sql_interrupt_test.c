@@ -234,8 +234,9 @@ int main(int argc, char **argv) {
             db, "SELECT bp_train(body, '{\"vocab_size\": 5000, \"threads\": 2}') FROM docs") ==
         SQLITE_INTERRUPT);
   CHECK(strcmp(sqlite3_errmsg(db), "interrupted") == 0);
-  expect_interrupted(db, "SELECT bp_train(body, '{\"vocab_size\": 5000, \"threads\": 2}') FROM docs",
-                     2000000, "interrupted");
+  expect_interrupted(
+      db, "SELECT bp_train(body, '{\"vocab_size\": 5000, \"threads\": 2}') FROM docs", 2000000,
+      "interrupted");
   /* A round of training in rounds stops too: the piece round of an order-2
   ** training, segmenting every chunk in bp_train_partial's last step. */
   CHECK(sqlite3_exec(db,
