@@ -133,7 +133,9 @@ static int apply_stats_option(void *target, const char *key, const char *type,
 }
 
 /* On a worker: the row's count, with its own model. */
-static void count_row(void *context, bpsql_task *task, const bp_interrupt *interrupt) {
+static void count_row(void *context, int worker, bpsql_task *task,
+                      const bp_interrupt *interrupt) {
+  (void)worker;
   (void)context;
   size_t count = 0;
   task->rc = bp_count(task->model, task->text, task->len, task->input, NULL, interrupt, &count,

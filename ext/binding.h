@@ -9,6 +9,7 @@
 ** (the scalar functions), tables.c (the bp_tokens, bp_vocab and bp_chunks
 ** table-valued functions), train.c (bp_train and bp_model_shrink),
 ** train_rounds.c (training in rounds: bp_train_start ... bp_train_model),
+** train_reading.c (their rows read on worker threads, through pool.c),
 ** analytics.c (bp_truncate, bp_stats and its parts), export.c (bp_export,
 ** with the ordered worker pool of pool.c and pool.h), fts5.c (the FTS5
 ** tokenizer and bp_fts_query), sql_support.c (argument, result and error helpers,
@@ -93,6 +94,24 @@ typedef struct bpsql_train_options {
 void bpsql_train_options_init(bpsql_train_options *o);
 int bpsql_apply_train_option(void *target, const char *key, const char *type,
                              sqlite3_value *atom, char **message);
+
+/* The rows of bp_train and bp_train_partial, read into their trainer on
+** `threads` worker threads (train_reading.c): start at the first row, add
+** every row's text (copied when threads > 1), finish before training
+** (the trainer then holds every row's chunks), free in any case. */
+#define BPSQL_MAX_READERS 64
+typedef struct bpsql_train_reading {
+  bp_trainer *trainer;
+  struct bpsql_pool *pool; /* NULL: rows go straight to the trainer */
+  int reader_count;
+  bp_trainer *readers[BPSQL_MAX_READERS]; /* one per worker */
+} bpsql_train_reading;
+int bpsql_train_reading_start(bpsql_train_reading *r, bp_trainer *trainer, int threads,
+                              sqlite3 *db, bp_error *err);
+int bpsql_train_reading_add(bpsql_train_reading *r, const char *text, size_t len, int input,
+                            bp_error *err);
+int bpsql_train_reading_finish(bpsql_train_reading *r, bp_error *err);
+void bpsql_train_reading_free(bpsql_train_reading *r);
 
 /* Registers the FTS5 tokenizer "bytepiece" (when SQLite has FTS5);
 ** returns an SQLite result code. */

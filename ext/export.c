@@ -295,7 +295,9 @@ static void sync_directory_of(const char *path) {
 /* ---- The work of a row --------------------------------------------------- */
 
 /* On a worker: encodes the row, adds bos and eos, packs the ids. */
-static void encode_row(void *context, bpsql_task *task, const bp_interrupt *interrupt) {
+static void encode_row(void *context, int worker, bpsql_task *task,
+                       const bp_interrupt *interrupt) {
+  (void)worker;
   exporter *e = context;
   bp_ids ids = {0};
   int rc = BP_OK;

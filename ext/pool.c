@@ -36,6 +36,13 @@ typedef struct slot {
   int done;
 } slot;
 
+/* A worker thread and the index its tasks are told. */
+typedef struct pool_worker {
+  struct bpsql_pool *pool;
+  int index;
+  pthread_t thread;
+} pool_worker;
+
 struct bpsql_pool {
   bpsql_pool_settings settings;
   int threads; /* workers started; 0 when working on the submitting thread */
@@ -48,7 +55,7 @@ struct bpsql_pool {
   pthread_mutex_t lock;
   pthread_cond_t work_ready; /* a task was submitted, or stop */
   pthread_cond_t work_done;  /* a task is done */
-  pthread_t workers[MAX_POOL_THREADS];
+  pool_worker workers[MAX_POOL_THREADS];
 };
 
 /* A worker's bp_interrupt: the pool was told to stop. On the submitting
@@ -64,17 +71,18 @@ static int pool_stopping(void *context) {
   return 0;
 }
 
-static void run_task(bpsql_pool *pool, bpsql_task *task) {
+static void run_task(bpsql_pool *pool, int worker, bpsql_task *task) {
   bp_interrupt interrupt = {pool_stopping, pool};
   task->rc = BP_OK;
   task->output = NULL;
   task->output_len = 0;
   task->count = 0;
-  pool->settings.work(pool->settings.context, task, &interrupt);
+  pool->settings.work(pool->settings.context, worker, task, &interrupt);
 }
 
 static void *worker_main(void *argument) {
-  bpsql_pool *pool = argument;
+  const pool_worker *w = argument;
+  bpsql_pool *pool = w->pool;
   pthread_mutex_lock(&pool->lock);
   for (;;) {
     while (!atomic_load(&pool->stop) && pool->taken == pool->submitted)
@@ -82,7 +90,7 @@ static void *worker_main(void *argument) {
     if (atomic_load(&pool->stop)) break;
     slot *s = &pool->slots[pool->taken++ % pool->settings.max_tasks];
     pthread_mutex_unlock(&pool->lock);
-    run_task(pool, &s->task);
+    run_task(pool, w->index, &s->task);
     pthread_mutex_lock(&pool->lock);
     s->done = 1;
     pthread_cond_signal(&pool->work_done);
@@ -204,7 +212,8 @@ int bpsql_pool_new(int threads, const bpsql_pool_settings *settings, bpsql_pool 
   *out = pool;
   if (threads == 1) return BP_OK;
   for (int i = 0; i < threads; i++) {
-    int rc = pthread_create(&pool->workers[i], NULL, worker_main, pool);
+    pool->workers[i] = (pool_worker){pool, i, 0};
+    int rc = pthread_create(&pool->workers[i].thread, NULL, worker_main, &pool->workers[i]);
     if (rc != 0) {
       bpsql_pool_free(pool);
       *out = NULL;
@@ -228,7 +237,7 @@ int bpsql_pool_submit(bpsql_pool *pool, char *text, size_t len, int input, bp_mo
         .text = text, .len = len, .input = input, .model = model, .index = pool->submitted};
     pool->submitted++;
     pool->bytes += len;
-    run_task(pool, &s->task);
+    run_task(pool, 0, &s->task);
     s->done = 1;
     int rc = deliver_oldest(pool);
     return rc == BP_OK ? BP_OK : pool_result(pool, err);
@@ -274,7 +283,7 @@ void bpsql_pool_free(bpsql_pool *pool) {
   atomic_store(&pool->stop, 1);
   pthread_cond_broadcast(&pool->work_ready);
   pthread_mutex_unlock(&pool->lock);
-  for (int i = 0; i < pool->threads; i++) pthread_join(pool->workers[i], NULL);
+  for (int i = 0; i < pool->threads; i++) pthread_join(pool->workers[i].thread, NULL);
   for (uint64_t i = pool->delivered; i < pool->submitted; i++)
     release_task(&pool->slots[i % pool->settings.max_tasks].task);
   pthread_cond_destroy(&pool->work_ready);

@@ -43,8 +43,10 @@ typedef struct bpsql_task {
 
 typedef struct bpsql_pool_settings {
   /* Runs on a worker (any thread): reads task->text, sets the results.
-  ** `interrupt` stops it when the pool is told to stop. */
-  void (*work)(void *context, bpsql_task *task, const bp_interrupt *interrupt);
+  ** `worker` (0 .. threads - 1; 0 with one thread) says which worker runs
+  ** it: one worker runs one task at a time, so state of its own needs no
+  ** lock. `interrupt` stops it when the pool is told to stop. */
+  void (*work)(void *context, int worker, bpsql_task *task, const bp_interrupt *interrupt);
   /* Runs on the submitting thread, in submission order; a code other than
   ** BP_OK (with *err set) stops the pool and is returned by the submit or
   ** drain that delivered it, and by every later call. */

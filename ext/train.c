@@ -7,7 +7,8 @@
 **     SELECT bp_model_shrink('docs', 3000);   -- a smaller vocabulary, derived
 **
 ** bp_train is an aggregate: each row's text goes to a bp_trainer (which
-** keeps each distinct chunk once), and the last step trains and returns a
+** keeps each distinct chunk once; with threads > 1 the rows are read on
+** worker threads, train_reading.c), and the last step trains and returns a
 ** model value, keeping the model with it (model_cache.c), so that storing
 ** the value does not compile it again; bp_model_shrink's result likewise.
 ** Options are the reference's, read from the first row's
@@ -116,6 +117,7 @@ int bpsql_apply_train_option(void *target, const char *key, const char *type,
 /* The aggregate's state. */
 typedef struct training {
   bp_trainer *trainer;
+  bpsql_train_reading reading; /* the rows into the trainer */
   train_options options;
   sqlite3 *db;
   double started; /* seconds, monotonic */
@@ -171,7 +173,9 @@ void bpsql_train_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     t->options.library.progress = training_progress;
     t->options.library.progress_context = t;
     bp_error err;
-    if (bp_trainer_new(&t->options.library, &t->trainer, &err) != BP_OK) {
+    if (bp_trainer_new(&t->options.library, &t->trainer, &err) != BP_OK ||
+        bpsql_train_reading_start(&t->reading, t->trainer, t->options.library.threads, t->db,
+                                  &err) != BP_OK) {
       bpsql_result_error(ctx, "bp_train", &err);
       t->failed = 1;
       return;
@@ -187,8 +191,12 @@ void bpsql_train_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   if (r == 0) return; /* NULL rows are skipped */
   bp_error err;
-  if (bp_trainer_add(t->trainer, text, len, input, &err) != BP_OK) {
-    bpsql_result_error(ctx, "bp_train", &err);
+  int rc = bpsql_train_reading_add(&t->reading, text, len, input, &err);
+  if (rc != BP_OK) {
+    if (rc == BP_INTERRUPT)
+      sqlite3_result_error_code(ctx, SQLITE_INTERRUPT);
+    else
+      bpsql_result_error(ctx, "bp_train", &err);
     t->failed = 1;
   }
 }
@@ -211,9 +219,20 @@ static void result_built_model(sqlite3_context *ctx, const char *function, bp_mo
 
 void bpsql_train_final(sqlite3_context *ctx) {
   training *t = sqlite3_aggregate_context(ctx, 0);
+  bp_error err;
+  int rc = t && !t->failed ? bpsql_train_reading_finish(&t->reading, &err) : BP_OK;
+  if (t) bpsql_train_reading_free(&t->reading);
   if (t && t->failed) {
     bp_trainer_free(t->trainer);
     return; /* the error was reported by the step */
+  }
+  if (rc != BP_OK) {
+    bp_trainer_free(t->trainer);
+    if (rc == BP_INTERRUPT)
+      sqlite3_result_error_code(ctx, SQLITE_INTERRUPT);
+    else
+      bpsql_result_error(ctx, "bp_train", &err);
+    return;
   }
   if (!t || !t->trainer || bp_trainer_bytes(t->trainer) == 0) {
     if (t) bp_trainer_free(t->trainer);
@@ -223,8 +242,7 @@ void bpsql_train_final(sqlite3_context *ctx) {
     return;
   }
   bp_model *model;
-  bp_error err;
-  int rc = bp_trainer_finish(t->trainer, &model, &err);
+  rc = bp_trainer_finish(t->trainer, &model, &err);
   bp_trainer_free(t->trainer);
   t->trainer = NULL;
   if (rc != BP_OK) {

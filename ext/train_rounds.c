@@ -135,7 +135,8 @@ void bpsql_train_start_function(sqlite3_context *ctx, int argc, sqlite3_value **
 /* ---- bp_train_partial(body, state [, local_options]) ------------------------- */
 
 typedef struct partial_aggregate {
-  bp_trainer *trainer; /* from the first row's state */
+  bp_trainer *trainer;         /* from the first row's state */
+  bpsql_train_reading reading; /* the rows into the trainer, as bp_train's */
   bpsql_train_options options;
   round_progress progress;
   int failed;
@@ -160,6 +161,9 @@ void bpsql_train_partial_step(sqlite3_context *ctx, int argc, sqlite3_value **ar
       return;
     }
     int rc = bp_trainer_from_state(state, len, &a->options.library, &a->trainer, &err);
+    if (rc == BP_OK)
+      rc = bpsql_train_reading_start(&a->reading, a->trainer, a->options.library.threads,
+                                     sqlite3_context_db_handle(ctx), &err);
     if (rc != BP_OK) {
       round_error(ctx, function, 2, "state", rc, &err);
       a->failed = 1;
@@ -175,7 +179,7 @@ void bpsql_train_partial_step(sqlite3_context *ctx, int argc, sqlite3_value **ar
     return;
   }
   if (r == 0) return; /* NULL rows are skipped, as bp_train skips them */
-  int rc = bp_trainer_add(a->trainer, text, len, input, &err);
+  int rc = bpsql_train_reading_add(&a->reading, text, len, input, &err);
   if (rc != BP_OK) {
     round_error(ctx, function, 0, NULL, rc, &err);
     a->failed = 1;
@@ -188,13 +192,18 @@ void bpsql_train_partial_final(sqlite3_context *ctx) {
   uint8_t *partial;
   size_t len;
   bp_error err;
-  int rc;
+  int rc = a && !a->failed ? bpsql_train_reading_finish(&a->reading, &err) : BP_OK;
+  if (a) bpsql_train_reading_free(&a->reading);
   if (a && a->failed) {
     bp_trainer_free(a->trainer);
     return; /* reported by the step */
   }
-  /* No rows: no state seen, and nothing counted. */
-  if (!a || !a->trainer) {
+  if (rc != BP_OK) {
+    /* A row failed on a worker. */
+    bp_trainer_free(a->trainer);
+    a->trainer = NULL;
+  } else if (!a || !a->trainer) {
+    /* No rows: no state seen, and nothing counted. */
     rc = bp_train_empty_partial(&partial, &len, &err);
   } else {
     rc = bp_trainer_partial(a->trainer, &partial, &len, &err);

@@ -350,6 +350,16 @@ uint64_t bp_trainer_bytes(const bp_trainer *t);
 /* Trains and builds the model. BP_INVALID when no text was added. */
 int bp_trainer_finish(bp_trainer *t, bp_model **model, bp_error *err);
 void bp_trainer_free(bp_trainer *t);
+/* Reading texts on several threads at once: each thread adds texts to a
+** reader of its own, then the trainer's thread absorbs the readers.
+** bp_trainer_reader_new makes a reader of t (one of `readers`, which share
+** t's max_memory): bp_trainer_add on it cuts and counts chunks as on t,
+** and touches nothing t or other readers use. bp_trainer_absorb adds what
+** the reader counted to t (t's max_memory holds, spilling as bp_trainer_add
+** does) and frees the reader, also on failure. Which reader read which text
+** does not change the model. */
+int bp_trainer_reader_new(const bp_trainer *t, int readers, bp_trainer **reader, bp_error *err);
+int bp_trainer_absorb(bp_trainer *t, bp_trainer *reader, bp_error *err);
 
 /* ---- Training in rounds (train_rounds.c) ---------------------------------
 ** The same training as sums over shards of the texts, round by round, with

@@ -187,6 +187,63 @@ int bp_trainer_add(bp_trainer *t, const char *text, size_t len, int input, bp_er
   return BP_OK;
 }
 
+int bp_trainer_reader_new(const bp_trainer *t, int readers, bp_trainer **reader,
+                          bp_error *err) {
+  *reader = NULL;
+  if (readers < 1 || readers > MAX_THREADS)
+    return bp_fail(err, BP_INVALID, "readers must be an integer from 1 to %d", MAX_THREADS);
+  /* Only reading: no threads, no progress, a share of the memory (never 0,
+  ** which would mean no limit). A reader has no round: what a round counts
+  ** is t's business once it absorbed the chunks. */
+  bp_train_options options = t->options;
+  options.threads = 1;
+  options.progress = NULL;
+  options.progress_context = NULL;
+  if (options.max_memory) {
+    options.max_memory /= (uint64_t)readers;
+    if (!options.max_memory) options.max_memory = 1;
+  }
+  return bp_trainer_new(&options, reader, err);
+}
+
+/* Appends the records of a reader's chunk file to t's. */
+static int append_chunk_file(bp_trainer *t, FILE *from, bp_error *err) {
+  if (!t->chunk_file && !(t->chunk_file = tmpfile())) return train_spill_error(err, "create");
+  rewind(from);
+  char buffer[65536];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, from)) > 0)
+    if (fwrite(buffer, 1, n, t->chunk_file) != n) return train_spill_error(err, "write");
+  return ferror(from) ? train_spill_error(err, "read") : BP_OK;
+}
+
+int bp_trainer_absorb(bp_trainer *t, bp_trainer *reader, bp_error *err) {
+  int rc = BP_OK;
+  t->bytes += reader->bytes;
+  if (reader->chunk_file) rc = append_chunk_file(t, reader->chunk_file, err);
+  if (rc == BP_OK && !t->chunks.slots) {
+    /* The first reader's chunks are taken over, not copied. */
+    t->chunks = reader->chunks;
+    reader->chunks = (string_counter){0};
+  }
+  const string_counter *c = &reader->chunks;
+  for (size_t i = 0; i < c->capacity && rc == BP_OK; i++) {
+    const counted_string *s = &c->slots[i];
+    if (!s->count) continue;
+    if (!train_string_counter_add_hashed(&t->chunks, (const uint8_t *)c->arena.data + s->offset,
+                                         s->length, s->hash, s->count))
+      rc = bp_fail_nomem(err);
+    else if (t->options.max_memory &&
+             train_string_counter_memory(&t->chunks) > t->options.max_memory / 3)
+      rc = spill_chunks(t, err);
+  }
+  if (rc == BP_OK && t->options.max_memory &&
+      train_string_counter_memory(&t->chunks) > t->options.max_memory / 3)
+    rc = spill_chunks(t, err);
+  bp_trainer_free(reader);
+  return rc;
+}
+
 int bp_trainer_finish(bp_trainer *t, bp_model **model, bp_error *err) {
   *model = NULL;
   if (t->bytes == 0) return bp_fail(err, BP_INVALID, "no text to train on");

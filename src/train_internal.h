@@ -69,6 +69,9 @@ size_t train_string_counter_memory(const string_counter *c);
 ** memory. */
 bool train_string_counter_add(string_counter *c, const uint8_t *bytes, size_t length,
                               uint64_t count);
+/* The same with the string's train_hash_bytes known (a slot's hash). */
+bool train_string_counter_add_hashed(string_counter *c, const uint8_t *bytes, size_t length,
+                                     uint64_t hash, uint64_t count);
 
 /* N-grams of one length n >= 3, packed into 64 bits (last byte lowest),
 ** with their counts, later their log probabilities: one slot, one cache

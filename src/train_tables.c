@@ -56,8 +56,13 @@ size_t train_string_counter_memory(const string_counter *c) {
 
 bool train_string_counter_add(string_counter *c, const uint8_t *bytes, size_t length,
                               uint64_t count) {
+  return train_string_counter_add_hashed(c, bytes, length, train_hash_bytes(bytes, length),
+                                         count);
+}
+
+bool train_string_counter_add_hashed(string_counter *c, const uint8_t *bytes, size_t length,
+                                     uint64_t hash, uint64_t count) {
   if (2 * (c->entries + 1) > c->capacity && !string_counter_grow(c)) return false;
-  uint64_t hash = train_hash_bytes(bytes, length);
   size_t k = hash & (c->capacity - 1);
   for (;; k = (k + 1) & (c->capacity - 1)) {
     counted_string *s = &c->slots[k];

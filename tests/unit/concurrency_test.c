@@ -7,7 +7,8 @@
 ** near the number of replacements, not that times the readers) and are freed
 ** once the last connection using them is gone. bp_export's worker threads
 ** share one compiled model: its files are the same bytes with 1 and 4
-** threads, and the first bad row is the one reported. Run under ThreadSanitizer by
+** threads, and the first bad row is the one reported; bp_train's reading
+** threads give the model one thread gives. Run under ThreadSanitizer by
 ** `make test-tsan`. Prints "concurrency: N passed, N failed".
 **   concurrency_test DATA_DIRECTORY    (tests/data: small.model)
 */
@@ -195,6 +196,66 @@ static void check_export(const char *directory) {
   sqlite3_close(db);
 }
 
+/* The value of the one-row result of sql, in a new sqlite3_malloc'd
+** buffer (NULL on error, with the message in *message). */
+static char *result_blob(sqlite3 *db, const char *sql, int *length, char **message) {
+  sqlite3_stmt *stmt;
+  char *copy = NULL;
+  *message = NULL;
+  if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) return NULL;
+  if (sqlite3_step(stmt) == SQLITE_ROW) {
+    *length = sqlite3_column_bytes(stmt, 0);
+    copy = sqlite3_malloc(*length + 1);
+    if (copy) memcpy(copy, sqlite3_column_blob(stmt, 0), (size_t)*length);
+  } else {
+    *message = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+  }
+  sqlite3_finalize(stmt);
+  return copy;
+}
+
+/* bp_train reading 3000 rows on 1 and 4 worker threads, and on 4 with a
+** memory cap that makes the readers spill: the same model value; a bad row
+** among them is reported with 4 threads too. */
+static void check_train_reading(void) {
+  sqlite3 *db = open_database();
+  CHECK(sqlite3_exec(db,
+                     "CREATE TEMP TABLE rows(i INTEGER PRIMARY KEY, t TEXT);"
+                     "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE "
+                     "i < 3000) INSERT INTO rows SELECT i, printf('row %d: %s', i, "
+                     "(SELECT t FROM texts WHERE i = c.i % 3)) FROM c;",
+                     NULL, NULL, NULL) == SQLITE_OK);
+  static const char *const options[3] = {
+      "{\"vocab_size\": 300, \"threads\": 1}", "{\"vocab_size\": 300, \"threads\": 4}",
+      "{\"vocab_size\": 300, \"threads\": 4, \"max_memory\": 1}"};
+  char *models[3];
+  int lengths[3] = {0, 0, 0};
+  for (int k = 0; k < 3; k++) {
+    char *message;
+    char *sql = sqlite3_mprintf("SELECT bp_train(t, '%s') FROM rows ORDER BY i", options[k]);
+    models[k] = sql ? result_blob(db, sql, &lengths[k], &message) : NULL;
+    CHECK(models[k] != NULL);
+    sqlite3_free(message);
+    sqlite3_free(sql);
+  }
+  for (int k = 1; k < 3; k++)
+    CHECK(models[0] && models[k] && lengths[k] == lengths[0] &&
+          memcmp(models[0], models[k], (size_t)lengths[0]) == 0);
+  for (int k = 0; k < 3; k++) sqlite3_free(models[k]);
+  char *message;
+  int length;
+  char *model =
+      result_blob(db,
+                  "SELECT bp_train(CASE WHEN i = 2000 THEN CAST(x'ff' AS TEXT) ELSE t "
+                  "END, '{\"threads\": 4}') FROM rows ORDER BY i",
+                  &length, &message);
+  CHECK(model == NULL && message &&
+        strcmp(message, "bp_train: invalid UTF-8 at byte offset 0") == 0);
+  sqlite3_free(model);
+  sqlite3_free(message);
+  sqlite3_close(db);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
   char directory[] = "/tmp/bp-concurrency-XXXXXX";
@@ -273,6 +334,7 @@ int main(int argc, char **argv) {
   sqlite3_close(db);
 
   check_export(directory);
+  check_train_reading();
 
   for (int m = 0; m < 2; m++) {
     free(model_value[m]);

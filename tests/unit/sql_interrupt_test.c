@@ -228,6 +228,15 @@ int main(int argc, char **argv) {
   CHECK(run_interrupted(db, "SELECT bp_train(body, '{\"vocab_size\": 5000}') FROM docs") ==
         SQLITE_INTERRUPT);
   CHECK(strcmp(sqlite3_errmsg(db), "interrupted") == 0);
+  /* With the rows read on worker threads: stopped while training, and while
+  ** reading (the workers' chunks 2 MB in), the workers stopped and freed. */
+  CHECK(run_interrupted(
+            db, "SELECT bp_train(body, '{\"vocab_size\": 5000, \"threads\": 2}') FROM docs") ==
+        SQLITE_INTERRUPT);
+  CHECK(strcmp(sqlite3_errmsg(db), "interrupted") == 0);
+  expect_interrupted(
+      db, "SELECT bp_train(body, '{\"vocab_size\": 5000, \"threads\": 2}') FROM docs", 2000000,
+      "interrupted");
   /* A round of training in rounds stops too: the piece round of an order-2
   ** training, segmenting every chunk in bp_train_partial's last step. */
   CHECK(sqlite3_exec(db,

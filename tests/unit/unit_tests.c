@@ -9,6 +9,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <dirent.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -426,6 +427,69 @@ static void test_training_spill_and_threads(void) {
   bp_model_release(plain);
   bp_model_release(spilled);
   bp_model_release(threaded);
+}
+
+/* One reader of test_training_readers, fed on a thread of its own: the
+** generated documents whose number is `index` modulo `count`. */
+typedef struct reader_feed {
+  bp_trainer *reader;
+  int index, count, rc;
+} reader_feed;
+
+static void *feed_reader(void *argument) {
+  reader_feed *f = argument;
+  uint64_t state = 12345;
+  bp_error err;
+  f->rc = BP_OK;
+  for (int doc = 0; doc < 3000; doc++) {
+    char text[1024];
+    size_t n = generated_document(&state, text, sizeof text);
+    if (doc % f->count == f->index && f->rc == BP_OK)
+      f->rc = bp_trainer_add(f->reader, text, n, BP_INPUT_TEXT, &err);
+  }
+  return NULL;
+}
+
+/* Readers fed on 3 threads at once, then absorbed: train_generated's model,
+** with and without a cap that makes the readers and the trainer spill. */
+static void test_training_readers(void) {
+  bp_model *plain = train_generated(0, 1);
+  for (int capped = 0; capped < 2; capped++) {
+    bp_train_options options;
+    bp_train_options_init(&options);
+    options.vocab_size = 2000;
+    options.min_count = 3;
+    options.max_memory = capped ? 200 * 1024 : 0;
+    bp_trainer *t;
+    bp_error err;
+    CHECK(bp_trainer_new(&options, &t, &err) == BP_OK);
+    reader_feed feeds[3];
+    pthread_t threads[3];
+    for (int i = 0; i < 3; i++) {
+      feeds[i] = (reader_feed){NULL, i, 3, BP_OK};
+      CHECK(bp_trainer_reader_new(t, 3, &feeds[i].reader, &err) == BP_OK);
+      CHECK(pthread_create(&threads[i], NULL, feed_reader, &feeds[i]) == 0);
+    }
+    for (int i = 0; i < 3; i++) {
+      pthread_join(threads[i], NULL);
+      CHECK(feeds[i].rc == BP_OK);
+      CHECK(bp_trainer_absorb(t, feeds[i].reader, &err) == BP_OK);
+    }
+    bp_model *m = NULL;
+    CHECK(bp_trainer_finish(t, &m, &err) == BP_OK);
+    CHECK(plain && m && memcmp(bp_model_digest(plain), bp_model_digest(m), 32) == 0);
+    bp_model_release(m);
+    bp_trainer_free(t);
+  }
+  bp_model_release(plain);
+  bp_train_options options;
+  bp_train_options_init(&options);
+  bp_trainer *t, *reader;
+  bp_error err;
+  CHECK(bp_trainer_new(&options, &t, &err) == BP_OK);
+  CHECK(bp_trainer_reader_new(t, 0, &reader, &err) == BP_INVALID && reader == NULL);
+  CHECK_MESSAGE(err, "readers must be an integer from 1 to 64");
+  bp_trainer_free(t);
 }
 
 /* Stops at its second call: inside the first pass of re-splitting. */
@@ -1459,6 +1523,7 @@ int main(void) {
   test_model_validation();
   test_training();
   test_training_spill_and_threads();
+  test_training_readers();
   test_train_rounds();
   test_shrink_threads_and_interrupt();
   test_json_round_trip();
