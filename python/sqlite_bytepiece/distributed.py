@@ -149,15 +149,19 @@ def _stats_partial(shard, table, column, extension, model):
                         f"SELECT bp_stats_partial(text{sql}) FROM shard", parameters)
 
 
-def _combine(aggregate, extension, *partials):
+def _combine(aggregate, extension, options, *partials):
     """The partials added up by the aggregate (bp_train_combine or
-    bp_stats_combine) in an in-memory database."""
+    bp_stats_combine) in an in-memory database; `options`, when not None, is
+    the aggregate's second argument (bp_train_combine's local options, so that
+    a combine spills past the max_memory a partial was given)."""
     conn = sqlite3.connect(":memory:")
     try:
         _load(conn, extension)
         conn.execute("CREATE TABLE partials(partial BLOB)")
         conn.executemany("INSERT INTO partials VALUES(?)", ((p,) for p in partials))
-        return conn.execute(f"SELECT {aggregate}(partial) FROM partials").fetchone()[0]
+        if options is None:
+            return conn.execute(f"SELECT {aggregate}(partial) FROM partials").fetchone()[0]
+        return conn.execute(f"SELECT {aggregate}(partial, ?) FROM partials", (options,)).fetchone()[0]
     finally:
         conn.close()
 
@@ -238,14 +242,14 @@ def _submit_per_shard(client, shards, workers, function, *arguments):
     return futures
 
 
-def _tree(client, futures, aggregate, extension, split_every):
+def _tree(client, futures, aggregate, extension, split_every, options=None):
     """Adds the partials of `futures` up on the workers, `split_every` at a
-    time, until one future is left."""
+    time, until one future is left; `options` as for _combine."""
     if split_every < 2:
         raise ValueError("split_every must be 2 or more")
     while len(futures) > 1:
         futures = [
-            client.submit(_combine, aggregate, extension, *futures[i:i + split_every])
+            client.submit(_combine, aggregate, extension, options, *futures[i:i + split_every])
             for i in range(0, len(futures), split_every)
         ]
     return futures[0]
@@ -267,7 +271,8 @@ def _count_round(client, shards, workers, table, column, extension, state, local
                                          extension, state_future, local_options)
             # Their sizes, for on_round: a few integers, not the partials.
             sizes = [client.submit(len, p, pure=False) for p in partials]
-            partial = _tree(client, partials, "bp_train_combine", extension, split_every).result()
+            partial = _tree(client, partials, "bp_train_combine", extension, split_every,
+                            local_options).result()
             return partial, client.gather(sizes)
         except (ShardError, sqlite3.Error, ValueError, TypeError):
             raise
@@ -298,7 +303,8 @@ def train(shards, options=None, client=None, column="body", table="docs", *, che
     the state is kept in after every round; when it exists, training
     resumes from it, with its options (delete it to start over). save_to: a path to write the
     model file to (bp_model_save). local_options: the third argument of
-    bp_train_partial, as JSON text (such as '{"threads": 2}'). workers: for
+    bp_train_partial and bp_train_combine on the workers, as JSON text (such as
+    '{"threads": 2, "max_memory": 512}'). workers: for
     shards that are files of one machine, {file: worker address (or a list
     of them)}; those shards' tasks run only there. round_retries: how many
     times a round the cluster failed (not a shard) is counted again.

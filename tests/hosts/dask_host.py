@@ -181,11 +181,14 @@ def run_checks(client, union, shards, texts, temp, report, distributed, golden):
                "isolate_digits": False, "ensure_unicode": False}
     expected = union.execute("SELECT bp_train(body, ?) FROM docs", (json.dumps(options),)).fetchone()[0]
     # Combined two at a time, and saved as a file: configuration C of the
-    # reference, byte for byte (tests/data holds it).
+    # reference, byte for byte (tests/data holds it). Partials and combines
+    # on the workers get a 1 MB max_memory and 2 threads, so that spilling
+    # and reading on threads are part of the run.
     rounds = []
     saved = os.path.join(temp, "C.model")
     model = distributed.train(shards, options, client=client, on_round=rounds.append,
-                              save_to=saved, split_every=2)
+                              save_to=saved, split_every=2,
+                              local_options={"threads": 2, "max_memory": 1)
     report("train.same", int(model == expected))
     report("train.rounds", len(rounds))
     with open(saved, "rb") as f, gzip.open(golden, "rb") as g:
