@@ -188,7 +188,7 @@ def run_checks(client, union, shards, texts, temp, report, distributed, golden):
     saved = os.path.join(temp, "C.model")
     model = distributed.train(shards, options, client=client, on_round=rounds.append,
                               save_to=saved, split_every=2,
-                              local_options={"threads": 2, "max_memory": 1)
+                              local_options={"threads": 2, "max_memory": 1})
     report("train.same", int(model == expected))
     report("train.rounds", len(rounds))
     with open(saved, "rb") as f, gzip.open(golden, "rb") as g:
