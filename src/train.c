@@ -32,6 +32,9 @@
 
 #include <string.h>
 #include <utf8proc.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 /* ---- The trainer -------------------------------------------------------------- */
 
@@ -149,6 +152,12 @@ static bool add_chunks(bp_trainer *t, const uint8_t *s, size_t len, bool text) {
   return true;
 }
 
+void train_release_free_memory(void) {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
 /* Moves the distinct chunks counted so far to the chunk file. A chunk can
 ** then be counted in several places; every step is a sum over occurrences,
 ** so that changes nothing. */
@@ -162,11 +171,45 @@ static int spill_chunks(bp_trainer *t, bp_error *err) {
       return train_spill_error(err, "write");
   }
   train_string_counter_free(&t->chunks);
+  train_release_free_memory();
   return BP_OK;
 }
 
 int train_spill_remaining_chunks(bp_trainer *t, bp_error *err) {
   return t->chunk_file ? spill_chunks(t, err) : BP_OK;
+}
+
+size_t train_ngram_memory(const bp_trainer *t) {
+  size_t bytes =
+      (t->counts2 ? 65536 * sizeof *t->counts2 : 0) + (t->logs2 ? 65536 * sizeof *t->logs2 : 0);
+  for (int n = 0; n <= MAX_ORDER; n++) bytes += t->tables[n].capacity * sizeof(ngram_slot);
+  return bytes;
+}
+
+/* The chunks as a pass over them in memory holds them: the counter and a
+** view of each. */
+static size_t chunks_memory(const bp_trainer *t) {
+  if (t->chunk_file) return 0;
+  return train_string_counter_memory(&t->chunks) + t->chunks.entries * sizeof(chunk_view);
+}
+
+size_t train_spare_memory(const bp_trainer *t, size_t other) {
+  const uint64_t max = t->options.max_memory;
+  if (!max) return 0;
+  uint64_t held = (uint64_t)train_ngram_memory(t) + chunks_memory(t) +
+                  train_string_counter_memory(&t->pieces) + other;
+  uint64_t spare = held < max ? max - held : 0;
+  if (spare < max / 4) spare = max / 4;
+  if (spare < MIN_SPARE_MEMORY) spare = MIN_SPARE_MEMORY;
+  return (size_t)spare;
+}
+
+int train_spill_chunks_if_crowded(bp_trainer *t, size_t other, bp_error *err) {
+  const uint64_t max = t->options.max_memory;
+  if (!max || t->chunk_file) return BP_OK;
+  uint64_t held = (uint64_t)train_ngram_memory(t) + other;
+  uint64_t room = held < max ? max - held : 0;
+  return chunks_memory(t) > room / 2 ? spill_chunks(t, err) : BP_OK;
 }
 
 int bp_trainer_add(bp_trainer *t, const char *text, size_t len, int input, bp_error *err) {
@@ -177,13 +220,19 @@ int bp_trainer_add(bp_trainer *t, const char *text, size_t len, int input, bp_er
     if (rc != BP_OK) return rc;
   }
   const uint8_t *bytes = (const uint8_t *)(normalized ? normalized : text);
+  /* The counter's size before this text, which fits its third. */
+  const size_t arena_bytes = t->chunks.arena.capacity, slots = t->chunks.capacity;
   bool ok = add_chunks(t, bytes, normalized_len, input == BP_INPUT_TEXT);
   bp_free(normalized);
   if (!ok) return bp_fail_nomem(err);
   t->bytes += normalized_len;
   if (t->options.max_memory &&
-      train_string_counter_memory(&t->chunks) > t->options.max_memory / 3)
-    return spill_chunks(t, err);
+      train_string_counter_memory(&t->chunks) > t->options.max_memory / 3) {
+    int rc = spill_chunks(t, err);
+    if (rc == BP_OK && !train_string_counter_reserve(&t->chunks, arena_bytes, slots))
+      rc = bp_fail_nomem(err);
+    return rc;
+  }
   return BP_OK;
 }
 
@@ -261,6 +310,7 @@ int bp_trainer_finish(bp_trainer *t, bp_model **model, bp_error *err) {
   for (int n = 0; n <= MAX_ORDER; n++) train_ngram_table_free(&t->tables[n]);
   bp_free(t->logs2);
   t->logs2 = NULL;
+  train_release_free_memory();
   if (rc == BP_OK) rc = train_prune_pieces(t, model, err);
   return rc;
 }

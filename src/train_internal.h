@@ -65,6 +65,11 @@ typedef struct string_counter {
 void train_string_counter_free(string_counter *c);
 /* Bytes the counter holds (arena and slots). */
 size_t train_string_counter_memory(const string_counter *c);
+/* Makes room for `arena_bytes` of strings and `slots` slots (a power of
+** two): a counter refilled after a spill takes its size at once, in place of
+** a series of doublings, each leaving the block it grew from free but
+** still resident. False when out of memory. */
+bool train_string_counter_reserve(string_counter *c, size_t arena_bytes, size_t slots);
 /* Adds `count` to the string's count (inserting it); false when out of
 ** memory. */
 bool train_string_counter_add(string_counter *c, const uint8_t *bytes, size_t length,
@@ -91,18 +96,29 @@ typedef struct ngram_table {
 } ngram_table;
 
 void train_ngram_table_free(ngram_table *t);
-/* An empty table of `capacity` slots (a power of two). */
+/* An empty table of `capacity` slots (any number above its entries). */
 bool train_ngram_table_init(ngram_table *t, size_t capacity);
+
+/* The slot where the probe for `key` starts: the hash's high bits scaled
+** to the capacity, which need not be a power of two, so that the n-gram
+** model's tables can be sized to their entries (a power of two would leave
+** them up to 4 times the size of their entries instead of 1.5). */
+static inline size_t train_ngram_home(const ngram_table *t, uint64_t key) {
+  return (size_t)(((unsigned __int128)train_mix64(key) * t->capacity) >> 64);
+}
 
 /* The slot holding `key`, or the free slot where it would go. In the header
 ** because the counting and segmenting loops call it for every byte. */
 static inline ngram_slot *train_ngram_find(const ngram_table *t, uint64_t key) {
-  size_t k = train_mix64(key) & (t->capacity - 1);
+  size_t k = train_ngram_home(t, key);
   while (t->slots[k].key != key && t->slots[k].key != EMPTY_KEY)
-    k = (k + 1) & (t->capacity - 1);
+    if (++k == t->capacity) k = 0;
   return &t->slots[k];
 }
 
+/* Moves the entries to a table of `capacity` slots; false when out of
+** memory (t unchanged). */
+bool train_ngram_table_resize(ngram_table *t, size_t capacity);
 /* Adds to a key's count: BP_OK, BP_NOMEM, or BP_TOOBIG when the table would
 ** outgrow its limit. */
 int train_ngram_table_add(ngram_table *t, uint64_t key, uint64_t count);
@@ -130,7 +146,7 @@ bool train_record_write(FILE *f, const uint8_t *bytes, size_t length, uint64_t c
 /* BP_IO: "cannot <what> a temporary file: <errno's message>". */
 int train_spill_error(bp_error *err, const char *what);
 /* Reads the next records of f into b (emptied first), about `limit` bytes
-** of them; *more is false at the end of the file. */
+** of them with their views; *more is false at the end of the file. */
 int train_block_read(FILE *f, block *b, size_t limit, bool *more, bp_error *err);
 /* Adds up piece bucket k of t (train_segment.c spills pieces there by
 ** hash) into *sum, reading it back through *b a block at a time. */
@@ -165,6 +181,9 @@ struct bp_trainer {
   FILE *piece_buckets[PIECE_BUCKETS];
   pthread_mutex_t bucket_lock;
   FILE *dropped_file; /* pieces pruning drops, when spilled */
+  /* Partitions the last n-gram length was counted in: the next length,
+  ** with more candidates, starts there rather than at one. */
+  uint64_t ngram_partitions;
   /* Training in rounds (train_rounds.c): the state this trainer counts a
   ** round of, or NULL for a trainer of bp_trainer_new. */
   struct train_round *round;
@@ -173,8 +192,30 @@ struct bp_trainer {
 /* Once some chunks were spilled to the chunk file, moves the rest there
 ** too, so that a pass reads them all from one place. */
 int train_spill_remaining_chunks(bp_trainer *t, bp_error *err);
+/* Spills the chunks to the chunk file when, beside the n-gram model and
+** `other` bytes, they would take more than half of max_memory: a pass then
+** reads them back in blocks of the memory left. */
+int train_spill_chunks_if_crowded(bp_trainer *t, size_t other, bp_error *err);
+
+/* What max_memory leaves to a pass's spillable parts (blocks of chunks read
+** back, counting tables) beside what stays in memory through it: the
+** n-gram model, the chunks when not spilled, the pieces kept, and `other`
+** bytes the caller holds. Never less than a quarter of max_memory (nor
+** MIN_SPARE_MEMORY), so that a model larger than max_memory still trains,
+** above it; 0 when there is no limit. */
+#define MIN_SPARE_MEMORY ((size_t)1 << 20)
+size_t train_spare_memory(const bp_trainer *t, size_t other);
+/* Bytes the n-gram model, or the counts it is made from, takes. */
+size_t train_ngram_memory(const bp_trainer *t);
 /* Frees what train_rounds.c hangs on a trainer. */
 void train_round_free(struct train_round *round);
+
+/* Gives the memory just freed back to the system. glibc keeps up to twice
+** its largest recent allocation free for reuse instead (its threshold for
+** mmap grows with what was freed): tens of MB beside tables that max_memory
+** bounds, so the resident peak would exceed it. Called once a large
+** structure is freed, not for every allocation. */
+void train_release_free_memory(void);
 
 /* Reports progress to the runner's callback; true when it asks to stop. */
 bool train_report(const train_runner *r, const char *phase, double done);
@@ -202,9 +243,10 @@ void train_share_range(size_t total, int index, int count, size_t *begin, size_t
 bool train_should_stop(work *w, int index, const char *phase, double done);
 /* Runs `run` on the threads for every block of chunks: the chunks in
 ** memory as one block, or, once they were spilled, the chunk file read back
-** a block at a time. *chunks (a field of `pass`) points at the block. */
+** a block of about `block_bytes` at a time. *chunks (a field of `pass`)
+** points at the block. */
 int train_share_chunk_blocks(bp_trainer *t, int (*run)(work *, int, bp_error *), void *pass,
-                             const block **chunks, bp_error *err);
+                             const block **chunks, size_t block_bytes, bp_error *err);
 
 /* ---- The steps ------------------------------------------------------------------ */
 
@@ -223,11 +265,9 @@ int train_count_ngrams_of_length(bp_trainer *t, int n, uint64_t min_kept, bp_err
 /* Where train_count_ngrams_to_sink puts the counts of each partition of
 ** the n-grams (disjoint sets of n-grams), instead of one table in memory:
 ** take owns `counts` from then on. When a partition outgrows the memory,
-** counting starts over in more partitions, after restart forgets what was
-** taken. */
+** the partitions not yet counted are split; those taken stay valid. */
 typedef struct ngram_sink {
   int (*take)(void *context, ngram_table *counts, bp_error *err);
-  void (*restart)(void *context);
   void *context;
 } ngram_sink;
 int train_count_ngrams_to_sink(bp_trainer *t, int n, const ngram_sink *sink, bp_error *err);

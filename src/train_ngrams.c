@@ -34,6 +34,7 @@ typedef struct ngram_pass {
   /* Only n-grams whose hash falls in this partition are counted, so that a
   ** pass fits its memory. */
   uint64_t partition, partitions;
+  size_t limit; /* bytes each share's table may take; 0: no limit */
   const block *chunks;
   ngram_share shares[MAX_THREADS];
 } ngram_pass;
@@ -48,8 +49,12 @@ static const char *const counting_phase[MAX_ORDER + 1] = {"",
                                                           "counting 6-grams",
                                                           "counting 7-grams"};
 
+/* The hash's low bits: a table's slot comes from its high bits
+** (train_ngram_home), so the n-grams of one partition still spread over
+** the whole table. Partitions are a power of two in number, so partition
+** p of P is partitions p and p + P of 2P. */
 static uint64_t partition_of(uint64_t key, uint64_t partitions) {
-  return (train_mix64(key) >> 32) % partitions;
+  return train_mix64(key) & (partitions - 1);
 }
 
 static int count_ngram_share(work *w, int index, bp_error *err) {
@@ -66,8 +71,7 @@ static int count_ngram_share(work *w, int index, bp_error *err) {
     memset(mine->counts2, 0, 65536 * sizeof *mine->counts2);
   } else if (n > 2 && !mine->table.slots) {
     if (!train_ngram_table_init(&mine->table, 4096)) return bp_fail_nomem(err);
-    if (t->options.max_memory)
-      mine->table.limit = (size_t)(t->options.max_memory / 3 / (uint64_t)w->count);
+    mine->table.limit = pass->limit;
   }
   size_t begin, end;
   train_share_range(pass->chunks->count, index, w->count, &begin, &end);
@@ -95,10 +99,9 @@ static int count_ngram_share(work *w, int index, bp_error *err) {
         if (e + AHEAD < c->length) {
           ahead = ahead << 8 | chunk[e + AHEAD];
           if (shorter_table)
-            __builtin_prefetch(&shorter_table->slots[train_mix64(ahead & shorter) &
-                                                     (shorter_table->capacity - 1)]);
-          __builtin_prefetch(
-              &mine->table.slots[train_mix64(ahead & mask) & (mine->table.capacity - 1)]);
+            __builtin_prefetch(
+                &shorter_table->slots[train_ngram_home(shorter_table, ahead & shorter)]);
+          __builtin_prefetch(&mine->table.slots[train_ngram_home(&mine->table, ahead & mask)]);
         }
         if (e + 2 < (size_t)n) continue;
         bool frequent = ngram_count(t, n - 1, rolling & shorter) >= min_count;
@@ -124,7 +127,12 @@ static int count_ngram_share(work *w, int index, bp_error *err) {
 ** seen at least min_kept times in `kept`, or hands them all to the sink. */
 static int count_ngram_partition(bp_trainer *t, ngram_pass *pass, uint64_t min_kept,
                                  ngram_table *kept, const ngram_sink *sink, bp_error *err) {
-  int rc = train_share_chunk_blocks(t, count_ngram_share, pass, &pass->chunks, err);
+  /* What the model so far (with `kept`) leaves: 2/5 to the share tables
+  ** (which take half as much again while they grow), 1/6 to a block of
+  ** chunks (and their views). */
+  const size_t spare = train_spare_memory(t, kept->capacity * sizeof *kept->slots);
+  pass->limit = spare / 5 * 2 / (size_t)t->options.threads;
+  int rc = train_share_chunk_blocks(t, count_ngram_share, pass, &pass->chunks, spare / 6, err);
   ngram_table *sum = &pass->shares[0].table;
   for (int s = 1; s < t->options.threads; s++) {
     ngram_table *part = &pass->shares[s].table;
@@ -141,10 +149,21 @@ static int count_ngram_partition(bp_trainer *t, ngram_pass *pass, uint64_t min_k
     *sum = (ngram_table){0};
     return sink->take(sink->context, &counts, err);
   }
+  /* `kept` stays in memory through the longer lengths and segmenting: it
+  ** grows to two thirds full of what it must hold, no further. A partition
+  ** holds n-grams no other does, so each is a new entry. */
+  size_t arriving = 0;
   for (size_t i = 0; i < sum->capacity && rc == BP_OK; i++)
-    if (sum->slots[i].key != EMPTY_KEY && sum->slots[i].count >= min_kept &&
-        train_ngram_table_add(kept, sum->slots[i].key, sum->slots[i].count) != BP_OK)
-      rc = bp_fail_nomem(err);
+    if (sum->slots[i].key != EMPTY_KEY && sum->slots[i].count >= min_kept) arriving++;
+  size_t wanted = kept->entries + arriving;
+  if (rc == BP_OK && wanted + wanted / 2 + 1 > kept->capacity &&
+      !train_ngram_table_resize(kept, wanted + wanted / 2 + 1))
+    rc = bp_fail_nomem(err);
+  for (size_t i = 0; i < sum->capacity && rc == BP_OK; i++)
+    if (sum->slots[i].key != EMPTY_KEY && sum->slots[i].count >= min_kept) {
+      *train_ngram_find(kept, sum->slots[i].key) = sum->slots[i];
+      kept->entries++;
+    }
   train_ngram_table_free(sum);
   return rc;
 }
@@ -157,7 +176,8 @@ int train_count_short_ngrams(bp_trainer *t, bp_error *err) {
   pass->partitions = 1;
   int rc = train_report(&t->runner, counting_phase[2], 0)
                ? bp_fail(err, BP_INTERRUPT, "interrupted")
-               : train_share_chunk_blocks(t, count_ngram_share, pass, &pass->chunks, err);
+               : train_share_chunk_blocks(t, count_ngram_share, pass, &pass->chunks,
+                                          train_spare_memory(t, 0) / 3, err);
   for (int s = 0; s < t->options.threads; s++) {
     ngram_share *part = &pass->shares[s];
     if (rc == BP_OK) {
@@ -180,34 +200,62 @@ static int count_ngrams_of_length(bp_trainer *t, int n, uint64_t min_kept,
                                   const ngram_sink *sink, bp_error *err) {
   if (train_report(&t->runner, counting_phase[n], 0))
     return bp_fail(err, BP_INTERRUPT, "interrupted");
+  int rc = train_spill_chunks_if_crowded(t, 0, err);
+  if (rc != BP_OK) return rc;
   ngram_pass *pass = bp_malloc(sizeof *pass);
-  if (!pass) return bp_fail_nomem(err);
-  /* Zeroed: when no partition is counted, the share tables freed below are
-  ** still the empty ones. */
-  memset(pass, 0, sizeof *pass);
-  int rc;
-  for (uint64_t partitions = 1;; partitions *= 2) {
-    ngram_table kept = {0};
-    rc = train_ngram_table_init(&kept, 4096) ? BP_OK : bp_fail_nomem(err);
-    for (uint64_t p = 0; p < partitions && rc == BP_OK; p++) {
-      memset(pass, 0, sizeof *pass);
-      *pass = (ngram_pass){.n = n, .partition = p, .partitions = partitions};
-      rc = count_ngram_partition(t, pass, min_kept, &kept, sink, err);
-    }
+  /* The partitions still to count, all of one number `partitions`. */
+  uint64_t partitions = t->ngram_partitions ? t->ngram_partitions : 1;
+  size_t pending = (size_t)partitions, done = 0;
+  uint64_t *residues = bp_malloc(pending * sizeof *residues);
+  ngram_table kept = {0};
+  if (!pass || !residues || !train_ngram_table_init(&kept, 1)) {
+    bp_free(pass);
+    bp_free(residues);
+    return bp_fail_nomem(err);
+  }
+  for (size_t p = 0; p < pending; p++) residues[p] = p;
+  while (rc == BP_OK && done < pending) {
+    /* Zeroed: when no share counted, the share tables freed below are
+    ** still the empty ones. */
+    memset(pass, 0, sizeof *pass);
+    pass->n = n;
+    pass->partition = residues[done];
+    pass->partitions = partitions;
+    rc = count_ngram_partition(t, pass, min_kept, &kept, sink, err);
     for (int s = 0; s < t->options.threads; s++) train_ngram_table_free(&pass->shares[s].table);
-    if (rc == BP_TOOBIG && partitions < 65536) {
-      train_ngram_table_free(&kept);
-      if (sink) sink->restart(sink->context);
-      continue;
+    train_release_free_memory();
+    if (rc == BP_OK) {
+      done++;
+    } else if (rc == BP_TOOBIG && partitions < 65536) {
+      /* Too many n-grams in this partition: the ones not yet counted are
+      ** each split in two; those counted stay as they are, in `kept`. */
+      size_t left = pending - done;
+      uint64_t *split = bp_malloc(2 * left * sizeof *split);
+      if (!split) {
+        rc = bp_fail_nomem(err);
+        break;
+      }
+      for (size_t p = 0; p < left; p++) {
+        split[2 * p] = residues[done + p];
+        split[2 * p + 1] = residues[done + p] + partitions;
+      }
+      bp_free(residues);
+      residues = split;
+      pending = 2 * left;
+      done = 0;
+      partitions *= 2;
+      rc = BP_OK;
     }
-    if (rc == BP_OK && !sink)
-      t->tables[n] = kept;
-    else
-      train_ngram_table_free(&kept);
-    break;
+  }
+  if (rc == BP_OK && !sink) {
+    t->tables[n] = kept;
+    t->ngram_partitions = partitions;
+  } else {
+    train_ngram_table_free(&kept);
   }
   if (rc == BP_TOOBIG)
     rc = bp_fail(err, BP_TOOBIG, "max_memory is too small to count the n-grams");
+  bp_free(residues);
   bp_free(pass);
   return rc;
 }
@@ -223,9 +271,11 @@ int train_count_ngrams_to_sink(bp_trainer *t, int n, const ngram_sink *sink, bp_
 /* Counts n-grams length by length. An n-gram is never seen more often than
 ** its first or last n - 1 bytes, so when either of those is rarer than
 ** min_count the n-gram would be pruned anyway, and it is not counted: the
-** result is exact and the tables hold only what pruning can keep. When a
-** length's counts outgrow the memory allowed, they are counted again in
-** twice as many partitions of the n-grams. */
+** result is exact and the tables hold only what pruning can keep. When the
+** counts of a partition of the n-grams outgrow the memory the tables kept
+** so far leave, the partitions not yet counted are split in two, and the
+** next length starts from that many partitions: no partition is counted
+** again once done. */
 int train_count_ngrams(bp_trainer *t, bp_error *err) {
   int rc = train_count_short_ngrams(t, err);
   for (int n = 3; n <= t->options.order && rc == BP_OK; n++)
@@ -258,12 +308,21 @@ int train_prune_ngrams(bp_trainer *t, bp_error *err) {
   for (int n = 3; n <= order; n++) {
     ngram_table *table = &t->tables[n];
     ngram_table kept;
-    size_t capacity = 4096;
     size_t survivors = 0;
     for (size_t i = 0; i < table->capacity; i++)
       if (table->slots[i].key != EMPTY_KEY && table->slots[i].count >= t->options.min_count)
         survivors++;
-    while (capacity < 2 * survivors + 2) capacity *= 2;
+    /* Two thirds full at most: the model is what stays in memory through
+    ** segmenting, and a probe that misses still ends within a few slots. */
+    size_t capacity = survivors + survivors / 2 + 1;
+    if (survivors == table->entries && table->capacity <= capacity) {
+      /* Counted with min_count already (bp_trainer_finish) and compact:
+      ** logs in place, without a second table beside the first. */
+      for (size_t i = 0; i < table->capacity; i++)
+        if (table->slots[i].key != EMPTY_KEY)
+          table->slots[i].log = log((double)table->slots[i].count);
+      continue;
+    }
     if (!train_ngram_table_init(&kept, capacity)) return bp_fail_nomem(err);
     for (size_t i = 0; i < table->capacity; i++) {
       const ngram_slot *s = &table->slots[i];

@@ -158,7 +158,9 @@ static int resplit_file(bp_trainer *t, piece_list *kept, FILE *dropped, bp_error
   bool more = true;
   rewind(dropped);
   while (rc == BP_OK && more) {
-    rc = train_block_read(dropped, &b, (size_t)(t->options.max_memory / 3), &more, err);
+    /* A quarter of what the pieces kept leave, as much again for the
+    ** sources made of the block. */
+    rc = train_block_read(dropped, &b, train_spare_memory(t, 0) / 4, &more, err);
     if (rc != BP_OK || !b.count) break;
     if (b.count > capacity) {
       bp_free(sources);
@@ -215,6 +217,7 @@ static int sort_out_buckets(bp_trainer *t, bp_error *err) {
       }
     }
     train_string_counter_free(&sum);
+    train_release_free_memory();
     fclose(t->piece_buckets[k]);
     t->piece_buckets[k] = NULL;
   }

@@ -677,12 +677,6 @@ static int take_partition(void *context, ngram_table *counts, bp_error *err) {
   return BP_OK;
 }
 
-static void restart_partitions(void *context) {
-  round_sum *s = context;
-  train_ngram_table_free(&s->table);
-  forget_runs(s);
-}
-
 /* The next record of a run (refilling its buffer), or NULL at its end. */
 static const ngram_slot *run_peek(round_sum *s, ngram_run *run, bp_error *err, int *rc) {
   enum { RUN_BUFFER = 4096 };
@@ -793,7 +787,7 @@ int bp_trainer_partial(bp_trainer *t, uint8_t **partial, size_t *len, bp_error *
     ** The partitions counting makes to fit its memory (disjoint sets of
     ** n-grams) go to sorted runs when there are several. */
     round_sum counts = {.runner = &t->runner};
-    const ngram_sink sink = {take_partition, restart_partitions, &counts};
+    const ngram_sink sink = {take_partition, &counts};
     if (shard_bytes) rc = train_count_ngrams_to_sink(t, counting + 1, &sink, err);
     for (int n = 0; n <= MAX_ORDER; n++) train_ngram_table_free(&t->tables[n]);
     if (rc == BP_OK)
@@ -852,7 +846,7 @@ static int round_sum_add(round_sum *s, const uint8_t *blob, size_t len, bp_error
     rc = get_short_counts(&r, s->counts1, &s->counts2, err);
   } else if (o.round < o.rounds) {
     /* Past the limit, even within one partial, the table goes to a run. */
-    const ngram_sink full = {take_as_run, NULL, s};
+    const ngram_sink full = {take_as_run, s};
     if (!s->table.slots) s->table.limit = s->limit;
     rc = get_table(&r, o.round + 1, &s->table, &full, err);
   } else {

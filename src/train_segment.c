@@ -5,8 +5,9 @@
 ** of its piece" (j < order, the last state repeating), scored by the n-gram
 ** model, with the reference's tie rules; each piece of the best path is
 ** counted as often as the chunk occurred. Shares count into string counters
-** of their own, added up into t->pieces; past their memory they move to the
-** bucket files, which step 4 sums.
+** of their own, added up into t->pieces; past their memory (what max_memory
+** leaves beside the n-gram model) they move to the bucket files, which step
+** 4 sums.
 */
 #include "train_internal.h"
 
@@ -37,8 +38,7 @@ static int count_pieces_of_chunk(bp_trainer *t, const uint8_t *chunk, size_t len
     ** at once rather than one after another. */
     for (int n = 3; n <= order; n++) {
       const ngram_table *table = &t->tables[n];
-      __builtin_prefetch(
-          &table->slots[train_mix64(rolling & train_ngram_mask(n)) & (table->capacity - 1)]);
+      __builtin_prefetch(&table->slots[train_ngram_home(table, rolling & train_ngram_mask(n))]);
     }
     /* An n-gram whose last n - 1 bytes were pruned was pruned too: once one
     ** is missing, so are all the longer ones ending here. */
@@ -94,6 +94,7 @@ static int count_pieces_of_chunk(bp_trainer *t, const uint8_t *chunk, size_t len
 
 typedef struct piece_pass {
   const block *chunks;
+  size_t limit; /* bytes each share's counter may take; 0: no limit */
   string_counter pieces[MAX_THREADS];
 } piece_pass;
 
@@ -113,6 +114,7 @@ static int spill_pieces(bp_trainer *t, string_counter *c, bp_error *err) {
   }
   pthread_mutex_unlock(&t->bucket_lock);
   train_string_counter_free(c);
+  train_release_free_memory();
   return rc;
 }
 
@@ -133,15 +135,21 @@ static int count_piece_share(work *w, int index, bp_error *err) {
   }
   int rc = BP_OK;
   size_t begin, end;
-  size_t limit = (size_t)(t->options.max_memory / 3 / (uint64_t)w->count);
+  const size_t limit = pass->limit;
   train_share_range(pass->chunks->count, index, w->count, &begin, &end);
   for (size_t i = begin; i < end && rc == BP_OK; i++) {
     const chunk_view *c = &pass->chunks->views[i];
-    if (count_pieces_of_chunk(t, c->bytes, c->length, c->count, back, states, mine) != BP_OK)
-      rc = bp_fail_nomem(err);
-    else if (limit && train_string_counter_memory(mine) > limit)
+    /* The counter's size before this chunk, which fits the limit. */
+    const size_t arena_bytes = mine->arena.capacity, slots = mine->capacity;
+    bool counted =
+        count_pieces_of_chunk(t, c->bytes, c->length, c->count, back, states, mine) == BP_OK;
+    if (counted && limit && train_string_counter_memory(mine) > limit) {
       rc = spill_pieces(t, mine, err);
-    else if ((i - begin) % 1024 == 1023 &&
+      counted = rc != BP_OK || train_string_counter_reserve(mine, arena_bytes, slots);
+    }
+    if (!counted)
+      rc = bp_fail_nomem(err);
+    else if (rc == BP_OK && (i - begin) % 1024 == 1023 &&
              train_should_stop(w, index, "segmenting",
                                (double)(i - begin) / (double)(end - begin)))
       rc = bp_fail(err, BP_INTERRUPT, "interrupted");
@@ -154,10 +162,18 @@ static int count_piece_share(work *w, int index, bp_error *err) {
 /* Segments every chunk and counts the pieces: in t->pieces, or, once they
 ** outgrew their memory, in the bucket files. */
 int train_count_pieces(bp_trainer *t, bp_error *err) {
+  /* The n-gram model has arrived: the chunks may have to make room. */
+  int rc = train_spill_chunks_if_crowded(t, 0, err);
+  if (rc != BP_OK) return rc;
   piece_pass *pass = bp_malloc(sizeof *pass);
   if (!pass) return bp_fail_nomem(err);
   memset(pass, 0, sizeof *pass);
-  int rc = train_share_chunk_blocks(t, count_piece_share, pass, &pass->chunks, err);
+  /* What the model leaves: 2/5 to the piece counters (which take half as
+  ** much again while their slots grow), 1/6 to a block of chunks (and
+  ** their views). */
+  const size_t spare = train_spare_memory(t, 0);
+  pass->limit = spare / 5 * 2 / (size_t)t->options.threads;
+  rc = train_share_chunk_blocks(t, count_piece_share, pass, &pass->chunks, spare / 6, err);
   for (int s = 0; s < t->options.threads; s++) {
     string_counter *c = &pass->pieces[s];
     if (rc == BP_OK && t->piece_buckets[0]) {

@@ -43,12 +43,16 @@ int train_spill_error(bp_error *err, const char *what) {
 }
 
 /* Reads the next records of f into b (emptied first), about `limit` bytes
-** of them; *more is false at the end of the file. */
+** of them with their views; *more is false at the end of the file. */
 int train_block_read(FILE *f, block *b, size_t limit, bool *more, bp_error *err) {
   b->count = 0;
   b->storage.length = 0;
   *more = true;
-  while (b->storage.length < limit) {
+  /* At its full size at once: growing by doublings would leave each block
+  ** it grew from free but resident. */
+  if (!bp_buffer_reserve(&b->storage, limit)) return bp_fail_nomem(err);
+  /* Short strings (pieces) take more room in their views than in bytes. */
+  while (b->storage.length + b->count * sizeof *b->views < limit) {
     uint64_t count;
     uint32_t length;
     if (fread(&count, sizeof count, 1, f) != 1) {
@@ -74,8 +78,9 @@ int train_sum_piece_bucket(bp_trainer *t, int k, block *b, string_counter *sum, 
   bool more = true;
   rewind(t->piece_buckets[k]);
   while (more && rc == BP_OK) {
-    rc = train_block_read(t->piece_buckets[k], b, (size_t)(t->options.max_memory / 3), &more,
-                          err);
+    /* A third of what the pieces kept and the sum so far leave. */
+    size_t block_bytes = train_spare_memory(t, train_string_counter_memory(sum)) / 3;
+    rc = train_block_read(t->piece_buckets[k], b, block_bytes, &more, err);
     for (size_t i = 0; i < b->count && rc == BP_OK; i++)
       if (!train_string_counter_add(sum, b->views[i].bytes, b->views[i].length,
                                     b->views[i].count))

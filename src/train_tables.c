@@ -33,8 +33,9 @@ void train_string_counter_free(string_counter *c) {
   memset(c, 0, sizeof *c);
 }
 
-static bool string_counter_grow(string_counter *c) {
-  size_t capacity = c->capacity ? c->capacity * 2 : 1024;
+/* Moves the slots to `capacity` of them, a power of two above twice the
+** entries. */
+static bool string_counter_resize(string_counter *c, size_t capacity) {
   counted_string *slots = bp_malloc(capacity * sizeof *slots);
   if (!slots) return false;
   memset(slots, 0, capacity * sizeof *slots);
@@ -48,6 +49,16 @@ static bool string_counter_grow(string_counter *c) {
   c->slots = slots;
   c->capacity = capacity;
   return true;
+}
+
+static bool string_counter_grow(string_counter *c) {
+  return string_counter_resize(c, c->capacity ? c->capacity * 2 : 1024);
+}
+
+bool train_string_counter_reserve(string_counter *c, size_t arena_bytes, size_t slots) {
+  if (slots > c->capacity && !string_counter_resize(c, slots)) return false;
+  return bp_buffer_reserve(&c->arena,
+                           arena_bytes > c->arena.length ? arena_bytes - c->arena.length : 0);
 }
 
 size_t train_string_counter_memory(const string_counter *c) {
@@ -93,21 +104,26 @@ bool train_ngram_table_init(ngram_table *t, size_t capacity) {
   t->entries = 0;
   return true;
 }
+bool train_ngram_table_resize(ngram_table *t, size_t capacity) {
+  ngram_table resized;
+  if (!train_ngram_table_init(&resized, capacity)) return false;
+  for (size_t i = 0; i < t->capacity; i++)
+    if (t->slots[i].key != EMPTY_KEY)
+      *train_ngram_find(&resized, t->slots[i].key) = t->slots[i];
+  resized.entries = t->entries;
+  resized.limit = t->limit;
+  train_ngram_table_free(t);
+  *t = resized;
+  return true;
+}
+
 /* Adds to a key's count: BP_OK, BP_NOMEM, or BP_TOOBIG when the table would
 ** outgrow its limit. */
 int train_ngram_table_add(ngram_table *t, uint64_t key, uint64_t count) {
   if (2 * (t->entries + 1) > t->capacity) {
     size_t capacity = t->capacity ? t->capacity * 2 : 4096;
     if (t->limit && capacity * sizeof(ngram_slot) > t->limit) return BP_TOOBIG;
-    ngram_table bigger;
-    if (!train_ngram_table_init(&bigger, capacity)) return BP_NOMEM;
-    for (size_t i = 0; i < t->capacity; i++)
-      if (t->slots[i].key != EMPTY_KEY)
-        *train_ngram_find(&bigger, t->slots[i].key) = t->slots[i];
-    bigger.entries = t->entries;
-    bigger.limit = t->limit;
-    train_ngram_table_free(t);
-    *t = bigger;
+    if (!train_ngram_table_resize(t, capacity)) return BP_NOMEM;
   }
   ngram_slot *s = train_ngram_find(t, key);
   if (s->key == EMPTY_KEY) {

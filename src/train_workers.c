@@ -71,9 +71,10 @@ bool train_should_stop(work *w, int index, const char *phase, double done) {
 
 /* Runs `run` on the threads for every block of chunks: the chunks in
 ** memory as one block, or, once they were spilled, the chunk file read back
-** a block at a time. *chunks (a field of `pass`) points at the block. */
+** a block of about `block_bytes` at a time. *chunks (a field of `pass`)
+** points at the block. */
 int train_share_chunk_blocks(bp_trainer *t, int (*run)(work *, int, bp_error *), void *pass,
-                             const block **chunks, bp_error *err) {
+                             const block **chunks, size_t block_bytes, bp_error *err) {
   block b = {0};
   int rc = BP_OK;
   work w = {
@@ -91,7 +92,7 @@ int train_share_chunk_blocks(bp_trainer *t, int (*run)(work *, int, bp_error *),
     rewind(t->chunk_file);
     bool more = true;
     while (more && rc == BP_OK) {
-      rc = train_block_read(t->chunk_file, &b, (size_t)(t->options.max_memory / 3), &more, err);
+      rc = train_block_read(t->chunk_file, &b, block_bytes, &more, err);
       if (rc == BP_OK && b.count) rc = train_run_work(&w, err);
     }
   }
