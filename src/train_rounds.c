@@ -436,6 +436,20 @@ int bp_train_start(const bp_train_options *options, uint8_t **state, size_t *len
 ** the next state's begins with it), or reading the model. */
 enum state_use { FOR_COUNTING, FOR_MERGING, FOR_MODEL };
 
+/* Default options with the machine-local ones (threads, max_memory and
+** progress) taken from `local` when given. */
+static bp_train_options local_train_options(const bp_train_options *local) {
+  bp_train_options options;
+  bp_train_options_init(&options);
+  if (local) {
+    options.threads = local->threads;
+    options.max_memory = local->max_memory;
+    options.progress = local->progress;
+    options.progress_context = local->progress_context;
+  }
+  return options;
+}
+
 /* A trainer of a state's options (with local's), holding the counts `use`
 ** needs; the whole payload is checked either way. For merging, the payload
 ** is handed over in *payload; for the model, the value of a done state in
@@ -449,14 +463,7 @@ static int trainer_of_state(const uint8_t *blob, size_t len, const bp_train_opti
   int rc = open_blob(blob, len, BP_TRAIN_STATE, &o, err);
   if (rc != BP_OK) return rc;
   reader r = {o.payload, o.payload + o.payload_len, false};
-  bp_train_options options;
-  bp_train_options_init(&options);
-  if (local) {
-    options.threads = local->threads;
-    options.max_memory = local->max_memory;
-    options.progress = local->progress;
-    options.progress_context = local->progress_context;
-  }
+  bp_train_options options = local_train_options(local);
   uint64_t merged = get_varint(&r);
   if (!get_options(&r, &options) || merged != (uint64_t)o.round ||
       bp_train_rounds(&options) != o.rounds) {
@@ -892,14 +899,7 @@ int bp_train_combiner_new(const bp_train_options *local, bp_train_combiner **out
   if (!*out) return bp_fail_nomem(err);
   memset(*out, 0, sizeof **out);
   /* A trainer of the local options, for its piece buckets and progress. */
-  bp_train_options options;
-  bp_train_options_init(&options);
-  if (local) {
-    options.threads = local->threads;
-    options.max_memory = local->max_memory;
-    options.progress = local->progress;
-    options.progress_context = local->progress_context;
-  }
+  bp_train_options options = local_train_options(local);
   round_sum *s = &(*out)->sum;
   int rc = bp_trainer_new(&options, &s->spill_to, err);
   if (rc != BP_OK) {

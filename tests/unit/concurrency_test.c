@@ -148,9 +148,9 @@ static char *read_file(const char *path, long *len) {
   return data;
 }
 
-/* bp_export of 3000 rows with 1 and 4 threads: the same files; a bad row
-** among them is reported by its number with 4 threads too. */
-static void check_export(const char *directory) {
+/* open_database's, with a temporary table rows(i, t) of 3000 numbered rows
+** cut from its texts. */
+static sqlite3 *open_database_with_rows(void) {
   sqlite3 *db = open_database();
   CHECK(sqlite3_exec(db,
                      "CREATE TEMP TABLE rows(i INTEGER PRIMARY KEY, t TEXT);"
@@ -158,6 +158,13 @@ static void check_export(const char *directory) {
                      "i < 3000) INSERT INTO rows SELECT i, printf('row %d: %s', i, "
                      "(SELECT t FROM texts WHERE i = c.i % 3)) FROM c;",
                      NULL, NULL, NULL) == SQLITE_OK);
+  return db;
+}
+
+/* bp_export of 3000 rows with 1 and 4 threads: the same files; a bad row
+** among them is reported by its number with 4 threads too. */
+static void check_export(const char *directory) {
+  sqlite3 *db = open_database_with_rows();
   char *data[2][2] = {{NULL, NULL}, {NULL, NULL}};
   long lengths[2][2] = {{0, 0}, {0, 0}};
   for (int k = 0; k < 2; k++) {
@@ -218,13 +225,7 @@ static char *result_blob(sqlite3 *db, const char *sql, int *length, char **messa
 ** memory cap that makes the readers spill: the same model value; a bad row
 ** among them is reported with 4 threads too. */
 static void check_train_reading(void) {
-  sqlite3 *db = open_database();
-  CHECK(sqlite3_exec(db,
-                     "CREATE TEMP TABLE rows(i INTEGER PRIMARY KEY, t TEXT);"
-                     "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE "
-                     "i < 3000) INSERT INTO rows SELECT i, printf('row %d: %s', i, "
-                     "(SELECT t FROM texts WHERE i = c.i % 3)) FROM c;",
-                     NULL, NULL, NULL) == SQLITE_OK);
+  sqlite3 *db = open_database_with_rows();
   static const char *const options[3] = {
       "{\"vocab_size\": 300, \"threads\": 1}", "{\"vocab_size\": 300, \"threads\": 4}",
       "{\"vocab_size\": 300, \"threads\": 4, \"max_memory\": 1}"};
