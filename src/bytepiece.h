@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BP_VERSION "0.1.0"
+#define BP_VERSION "0.2.0"
 
 /* Result codes. */
 enum {
