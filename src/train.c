@@ -209,7 +209,12 @@ int train_spill_chunks_if_crowded(bp_trainer *t, size_t other, bp_error *err) {
   if (!max || t->chunk_file) return BP_OK;
   uint64_t held = (uint64_t)train_ngram_memory(t) + other;
   uint64_t room = held < max ? max - held : 0;
-  return chunks_memory(t) > room / 2 ? spill_chunks(t, err) : BP_OK;
+  if (chunks_memory(t) <= room / 2) return BP_OK;
+  /* Said once (the chunks stay in the file from then on), so that a run
+  ** with progress shows why its passes read the chunks back. */
+  if (train_report(&t->runner, "spilling chunks to make room for the n-gram model", 0))
+    return bp_fail(err, BP_INTERRUPT, "interrupted");
+  return spill_chunks(t, err);
 }
 
 int bp_trainer_add(bp_trainer *t, const char *text, size_t len, int input, bp_error *err) {
