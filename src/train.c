@@ -204,6 +204,12 @@ size_t train_spare_memory(const bp_trainer *t, size_t other) {
   return (size_t)spare;
 }
 
+/* While text is read, the chunks in memory may take a third of max_memory. */
+static bool chunks_past_their_third(const bp_trainer *t) {
+  return t->options.max_memory &&
+         train_string_counter_memory(&t->chunks) > t->options.max_memory / 3;
+}
+
 int train_spill_chunks_if_crowded(bp_trainer *t, size_t other, bp_error *err) {
   const uint64_t max = t->options.max_memory;
   if (!max || t->chunk_file) return BP_OK;
@@ -231,8 +237,7 @@ int bp_trainer_add(bp_trainer *t, const char *text, size_t len, int input, bp_er
   bp_free(normalized);
   if (!ok) return bp_fail_nomem(err);
   t->bytes += normalized_len;
-  if (t->options.max_memory &&
-      train_string_counter_memory(&t->chunks) > t->options.max_memory / 3) {
+  if (chunks_past_their_third(t)) {
     int rc = spill_chunks(t, err);
     if (rc == BP_OK && !train_string_counter_reserve(&t->chunks, arena_bytes, slots))
       rc = bp_fail_nomem(err);
@@ -287,13 +292,10 @@ int bp_trainer_absorb(bp_trainer *t, bp_trainer *reader, bp_error *err) {
     if (!train_string_counter_add_hashed(&t->chunks, (const uint8_t *)c->arena.data + s->offset,
                                          s->length, s->hash, s->count))
       rc = bp_fail_nomem(err);
-    else if (t->options.max_memory &&
-             train_string_counter_memory(&t->chunks) > t->options.max_memory / 3)
+    else if (chunks_past_their_third(t))
       rc = spill_chunks(t, err);
   }
-  if (rc == BP_OK && t->options.max_memory &&
-      train_string_counter_memory(&t->chunks) > t->options.max_memory / 3)
-    rc = spill_chunks(t, err);
+  if (rc == BP_OK && chunks_past_their_third(t)) rc = spill_chunks(t, err);
   bp_trainer_free(reader);
   return rc;
 }
