@@ -16,10 +16,11 @@
 **
 ** bp_export is an aggregate. Each step copies its row's text (SQLite's
 ** value lives only for the step) and hands it to an ordered worker pool
-** (pool.c): `threads` workers encode rows with the one compiled model,
-** which encoding only reads, while SQLite reads on; the step that submits
-** also writes the rows that are done, in row order, so the files are the
-** same for any number of threads. The pool holds a bounded number of rows
+** (pool.c): `threads` threads encode rows with the one compiled model,
+** which encoding only reads: threads - 1 workers, and SQLite's own thread
+** whenever the rows in flight are at their bound, rather than wait for a
+** worker. The step that submits also writes the rows that are done, in
+** row order, so the files are the same for any number of threads. The pool holds a bounded number of rows
 ** (and bytes), so memory does not grow with the corpus. The final step
 ** waits for the last rows, writes the index header and renames both files
 ** from temporary names in the target directory into place: an error, a

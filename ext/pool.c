@@ -13,9 +13,20 @@
 ** submitter until it is submitted, its worker until done, the submitter
 ** again after), so the work itself runs unlocked.
 **
+** The submitting thread is one of the `threads`: threads - 1 workers are
+** started, and while the ring is full (or at the drain) the submitter
+** takes the oldest task no worker has taken and works on it itself, as
+** worker threads - 1, instead of sleeping until a worker is done. Reading
+** the rows is a small part of the work, so the submitter is mostly an
+** encoder too: with `threads` on as many cores, `threads` threads are busy
+** and none waits to be woken for every row. It sleeps only when every task
+** in the ring is taken and the oldest is not done. With one thread no
+** worker is started and each task is worked on as it is submitted.
+**
 ** Stopping: an error from deliver, the submitter's interrupt check or
 ** bpsql_pool_free sets `stop`; workers see it before taking a task and,
-** through their bp_interrupt, inside a long encoding.
+** through their bp_interrupt, inside a long encoding. The submitter's own
+** tasks are stopped by its interrupt check as well.
 */
 #include "pool.h"
 
@@ -45,12 +56,13 @@ typedef struct pool_worker {
 
 struct bpsql_pool {
   bpsql_pool_settings settings;
-  int threads; /* workers started; 0 when working on the submitting thread */
+  int threads; /* workers started: threads - 1; the submitter is worker `threads` */
   slot *slots; /* max_tasks of them */
   uint64_t submitted, taken, delivered;
   size_t bytes; /* of text submitted and not yet delivered */
   atomic_int stop;
-  int failed; /* the first error (BP_OK while none), kept for later calls */
+  int failed;      /* the first error (BP_OK while none), kept for later calls */
+  int interrupted; /* the submitter's interrupt check stopped its task */
   bp_error error;
   pthread_mutex_t lock;
   pthread_cond_t work_ready; /* a task was submitted, or stop */
@@ -58,31 +70,38 @@ struct bpsql_pool {
   pool_worker workers[MAX_POOL_THREADS];
 };
 
-/* A worker's bp_interrupt: the pool was told to stop. On the submitting
-** thread (no workers) the caller's own check is asked too. */
+/* A worker's bp_interrupt: the pool was told to stop. */
 static int pool_stopping(void *context) {
   bpsql_pool *pool = context;
+  return atomic_load(&pool->stop);
+}
+
+/* The submitter's, for the tasks it works on: the caller's own check is
+** asked too (on the thread it belongs to). */
+static int submitter_stopping(void *context) {
+  bpsql_pool *pool = context;
   if (atomic_load(&pool->stop)) return 1;
-  if (pool->threads == 0 && pool->settings.interrupt.check &&
-      pool->settings.interrupt.check(pool->settings.interrupt.context)) {
-    atomic_store(&pool->stop, 1);
+  const bp_interrupt *i = &pool->settings.interrupt;
+  if (i->check && i->check(i->context)) {
+    pool->interrupted = 1;
     return 1;
   }
   return 0;
 }
 
-static void run_task(bpsql_pool *pool, int worker, bpsql_task *task) {
-  bp_interrupt interrupt = {pool_stopping, pool};
+static void run_task(bpsql_pool *pool, int worker, bpsql_task *task,
+                     const bp_interrupt *interrupt) {
   task->rc = BP_OK;
   task->output = NULL;
   task->output_len = 0;
   task->count = 0;
-  pool->settings.work(pool->settings.context, worker, task, &interrupt);
+  pool->settings.work(pool->settings.context, worker, task, interrupt);
 }
 
 static void *worker_main(void *argument) {
   const pool_worker *w = argument;
   bpsql_pool *pool = w->pool;
+  const bp_interrupt interrupt = {pool_stopping, pool};
   pthread_mutex_lock(&pool->lock);
   for (;;) {
     while (!atomic_load(&pool->stop) && pool->taken == pool->submitted)
@@ -90,7 +109,7 @@ static void *worker_main(void *argument) {
     if (atomic_load(&pool->stop)) break;
     slot *s = &pool->slots[pool->taken++ % pool->settings.max_tasks];
     pthread_mutex_unlock(&pool->lock);
-    run_task(pool, w->index, &s->task);
+    run_task(pool, w->index, &s->task, &interrupt);
     pthread_mutex_lock(&pool->lock);
     s->done = 1;
     pthread_cond_signal(&pool->work_done);
@@ -181,6 +200,29 @@ static int deliver_ready(bpsql_pool *pool, int wait) {
   }
 }
 
+/* With the ring full, or at the drain: works on the oldest task no worker
+** has taken, then delivers what is done; when every task is taken, waits
+** for the oldest instead. */
+static int work_or_wait(bpsql_pool *pool) {
+  pthread_mutex_lock(&pool->lock);
+  slot *own = NULL;
+  if (pool->taken < pool->submitted)
+    own = &pool->slots[pool->taken++ % pool->settings.max_tasks];
+  pthread_mutex_unlock(&pool->lock);
+  if (!own) return deliver_ready(pool, 1);
+  const bp_interrupt interrupt = {submitter_stopping, pool};
+  run_task(pool, pool->threads, &own->task, &interrupt);
+  pthread_mutex_lock(&pool->lock);
+  own->done = 1;
+  pthread_mutex_unlock(&pool->lock);
+  if (pool->interrupted) {
+    bp_error err;
+    bpsql_error(&err, BP_INTERRUPT, "interrupted");
+    return pool_fail(pool, BP_INTERRUPT, &err);
+  }
+  return deliver_ready(pool, 0);
+}
+
 int bpsql_pool_new(int threads, const bpsql_pool_settings *settings, bpsql_pool **out,
                    bp_error *err) {
   *out = NULL;
@@ -210,8 +252,7 @@ int bpsql_pool_new(int threads, const bpsql_pool_settings *settings, bpsql_pool 
   pthread_cond_init(&pool->work_ready, NULL);
   pthread_cond_init(&pool->work_done, NULL);
   *out = pool;
-  if (threads == 1) return BP_OK;
-  for (int i = 0; i < threads; i++) {
+  for (int i = 0; i < threads - 1; i++) {
     pool->workers[i] = (pool_worker){pool, i, 0};
     int rc = pthread_create(&pool->workers[i].thread, NULL, worker_main, &pool->workers[i]);
     if (rc != 0) {
@@ -230,17 +271,6 @@ int bpsql_pool_submit(bpsql_pool *pool, char *text, size_t len, int input, bp_mo
     sqlite3_free(text);
     bp_model_release(model);
     return pool_result(pool, err);
-  }
-  if (pool->threads == 0) {
-    slot *s = &pool->slots[0];
-    s->task = (bpsql_task){
-        .text = text, .len = len, .input = input, .model = model, .index = pool->submitted};
-    pool->submitted++;
-    pool->bytes += len;
-    run_task(pool, 0, &s->task);
-    s->done = 1;
-    int rc = deliver_oldest(pool);
-    return rc == BP_OK ? BP_OK : pool_result(pool, err);
   }
   /* Room for the task: a free slot, and the bytes in flight under the
   ** bound unless nothing is in flight (a row larger than the bound goes
@@ -266,14 +296,17 @@ int bpsql_pool_submit(bpsql_pool *pool, char *text, size_t len, int input, bp_mo
       pthread_cond_signal(&pool->work_ready);
     }
     pthread_mutex_unlock(&pool->lock);
-    if (room) return BP_OK;
-    rc = deliver_ready(pool, 1);
+    if (room) break;
+    rc = work_or_wait(pool);
   }
+  /* Without workers, the task is worked on and delivered right away. */
+  if (pool->threads == 0) rc = work_or_wait(pool);
+  return rc == BP_OK ? BP_OK : pool_result(pool, err);
 }
 
 int bpsql_pool_drain(bpsql_pool *pool, bp_error *err) {
   while (pool->failed == BP_OK && pool->delivered < pool->submitted)
-    if (deliver_ready(pool, 1) != BP_OK) break;
+    if (work_or_wait(pool) != BP_OK) break;
   return pool_result(pool, err);
 }
 

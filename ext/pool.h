@@ -8,14 +8,16 @@
 **     bpsql_pool_free(pool);
 **
 ** The thread that submits (SQLite's, in xStep) hands over a copy of each
-** row's text; `threads` workers run settings.work on the tasks in any
-** order, and settings.deliver is called on the submitting thread, in the
-** order the rows were submitted, so whatever it writes or adds up is the
-** same for any number of threads. At most settings.max_tasks tasks and
-** about settings.max_bytes bytes of text are in flight: submitting blocks
-** (delivering what is done) until there is room, so memory does not grow
-** with the input. With one thread no thread is started: each task is
-** worked on and delivered as it is submitted.
+** row's text; settings.work runs on the tasks in any order on `threads`
+** threads: threads - 1 workers and the submitting thread itself, which
+** works on tasks while it has no room for the next one. settings.deliver
+** is called on the submitting thread, in the order the rows were
+** submitted, so whatever it writes or adds up is the same for any number
+** of threads. At most settings.max_tasks tasks and about
+** settings.max_bytes bytes of text are in flight: submitting blocks
+** (working on tasks, delivering what is done) until there is room, so
+** memory does not grow with the input. With one thread no thread is
+** started: each task is worked on and delivered as it is submitted.
 */
 #ifndef BPSQL_POOL_H
 #define BPSQL_POOL_H
@@ -42,10 +44,10 @@ typedef struct bpsql_task {
 } bpsql_task;
 
 typedef struct bpsql_pool_settings {
-  /* Runs on a worker (any thread): reads task->text, sets the results.
-  ** `worker` (0 .. threads - 1; 0 with one thread) says which worker runs
-  ** it: one worker runs one task at a time, so state of its own needs no
-  ** lock. `interrupt` stops it when the pool is told to stop. */
+  /* Runs on any of the threads: reads task->text, sets the results.
+  ** `worker` (0 .. threads - 1; threads - 1 is the submitting thread) says
+  ** which runs it: one worker runs one task at a time, so state of its own
+  ** needs no lock. `interrupt` stops it when the pool is told to stop. */
   void (*work)(void *context, int worker, bpsql_task *task, const bp_interrupt *interrupt);
   /* Runs on the submitting thread, in submission order; a code other than
   ** BP_OK (with *err set) stops the pool and is returned by the submit or

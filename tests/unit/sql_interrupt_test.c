@@ -5,10 +5,12 @@
 ** it also stops the encoding of one huge text (bp_count, bp_tokens, FTS5
 ** indexing), bp_chunks cutting a long line, and the compilation of a large
 ** stored model on its first use, and bp_model_shrink of a large model;
+** it stops bp_export on one and two threads, leaving no file behind;
 ** the time from the interrupt to the return is printed.
 ** Prints "interrupt: N passed, N failed".
 **   sql_interrupt_test EXTENSION
 */
+#include <dirent.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -207,6 +209,48 @@ static void test_interrupted_shrink(const char *extension) {
   unlink(model_path);
 }
 
+/* Entries in directory other than . and .. */
+static int files_in(const char *directory) {
+  DIR *d = opendir(directory);
+  if (!d) return -1;
+  int n = 0;
+  for (const struct dirent *e; (e = readdir(d)) != NULL;)
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) n++;
+  closedir(d);
+  return n;
+}
+
+/* bp_export with model m of rows cut from table big, 1 MB and 6.5 MB in
+** turn: with two threads at most 8 MB are in flight, so each 1 MB row after
+** a 6.5 MB one waits for room, and SQLite's thread encodes the 6.5 MB row
+** itself while the worker is still on the 1 MB one before it: the
+** interrupt comes mostly while SQLite's thread encodes. Nothing is left in
+** the directory. */
+static void test_interrupted_export(sqlite3 *db) {
+  char directory[] = "/tmp/bp_interrupt_XXXXXX";
+  char *error = NULL;
+  CHECK(mkdtemp(directory) != NULL);
+  CHECK(sqlite3_exec(db,
+                     "CREATE TABLE parts AS SELECT substr(t, 2000000 * i + 1,"
+                     "                                    CASE i % 2 WHEN 0 THEN 1000000"
+                     "                                    ELSE 6500000 END) AS t"
+                     "  FROM big, (WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1"
+                     "             FROM n WHERE i < 29) SELECT i FROM n) ORDER BY i",
+                     NULL, NULL, &error) == SQLITE_OK);
+  for (int threads = 1; threads <= 2; threads++) {
+    char *sql = sqlite3_mprintf(
+        "SELECT bp_export(t, '%q/stopped', json_object('model', 'm', "
+        "'threads', %d)) FROM parts",
+        directory, threads);
+    CHECK(run_interrupted(db, sql) == SQLITE_INTERRUPT);
+    CHECK(strcmp(sqlite3_errmsg(db), "interrupted") == 0);
+    CHECK(files_in(directory) == 0);
+    sqlite3_free(sql);
+  }
+  CHECK(sqlite3_exec(db, "DROP TABLE parts", NULL, NULL, &error) == SQLITE_OK);
+  rmdir(directory);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
   sqlite3 *db;
@@ -264,6 +308,7 @@ int main(int argc, char **argv) {
   CHECK(run_interrupted(db, "SELECT count(*) FROM big, bp_tokens(big.t, 'm')") ==
         SQLITE_INTERRUPT);
   CHECK(run_interrupted(db, "INSERT INTO f SELECT t FROM big") == SQLITE_INTERRUPT);
+  test_interrupted_export(db);
   /* One 600 KB line, segmented in a moment, cut into chunks of 100,000
   ** tokens that each start one token after the previous one: the chunks
   ** come one by one, so the interrupt stops them. */
