@@ -3,10 +3,10 @@
 ** ending at each position of a text in one left-to-right pass.
 **
 ** Construction: sort the pieces, lay them out as a trie in preorder, place
-** the trie into a double array breadth first (a node's children sit at
-** base + byte, and `check` names the parent, so a transition is two loads;
-** the search for a base is bounded, see placement below, so building is
-** linear in the model's size), turn slot numbers into the byte offsets the
+** the trie into a double array in that same preorder (a node's children sit
+** at base + byte, and `check` names the parent, so a transition is two
+** loads; the search for a base is bounded, see placement below, so building
+** is linear in the model's size), turn slot numbers into the byte offsets the
 ** automaton uses (internal.h), then compute failure links and output links
 ** breadth first. Each cell's `out` names the longest piece that is a suffix of the cell's string; each
 ** piece's `next_out` names the next shorter one, so the pieces ending at a
@@ -250,21 +250,37 @@ static int build_sorted_trie(trie *t, const uint8_t *bytes, const uint32_t *offs
   return rc;
 }
 
-/* Places the trie's nodes in the double array breadth first, each node's
-** children at its base plus their labels: slot_of[node] is where a node went,
-** queue[0..t->count) the order it was placed in. */
-static int place_breadth_first(const trie *t, placement *pl, int32_t *queue, int32_t *slot_of,
-                               const bp_interrupt *interrupt) {
+/* All the trie's nodes in breadth-first order, the root first: the order
+** the failure links are computed in (each depends on shallower nodes). */
+static void trie_breadth_first(const trie *t, int32_t *queue) {
+  size_t head = 0, tail = 0;
+  queue[tail++] = 0;
+  while (head < tail)
+    for (int32_t c = t->first_child[queue[head++]]; c >= 0; c = t->next_sibling[c])
+      queue[tail++] = c;
+}
+
+/* Places the trie's nodes in the double array, each node's children at its
+** base plus their labels, node by node in preorder (the trie's numbering):
+** slot_of[node] is where a node went. Preorder, not breadth first, because
+** of how a text walks the automaton: a match that grows steps from a node
+** to one of its children, then to a grandchild. In preorder the nodes of a
+** subtree are placed one after another, so the cells along a path lie
+** close together; breadth first spreads the levels of a path over the
+** whole array. On mix_small (cache simulation, bytepiece.eu.plus.80k and
+** bytepiece_80k) that took the first-level misses from 1.95 and 2.17 a
+** byte to 1.78 and 2.01, and those of a 2 MB second level from 0.21 and
+** 0.13 to 0.18 and 0.11, for 0.1% more cells. */
+static int place_in_preorder(const trie *t, placement *pl, int32_t *slot_of,
+                             const bp_interrupt *interrupt) {
   int rc = placement_grow(pl, 1024);
   if (rc != BP_OK) return rc;
   placement_take(pl, 0, -2); /* the root; -2 is nobody's slot */
   slot_of[0] = 0;
-  size_t head = 0, tail = 0;
-  queue[tail++] = 0;
-  while (head < tail) {
-    if (head % NODES_PER_CHECK == 0 && interrupt && interrupt->check(interrupt->context))
+  /* A node's parent comes before it in preorder, so its slot is known. */
+  for (size_t node = 0; node < t->count; node++) {
+    if (node % NODES_PER_CHECK == 0 && interrupt && interrupt->check(interrupt->context))
       return BP_INTERRUPT;
-    int32_t node = queue[head++];
     uint8_t labels[256];
     int count = 0;
     for (int32_t c = t->first_child[node]; c >= 0; c = t->next_sibling[c])
@@ -279,7 +295,6 @@ static int place_breadth_first(const trie *t, placement *pl, int32_t *queue, int
     for (int32_t c = t->first_child[node]; c >= 0; c = t->next_sibling[c]) {
       slot_of[c] = base + t->label[c];
       placement_take(pl, slot_of[c], slot_of[node]);
-      queue[tail++] = c;
     }
   }
   return BP_OK;
@@ -330,7 +345,8 @@ int bp_matcher_build(bp_matcher *mt, const uint8_t *bytes, const uint32_t *offse
   if (rc == BP_OK) {
     queue = bp_malloc(t.count * sizeof *queue);
     slot_of = bp_malloc(t.count * sizeof *slot_of);
-    rc = queue && slot_of ? place_breadth_first(&t, &pl, queue, slot_of, interrupt) : BP_NOMEM;
+    rc = queue && slot_of ? place_in_preorder(&t, &pl, slot_of, interrupt) : BP_NOMEM;
+    if (rc == BP_OK) trie_breadth_first(&t, queue);
   }
   /* Any base + byte must stay inside the array: bases of nodes with
   ** children are at most highest_used, of leaves 0. Nothing past that is
