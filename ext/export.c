@@ -20,12 +20,12 @@
 ** which encoding only reads: threads - 1 workers, and SQLite's own thread
 ** whenever the rows in flight are at their bound, rather than wait for a
 ** worker. The step that submits also writes the rows that are done, in
-** row order, so the files are the same for any number of threads. The pool holds a bounded number of rows
-** (and bytes), so memory does not grow with the corpus. The final step
-** waits for the last rows, writes the index header and renames both files
-** from temporary names in the target directory into place: an error, a
-** full disk or sqlite3_interrupt() leaves no file behind, neither under
-** the target names nor temporary. SQLite ends the aggregate through the
+** row order, so the files are the same for any number of threads. The
+** pool holds a bounded number of rows (and bytes), so memory does not grow
+** with the corpus. The final step waits for the last rows, writes the
+** index header and renames both files from temporary names in the target
+** directory into place: an error, a full disk or sqlite3_interrupt()
+** leaves no file behind, neither under the target names nor temporary. SQLite ends the aggregate through the
 ** same final call when a progress handler or an error elsewhere in the
 ** statement stops it early, without saying so: option "rows", the number
 ** of rows the query gives, lets the final step refuse such a short run.
