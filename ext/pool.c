@@ -140,6 +140,13 @@ static int pool_fail(bpsql_pool *pool, int rc, const bp_error *err) {
   return rc;
 }
 
+/* The caller's interrupt check said stop. */
+static int fail_interrupted(bpsql_pool *pool) {
+  bp_error err;
+  bpsql_error(&err, BP_INTERRUPT, "interrupted");
+  return pool_fail(pool, BP_INTERRUPT, &err);
+}
+
 static int pool_result(const bpsql_pool *pool, bp_error *err) {
   if (pool->failed != BP_OK) *err = pool->error;
   return pool->failed;
@@ -186,11 +193,7 @@ static int deliver_ready(bpsql_pool *pool, int wait) {
     pthread_mutex_unlock(&pool->lock);
     if (timed_out && !ready) {
       const bp_interrupt *i = &pool->settings.interrupt;
-      if (i->check && i->check(i->context)) {
-        bp_error err;
-        bpsql_error(&err, BP_INTERRUPT, "interrupted");
-        return pool_fail(pool, BP_INTERRUPT, &err);
-      }
+      if (i->check && i->check(i->context)) return fail_interrupted(pool);
       continue;
     }
     if (!ready) return BP_OK;
@@ -215,11 +218,7 @@ static int work_or_wait(bpsql_pool *pool) {
   pthread_mutex_lock(&pool->lock);
   own->done = 1;
   pthread_mutex_unlock(&pool->lock);
-  if (pool->interrupted) {
-    bp_error err;
-    bpsql_error(&err, BP_INTERRUPT, "interrupted");
-    return pool_fail(pool, BP_INTERRUPT, &err);
-  }
+  if (pool->interrupted) return fail_interrupted(pool);
   return deliver_ready(pool, 0);
 }
 

@@ -28,22 +28,31 @@ cores=$(nproc)
 thread_counts="1 2"
 [ "$cores" -ge 4 ] && thread_counts="1 2 4"
 
+# write_script SQL: a sqlite3 shell script in $work/script that loads the
+# extension, compiles the model with a first statement, then times SQL.
+write_script() {
+  printf '.load %s sqlite3_bytepiece_init\nSELECT bp_count('"'x'"', '"'bytepiece_80k'"');\n.timer on\n%s\n' \
+    "$extension" "$1" >"$work/script"
+}
+
+# faster SECONDS BEST: SECONDS is below BEST, or BEST is empty.
+faster() { [ -z "$2" ] || awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
+
 # best SQL: "seconds peak_kb" of the fastest of $runs runs of SQL in the
 # sqlite3 shell, timed by the shell (.timer), after a first statement that
 # compiles the model, so that only the statement itself counts; the peak is
 # the whole process's.
 best_sql() {
   local best_s="" best_kb=0 s kb
+  write_script "$1"
   for _ in $(seq "$runs"); do
     # An export replacing the last run's files would also time the kernel
     # freeing them (about 15 ms for mix_small's .bin here).
     [ -z "${2:-}" ] || rm -f "$2.bin" "$2.idx"
-    printf '.load %s sqlite3_bytepiece_init\nSELECT bp_count('"'x'"', '"'bytepiece_80k'"');\n.timer on\n%s\n' \
-      "$extension" "$1" >"$work/script"
     /usr/bin/time -f "%M" -o "$work/time" sqlite3 "$db" <"$work/script" >"$work/out"
     s=$(awk '/^Run Time:/ { s = $4 } END { print s }' "$work/out")
     kb=$(cat "$work/time")
-    if [ -z "$best_s" ] || awk -v a="$s" -v b="$best_s" 'BEGIN { exit !(a < b) }'; then
+    if faster "$s" "$best_s"; then
       best_s=$s best_kb=$kb
     fi
   done
@@ -55,14 +64,13 @@ best_sql() {
 # one-thread statements share this machine's cores.
 best_pair_sql() {
   local best_s="" s
-  printf '.load %s sqlite3_bytepiece_init\nSELECT bp_count('"'x'"', '"'bytepiece_80k'"');\n.timer on\n%s\n' \
-    "$extension" "$1" >"$work/script"
+  write_script "$1"
   for _ in $(seq "$runs"); do
     sqlite3 "$db" <"$work/script" >"$work/out1" &
     sqlite3 "$db" <"$work/script" >"$work/out2"
     wait
     s=$(cat "$work/out1" "$work/out2" | awk '/^Run Time:/ { if ($4 > s) s = $4 } END { print s }')
-    if [ -z "$best_s" ] || awk -v a="$s" -v b="$best_s" 'BEGIN { exit !(a < b) }'; then
+    if faster "$s" "$best_s"; then
       best_s=$s
     fi
   done
@@ -88,7 +96,7 @@ print(time.monotonic() - started)
 ' "$db" "$extension" "$work/python.bin" >"$work/out"
     s=$(cat "$work/out")
     kb=$(cat "$work/time")
-    if [ -z "$best_s" ] || awk -v a="$s" -v b="$best_s" 'BEGIN { exit !(a < b) }'; then
+    if faster "$s" "$best_s"; then
       best_s=$s best_kb=$kb
     fi
   done
