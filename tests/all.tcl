@@ -1,5 +1,5 @@
 # all.tcl: runs every tests/*.test in one interpreter and prints the totals.
-#   tclsh tests/all.tcl EXTENSION [PATTERN]
+#   tclsh tests/all.tcl EXTENSION [PATTERN]   (exit status 1 if any test failed)
 set ::extension [file normalize [lindex $argv 0]]
 set pattern [expr {[llength $argv] > 1 ? [lindex $argv 1] : "*"}]
 source [file join [file dirname [info script]] tester.tcl]
@@ -16,3 +16,5 @@ foreach test [lsort [glob -directory $::test_dir $pattern.test]] {
           [expr {$::passed - $before_passed}] [expr {$::failed - $before_failed}]]
 }
 puts "tcl: $::passed passed, $::failed failed, $::skipped skipped"
+# Standalone too (tclsh tests/all.tcl ...), a failure is a failing exit status.
+exit [expr {$::failed > 0 ? 1 : 0}]
